@@ -1,0 +1,3 @@
+from ganvid.cli import main
+
+main()
