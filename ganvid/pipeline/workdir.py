@@ -1,0 +1,385 @@
+"""The work directory and the stage runner.
+
+A job (e.g. `ganvid invert clip.mp4`) is a chain of stages. A stage is a plain function
+
+    stage(workdir, inputs, options) -> dict of summary facts (JSON-able)
+
+that writes its outputs under `workdir.stage_dir(name)`. `run_stage` wraps it:
+
+- the stage's *key* is a SHA-256 over its name, code version, options, the content hashes of
+  its input files and the keys of the upstream stages it reads from;
+- a manifest `<workdir>/<name>.json` records the key, whether the stage completed, the seconds
+  spent (summed over resumed runs) and the stage's summary facts;
+- a completed stage whose key is unchanged and whose declared outputs exist is skipped;
+- a stage whose key changed (or `fresh=True`) starts from an empty stage directory;
+- an incomplete stage with the same key is called again: stage functions keep their progress
+  on disk frame by frame (`FrameDir`) or in checkpoints, so they resume where they stopped.
+
+Every file is written atomically (temp file in the same directory, then `os.replace`), so a run
+killed at any moment leaves either the old file or the new one, never half a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganvid.errors import InputError, WorkdirError
+
+FRAME_DIGITS = 6
+"""Per-frame files are named `000000.png`, `000001.png`, ... (0-based frame index)."""
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temp path beside `path`; on success move it onto `path` with `os.replace`.
+
+    `suffix` (default: the final suffix of `path`) lets writers that pick a format from the file
+    name (video muxers, cv2) see the right extension. On error the temp file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix if suffix is None else suffix
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically (fsync'ed before the rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_json(path: str | os.PathLike) -> Any | None:
+    """The JSON in `path`, or None if the file is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def encode_image(rgb: np.ndarray, ext: str = ".png") -> bytes:
+    """uint8 [H,W,3] RGB -> encoded file bytes (PNG lossless, JPEG quality 95)."""
+    import cv2
+
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected uint8 [H,W,3], got {rgb.dtype} {rgb.shape}")
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if ext == ".png" else [cv2.IMWRITE_JPEG_QUALITY, 95]
+    ok, data = cv2.imencode(ext, np.ascontiguousarray(rgb[:, :, ::-1]), params)
+    if not ok:
+        raise ValueError(f"could not encode an image as {ext}")
+    return data.tobytes()
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """uint8 [H,W,3] RGB from an image file."""
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise WorkdirError(f"cannot read {path}: the work dir is damaged; rerun with --fresh")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+# ----------------------------------------------------------------------------- per-frame files
+
+
+@dataclass(frozen=True)
+class FrameDir:
+    """A directory of per-frame files `000000<ext>`: images (.png/.jpg) or arrays (.npy).
+
+    Each file is written atomically, so "the file exists" means "this frame is done": a killed
+    stage resumes at the first missing frame.
+    """
+
+    path: Path
+    ext: str = ".png"
+
+    def file(self, index: int) -> Path:
+        return self.path / f"{index:0{FRAME_DIGITS}d}{self.ext}"
+
+    def has(self, index: int) -> bool:
+        return self.file(index).exists()
+
+    def missing(self, count: int) -> list[int]:
+        """Indices in [0, count) whose file is not there yet."""
+        present = {p.name for p in self.path.glob(f"*{self.ext}")} if self.path.exists() else set()
+        return [i for i in range(count) if self.file(i).name not in present]
+
+    def write(self, index: int, value: np.ndarray) -> None:
+        """Store one frame: uint8 [H,W,3] RGB for images, any array for .npy."""
+        if self.ext == ".npy":
+            atomic_save_npy(self.file(index), value)
+        else:
+            atomic_write_bytes(self.file(index), encode_image(value, self.ext))
+
+    def read(self, index: int) -> np.ndarray:
+        path = self.file(index)
+        if not path.exists():
+            raise WorkdirError(f"{path} is missing: the work dir is incomplete; rerun the command")
+        if self.ext == ".npy":
+            return np.load(path, allow_pickle=False)
+        return read_image(path)
+
+
+def gather_arrays(frames: FrameDir, count: int, target: Path) -> None:
+    """Stack per-frame arrays 0..count-1 into one .npy at `target`, streaming through a memmap.
+
+    Memory stays at one frame whatever `count` is; the file is replaced atomically.
+    """
+    first = frames.read(0)
+    with atomic_path(target) as tmp:
+        out = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=first.dtype, shape=(count, *first.shape)
+        )
+        for i in range(count):
+            out[i] = frames.read(i) if i else first
+        out.flush()
+        del out
+
+
+# ----------------------------------------------------------------------------- hashing
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FileHasher:
+    """SHA-256 of files, cached by (path, size, mtime_ns, inode) in a JSON file.
+
+    The cache only saves work: a file whose size, mtime or inode changed is hashed again, so an
+    edited input is always noticed. Hashes are of the full content, never of a sample.
+    """
+
+    def __init__(self, cache_path: Path) -> None:
+        self.cache_path = cache_path
+        self._cache: dict[str, dict] = read_json(cache_path) or {}
+
+    def digest(self, path: str | os.PathLike) -> str:
+        path = Path(path).resolve()
+        try:
+            st = path.stat()
+        except OSError as error:
+            raise InputError(f"cannot read {path}: {error.strerror}") from None
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        entry = self._cache.get(str(path))
+        if entry and entry.get("stamp") == stamp:
+            return entry["sha256"]
+        value = sha256_file(path)
+        self._cache[str(path)] = {"stamp": stamp, "sha256": value}
+        atomic_write_json(self.cache_path, self._cache)
+        return value
+
+
+def _jsonable(value: Any) -> Any:
+    """Options -> plain JSON (dataclasses, paths, tuples, numpy scalars)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+@dataclass
+class StageRecord:
+    """What happened to one stage in this run (for the end-of-run summary)."""
+
+    name: str
+    key: str
+    skipped: bool
+    seconds: float
+    """Seconds spent in this run (0 when skipped)."""
+    total_seconds: float
+    """Seconds spent on this stage's current result, over every (resumed) run."""
+    info: dict = field(default_factory=dict)
+
+
+StageFn = Callable[["Workdir", Mapping[str, Any], Any], Mapping[str, Any] | None]
+
+
+def default_workdir(clip: str | os.PathLike) -> Path:
+    """`<dir>/<stem>.ganvid` beside the clip (e.g. `talk.mp4` -> `talk.ganvid/`)."""
+    clip = Path(clip)
+    return clip.with_name(f"{clip.stem}.ganvid")
+
+
+class Workdir:
+    """A job's work directory: one sub-directory and one manifest per stage.
+
+    Use `with Workdir(path) as wd:` to hold the directory's lock for the whole run, so two runs
+    cannot write the same files at once.
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise InputError(f"the work dir {self.root} exists and is not a directory")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.hasher = FileHasher(self.root / "hashes.json")
+        self._lock = None
+
+    def __enter__(self) -> Workdir:
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.root / ".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise WorkdirError(
+                f"another ganvid run is using {self.root}; wait for it or pass another --workdir"
+            ) from None
+        self._lock = lock
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def stage_dir(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def manifest_path(self, name: str) -> Path:
+        return self.root / f"{name}.json"
+
+    def manifest(self, name: str) -> dict | None:
+        return read_json(self.manifest_path(name))
+
+    def completed(self, name: str) -> dict:
+        """The manifest of a completed stage, or WorkdirError naming what is missing."""
+        manifest = self.manifest(name)
+        if not manifest or not manifest.get("complete"):
+            raise WorkdirError(f"stage '{name}' has not completed in {self.root}")
+        return manifest
+
+    def stage_key(
+        self,
+        name: str,
+        version: str,
+        options: Any,
+        files: Mapping[str, str | os.PathLike] | None = None,
+        upstream: Sequence[str] = (),
+    ) -> str:
+        """SHA-256 over everything a stage's result depends on."""
+        files = files or {}
+        described = {
+            "stage": name,
+            "version": version,
+            "options": _jsonable(options),
+            "files": {k: self.hasher.digest(p) for k, p in sorted(files.items())},
+            "upstream": {u: self.completed(u)["key"] for u in upstream},
+        }
+        text = json.dumps(described, sort_keys=True, default=repr)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def clear_stage(self, name: str) -> None:
+        path = self.root / name
+        if path.exists():
+            shutil.rmtree(path)
+        self.manifest_path(name).unlink(missing_ok=True)
+
+
+def run_stage(
+    workdir: Workdir,
+    name: str,
+    fn: StageFn,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    options: Any = None,
+    files: Mapping[str, str | os.PathLike] | None = None,
+    upstream: Sequence[str] = (),
+    outputs: Sequence[str | os.PathLike] = (),
+    version: str = "1",
+    fresh: bool = False,
+) -> StageRecord:
+    """Run `fn(workdir, inputs, options)` unless its result is already on disk.
+
+    files: input files whose content the result depends on (hashed).
+    upstream: names of earlier stages whose outputs `fn` reads (their keys are hashed).
+    outputs: paths (relative to the stage dir, or absolute) that must exist for a skip.
+    inputs: extra objects handed to `fn` that are NOT hashed (networks already loaded, the
+        device, progress callbacks): they must not change the result beyond what `options`,
+        `files` and `upstream` say.
+    """
+    key = workdir.stage_key(name, version, options, files or {}, upstream)
+    manifest = workdir.manifest(name) or {}
+    stage_dir = workdir.root / name
+    output_paths = [stage_dir / p for p in outputs]
+    same = manifest.get("key") == key and not fresh
+    if same and manifest.get("complete") and all(p.exists() for p in output_paths):
+        return StageRecord(
+            name, key, True, 0.0, manifest.get("seconds", 0.0), manifest.get("info", {})
+        )
+    if not same:
+        workdir.clear_stage(name)
+    previous = manifest.get("seconds", 0.0) if same else 0.0
+    record = {"stage": name, "key": key, "complete": False, "seconds": previous, "info": {}}
+    atomic_write_json(workdir.manifest_path(name), record)
+    workdir.stage_dir(name)
+    start = time.perf_counter()
+    try:
+        info = dict(fn(workdir, dict(inputs or {}), options) or {})
+    finally:
+        elapsed = time.perf_counter() - start
+        record["seconds"] = previous + elapsed
+        atomic_write_json(workdir.manifest_path(name), record)
+    missing = [str(p) for p in output_paths if not p.exists()]
+    if missing:
+        raise WorkdirError(f"stage '{name}' finished without writing {', '.join(missing)}")
+    record.update(complete=True, info=_jsonable(info), finished=time.time())
+    atomic_write_json(workdir.manifest_path(name), record)
+    return StageRecord(name, key, False, elapsed, record["seconds"], record["info"])

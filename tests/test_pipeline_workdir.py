@@ -1,0 +1,135 @@
+"""The stage runner: skip what is done, redo what changed, resume what was interrupted."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from ganvid.errors import WorkdirError
+from ganvid.pipeline.workdir import (
+    FrameDir,
+    Workdir,
+    atomic_write_bytes,
+    default_workdir,
+    gather_arrays,
+    run_stage,
+)
+
+
+class Counter:
+    """A stage that writes one .npy per frame, counting the frames it computed."""
+
+    def __init__(self, count: int, fail_at: int | None = None) -> None:
+        self.count, self.fail_at, self.computed = count, fail_at, []
+
+    def __call__(self, workdir, inputs, options):
+        frames = FrameDir(workdir.stage_dir("numbers"), ".npy")
+        for i in frames.missing(self.count):
+            if i == self.fail_at:
+                raise KeyboardInterrupt
+            frames.write(i, np.full(3, i * options["scale"]))
+            self.computed.append(i)
+        return {"frames": self.count}
+
+
+def _run(wd, stage, source, scale=1, fresh=False):
+    return run_stage(
+        wd,
+        "numbers",
+        stage,
+        options={"scale": scale},
+        files={"source": source},
+        outputs=["000004.npy"],
+        fresh=fresh,
+    )
+
+
+@pytest.fixture
+def source(tmp_path):
+    path = tmp_path / "clip.bin"
+    path.write_bytes(b"abc")
+    return path
+
+
+def test_second_run_skips_and_changed_options_or_input_recompute(tmp_path, source):
+    wd = Workdir(tmp_path / "wd")
+    first = Counter(5)
+    record = _run(wd, first, source)
+    assert not record.skipped and first.computed == [0, 1, 2, 3, 4]
+    assert record.info == {"frames": 5}
+
+    again = Counter(5)
+    assert _run(wd, again, source).skipped and again.computed == []
+
+    scaled = Counter(5)
+    assert not _run(wd, scaled, source, scale=2).skipped and len(scaled.computed) == 5
+    assert FrameDir(wd.root / "numbers", ".npy").read(3)[0] == 6
+
+    source.write_bytes(b"abd")  # same size, new content
+    os.utime(source, ns=(1, 1))
+    edited = Counter(5)
+    assert not _run(wd, edited, source, scale=2).skipped and len(edited.computed) == 5
+
+    fresh = Counter(5)
+    assert not _run(wd, fresh, source, scale=2, fresh=True).skipped and len(fresh.computed) == 5
+
+
+def test_interrupted_stage_resumes_at_the_first_missing_frame(tmp_path, source):
+    wd = Workdir(tmp_path / "wd")
+    with pytest.raises(KeyboardInterrupt):
+        _run(wd, Counter(5, fail_at=3), source)
+    assert not wd.manifest("numbers")["complete"]
+    with pytest.raises(WorkdirError):
+        wd.completed("numbers")
+    resumed = Counter(5)
+    assert not _run(wd, resumed, source).skipped
+    assert resumed.computed == [3, 4]
+    assert wd.completed("numbers")["seconds"] > 0
+
+
+def test_deleted_output_reruns_the_stage(tmp_path, source):
+    wd = Workdir(tmp_path / "wd")
+    _run(wd, Counter(5), source)
+    (wd.root / "numbers" / "000004.npy").unlink()
+    again = Counter(5)
+    assert not _run(wd, again, source).skipped and again.computed == [4]
+
+
+def test_downstream_key_follows_upstream(tmp_path, source):
+    wd = Workdir(tmp_path / "wd")
+    _run(wd, Counter(5), source)
+    key = wd.stage_key("next", "1", {}, upstream=["numbers"])
+    _run(wd, Counter(5), source, scale=3)
+    assert wd.stage_key("next", "1", {}, upstream=["numbers"]) != key
+
+
+def test_atomic_writes_leave_no_temp_files(tmp_path):
+    atomic_write_bytes(tmp_path / "a.bin", b"1")
+    atomic_write_bytes(tmp_path / "a.bin", b"2")
+    assert (tmp_path / "a.bin").read_bytes() == b"2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
+def test_gather_arrays_and_images_round_trip(tmp_path):
+    arrays = FrameDir(tmp_path / "ws", ".npy")
+    for i in range(4):
+        arrays.write(i, np.full((2, 3), i, dtype=np.float32))
+    gather_arrays(arrays, 4, tmp_path / "ws.npy")
+    stacked = np.load(tmp_path / "ws.npy")
+    assert stacked.shape == (4, 2, 3) and stacked[3, 1, 2] == 3
+    images = FrameDir(tmp_path / "img")
+    rgb = np.random.default_rng(0).integers(0, 255, (8, 6, 3), dtype=np.uint8)
+    images.write(0, rgb)
+    np.testing.assert_array_equal(images.read(0), rgb)
+    assert images.missing(2) == [1]
+
+
+def test_lock_refuses_a_second_run_and_default_workdir(tmp_path):
+    assert default_workdir(tmp_path / "talk.mp4") == tmp_path / "talk.ganvid"
+    with Workdir(tmp_path / "wd"):
+        with pytest.raises(WorkdirError, match="another ganvid run"):
+            Workdir(tmp_path / "wd").__enter__()
+    with Workdir(tmp_path / "wd"):
+        pass
