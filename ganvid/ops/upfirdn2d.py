@@ -1,0 +1,256 @@
+"""upfirdn2d: upsample (zero-stuffing), pad, FIR filter, downsample — per channel, in 2-D.
+
+Semantics follow NVIDIA's StyleGAN2/3 op (reference facts: nvidia-sg3.md §3.2):
+  1. insert `up - 1` zeros after every sample (x and y may use different factors),
+  2. pad by [x0, x1, y0, y1] w.r.t. the upsampled image (negative values crop),
+  3. convolve with `f` keeping only the fully overlapping ("valid") outputs,
+  4. keep every `down`-th sample starting at index 0.
+`f` is None (identity), 1-D (separable: applied along x, then along y) or 2-D [fh, fw].
+`flip_filter=False` is a true convolution; `gain` multiplies the filter by gain ** (f.ndim / 2)
+so that a separable filter carries sqrt(gain) per pass.
+Output size per axis: ceil((in * up + pad0 + pad1 - (taps - 1)) / down).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ganvid.errors import InputError
+
+Scaling = int | Sequence[int]
+Padding = int | Sequence[int]
+
+
+def parse_scaling(scaling: Scaling) -> tuple[int, int]:
+    """`up`/`down` as (x, y): an int applies to both axes, a pair is [x, y]."""
+    if isinstance(scaling, int | np.integer):
+        sx = sy = int(scaling)
+    else:
+        sx, sy = (int(s) for s in scaling)
+    if sx < 1 or sy < 1:
+        raise InputError(f"up/down factors must be >= 1, got {scaling!r}")
+    return sx, sy
+
+
+def parse_padding(padding: Padding) -> tuple[int, int, int, int]:
+    """Padding as (x0, x1, y0, y1): an int pads all sides, [px, py] pads both ends per axis."""
+    if isinstance(padding, int | np.integer):
+        return (int(padding),) * 4
+    values = [int(p) for p in padding]
+    if len(values) == 2:
+        px, py = values
+        return px, px, py, py
+    if len(values) == 4:
+        x0, x1, y0, y1 = values
+        return x0, x1, y0, y1
+    raise InputError(f"padding must be an int, [px, py] or [x0, x1, y0, y1], got {padding!r}")
+
+
+def filter_size(f: torch.Tensor | None) -> tuple[int, int]:
+    """(fw, fh) taps of a filter: None is 1x1, a 1-D filter has the same taps along x and y."""
+    if f is None:
+        return 1, 1
+    if f.ndim == 1:
+        return f.shape[0], f.shape[0]
+    if f.ndim == 2:
+        return f.shape[1], f.shape[0]
+    raise InputError(f"a filter must be 1-D or 2-D, got shape {tuple(f.shape)}")
+
+
+def setup_filter(
+    f,
+    device: torch.device | str = torch.device("cpu"),
+    normalize: bool = True,
+    flip_filter: bool = False,
+    gain: float = 1,
+    separable: bool | None = None,
+) -> torch.Tensor:
+    """Turn filter taps into a float32 tensor ready for `upfirdn2d`.
+
+    f: None (-> [1.]), a scalar, 1-D taps or a 2-D [fh, fw] kernel (list, array or tensor).
+    normalize: divide by the sum (unit DC gain). separable: keep a 1-D filter separable; default
+    is separable for 1-D filters of 8 or more taps, otherwise the outer product is returned.
+    flip_filter flips along every axis; gain scales the filter by gain ** (ndim / 2).
+    """
+    if f is None:
+        f = 1
+    f = torch.as_tensor(f, dtype=torch.float32)
+    if f.ndim == 0:
+        f = f[None]
+    if f.ndim not in (1, 2) or f.numel() == 0:
+        raise InputError(f"a filter must be non-empty 1-D or 2-D, got shape {tuple(f.shape)}")
+    if normalize:
+        f = f / f.sum()
+    if separable is None:
+        separable = f.ndim == 1 and f.numel() >= 8
+    if f.ndim == 1 and not separable:
+        f = torch.outer(f, f)
+    if separable and f.ndim != 1:
+        raise InputError("a separable filter must be 1-D")
+    if flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f * (gain ** (f.ndim / 2))
+    return f.to(device=device)
+
+
+def output_size(size: int, up: int, down: int, pad0: int, pad1: int, taps: int) -> int:
+    """Samples along one axis after upfirdn2d (see module docstring)."""
+    return (size * up + pad0 + pad1 - (taps - 1) + down - 1) // down
+
+
+def _check_input(x: torch.Tensor, f: torch.Tensor | None, up, down, padding) -> None:
+    if x.ndim != 4:
+        raise InputError(f"upfirdn2d expects x of shape [N, C, H, W], got {tuple(x.shape)}")
+    fw, fh = filter_size(f)
+    (upx, upy), (downx, downy) = parse_scaling(up), parse_scaling(down)
+    x0, x1, y0, y1 = parse_padding(padding)
+    h = output_size(x.shape[2], upy, downy, y0, y1, fh)
+    w = output_size(x.shape[3], upx, downx, x0, x1, fw)
+    if h < 1 or w < 1:
+        raise InputError(
+            f"upfirdn2d of a {x.shape[2]}x{x.shape[3]} image with padding {padding} and a "
+            f"{fh}x{fw} filter would be empty; pad more or give a larger input"
+        )
+
+
+def _zero_stuff(x: torch.Tensor, upx: int, upy: int) -> torch.Tensor:
+    """[N, C, H, W] -> [N, C, H*upy, W*upx] with up-1 zeros after every sample."""
+    if upx == 1 and upy == 1:
+        return x
+    n, c, h, w = x.shape
+    x = x.reshape(n, c, h, 1, w, 1)
+    x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+    return x.reshape(n, c, h * upy, w * upx)
+
+
+def _pad_or_crop(x: torch.Tensor, x0: int, x1: int, y0: int, y1: int) -> torch.Tensor:
+    """Zero-pad positive amounts, crop negative ones."""
+    x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
+    h, w = x.shape[2], x.shape[3]
+    return x[:, :, max(-y0, 0) : h - max(-y1, 0), max(-x0, 0) : w - max(-x1, 0)]
+
+
+def _depthwise(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Cross-correlate every channel with the same 2-D kernel [kh, kw] (valid outputs only)."""
+    c = x.shape[1]
+    weight = kernel.to(x.dtype)[None, None].expand(c, 1, *kernel.shape)
+    return F.conv2d(x, weight, groups=c)
+
+
+def upfirdn2d_ref(
+    x: torch.Tensor,
+    f: torch.Tensor | None,
+    up: Scaling = 1,
+    down: Scaling = 1,
+    padding: Padding = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+) -> torch.Tensor:
+    """Pure-PyTorch upfirdn2d (differentiable to any order). x: [N, C, H, W]."""
+    _check_input(x, f, up, down, padding)
+    upx, upy = parse_scaling(up)
+    downx, downy = parse_scaling(down)
+    x0, x1, y0, y1 = parse_padding(padding)
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    f = f.to(device=x.device, dtype=torch.float32) * (gain ** (f.ndim / 2))
+    if not flip_filter:  # torch's conv2d is a cross-correlation: flip for a true convolution
+        f = f.flip(list(range(f.ndim)))
+
+    x = _zero_stuff(x, upx, upy)
+    x = _pad_or_crop(x, x0, x1, y0, y1)
+    if f.ndim == 1:
+        x = _depthwise(x, f[None, :])
+        x = _depthwise(x, f[:, None])
+    else:
+        x = _depthwise(x, f)
+    return x[:, :, ::downy, ::downx]
+
+
+def upfirdn2d(
+    x: torch.Tensor,
+    f: torch.Tensor | None,
+    up: Scaling = 1,
+    down: Scaling = 1,
+    padding: Padding = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+) -> torch.Tensor:
+    """Upsample, pad, FIR-filter and downsample every channel of x [N, C, H, W].
+
+    Returns [N, C, H', W'] with H', W' from `output_size`. Uses the CUDA kernel for CUDA tensors
+    when the ops backend allows it (GANVID_OPS), else the reference path; both are differentiable.
+    """
+    _check_input(x, f, up, down, padding)
+    from ganvid.ops import loader
+
+    if loader.use_cuda(x):
+        from ganvid.ops import cuda_functions
+
+        return cuda_functions.upfirdn2d_cuda(x, f, up, down, padding, flip_filter, gain)
+    return upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+
+
+def filter2d(
+    x: torch.Tensor,
+    f: torch.Tensor | None,
+    padding: Padding = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+) -> torch.Tensor:
+    """FIR filter keeping the size (padding on top of the "same" padding)."""
+    x0, x1, y0, y1 = parse_padding(padding)
+    fw, fh = filter_size(f)
+    pads = [x0 + fw // 2, x1 + (fw - 1) // 2, y0 + fh // 2, y1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=pads, flip_filter=flip_filter, gain=gain)
+
+
+def upsample2d(
+    x: torch.Tensor,
+    f: torch.Tensor | None,
+    up: Scaling = 2,
+    padding: Padding = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+) -> torch.Tensor:
+    """Upsample by `up` with FIR filter f; output is exactly in * up (plus padding).
+
+    The filter is scaled by upx * upy to keep the DC gain through zero-stuffing.
+    """
+    upx, upy = parse_scaling(up)
+    x0, x1, y0, y1 = parse_padding(padding)
+    fw, fh = filter_size(f)
+    pads = [
+        x0 + (fw + upx - 1) // 2,
+        x1 + (fw - upx) // 2,
+        y0 + (fh + upy - 1) // 2,
+        y1 + (fh - upy) // 2,
+    ]
+    return upfirdn2d(
+        x, f, up=(upx, upy), padding=pads, flip_filter=flip_filter, gain=gain * upx * upy
+    )
+
+
+def downsample2d(
+    x: torch.Tensor,
+    f: torch.Tensor | None,
+    down: Scaling = 2,
+    padding: Padding = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+) -> torch.Tensor:
+    """Low-pass with FIR filter f, then keep every `down`-th sample: output is in / down."""
+    downx, downy = parse_scaling(down)
+    x0, x1, y0, y1 = parse_padding(padding)
+    fw, fh = filter_size(f)
+    pads = [
+        x0 + (fw - downx + 1) // 2,
+        x1 + (fw - downx) // 2,
+        y0 + (fh - downy + 1) // 2,
+        y1 + (fh - downy) // 2,
+    ]
+    return upfirdn2d(x, f, down=(downx, downy), padding=pads, flip_filter=flip_filter, gain=gain)
