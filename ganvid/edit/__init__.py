@@ -1,1 +1,1 @@
-"""ganvid.edit"""
+"""Editing: directions registry, W+ and StyleSpace edits, keyframed strength."""
