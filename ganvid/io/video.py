@@ -1,0 +1,697 @@
+"""Streaming video I/O with PyAV: probe a clip, read its frames with timestamps, write H.264
+with the source's timing, rotation and sound.
+
+Conventions
+- Images are HxWx3 uint8 RGB numpy arrays, in display orientation (upright, as a player shows
+  them) unless a name says `coded`.
+- `pts` are integers in the video stream's `time_base` (a Fraction of a second). The writer
+  stores them unchanged, so variable-frame-rate clips keep every frame time and stay in sync
+  with their sound.
+- `rotation_deg` is the counter-clockwise angle (0, 90, 180 or 270) by which a player turns the
+  coded picture for display: FFmpeg's display-matrix convention (PyAV's `VideoFrame.rotation`,
+  taken mod 360). A phone held upright usually records 270 (a quarter turn clockwise).
+  Mirroring in the display matrix is ignored.
+
+Choices the writer makes (and why)
+- Odd frame sizes: H.264 in 4:2:0 can only crop the coded picture in steps of 2 pixels, so an
+  odd width or height cannot be stored exactly in yuv420p. Rather than pad or crop (the output
+  would not have the source's size), frames with an odd side are encoded as yuv444p (High
+  4:4:4 profile): exact size and full chroma; the price is that some players (browsers,
+  QuickTime) do not play 4:4:4 H.264. Even sizes use the requested `pix_fmt`.
+- Sound: the source's audio packets are copied byte for byte when the output container can
+  hold their codec (FFmpeg's `avformat_query_codec`; .mp4 holds aac, mp3, opus, flac, ac3, PCM
+  ...). Otherwise (e.g. mu-law PCM from an .avi into an .mp4) the sound is decoded and
+  re-encoded to AAC, with a warning. Audio packets are interleaved with the video as it is
+  written, so memory stays flat.
+- Colour: RGB is converted to BT.709 limited-range YUV and the stream is tagged so, which is
+  what players assume for video; the reader converts with whatever matrix a clip is tagged with.
+- Output goes to a temporary file in the destination's folder and is renamed over the
+  destination only when the whole video was written; on any error it is deleted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from ganvid.errors import InputError, VideoError
+
+__all__ = [
+    "Frame",
+    "VideoInfo",
+    "VideoWriter",
+    "probe",
+    "read_frames",
+    "write_images_as_video",
+]
+
+_BT709 = 1  # AVCOL_SPC_BT709 == AVCOL_PRI_BT709 == AVCOL_TRC_BT709 == SWS_CS_ITU709
+_LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
+_AAC_BIT_RATE = 192_000
+_DEFAULT_TIME_BASE = Fraction(1, 90_000)  # MPEG's clock, for streams that state none
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a clip is, read without decoding more than its first frame.
+
+    width, height: display size in pixels (after rotation).
+    coded_width, coded_height: size of the stored picture (before rotation).
+    fps: average frame rate (frames per second); for VFR clips only an average.
+    frame_count: exact number of video frames (packets counted, not taken from the header).
+    duration_s: time from the first frame's start to the last frame's end, in seconds.
+    rotation_deg: 0/90/180/270, counter-clockwise turn a player applies for display.
+    time_base: unit of every `pts` of this clip, in seconds.
+    start_pts: pts of the first frame.
+    codec, pix_fmt: video codec name and decoded pixel format (e.g. "h264", "yuv420p").
+    has_audio, audio_codec: whether there is a sound track and its codec name.
+    path: the file (None for a description made up for writing images).
+    """
+
+    path: Path | None
+    width: int
+    height: int
+    coded_width: int
+    coded_height: int
+    fps: Fraction
+    frame_count: int
+    duration_s: float
+    rotation_deg: int
+    time_base: Fraction
+    start_pts: int
+    codec: str
+    pix_fmt: str
+    has_audio: bool
+    audio_codec: str | None
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: `image` HxWx3 uint8 RGB, `pts` in the clip's time_base,
+    `time_s` = pts * time_base in seconds (not shifted to start at 0), `index` from 0."""
+
+    index: int
+    pts: int
+    time_s: float
+    image: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Describe a video file. Decodes only the first frame (to learn the rotation and to check
+    the stream is decodable), then reads the packets without decoding them to count frames
+    and find the end time exactly (container headers can be wrong for VFR clips with
+    B-frames). Cost: one pass over the file's bytes.
+
+    Raises InputError (missing file) or VideoError (not a media file, corrupt, no video
+    stream, no frames, no decoder for the codec), each one line naming the file.
+    """
+    path = _existing_file(path)
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        first = _first_frame(container, stream, path)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        audio_codec = audio.codec_context.name if audio is not None else None
+        time_base = Fraction(stream.time_base or _DEFAULT_TIME_BASE)
+        header_fps = stream.average_rate
+        codec = stream.codec_context.name
+        pix_fmt = first.format.name
+        rotation = _rotation_deg(first)
+        coded_w, coded_h = first.width, first.height
+    scan = _scan_packets(path)
+    if scan.count == 0:
+        raise VideoError(f"{path}: the video stream has no frames")
+    duration = (scan.end_pts - scan.start_pts) * time_base
+    width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+    return VideoInfo(
+        path=path,
+        width=width,
+        height=height,
+        coded_width=coded_w,
+        coded_height=coded_h,
+        fps=_average_fps(scan.count, duration, header_fps),
+        frame_count=scan.count,
+        duration_s=float(duration),
+        rotation_deg=rotation,
+        time_base=time_base,
+        start_pts=scan.start_pts,
+        codec=codec,
+        pix_fmt=pix_fmt,
+        has_audio=audio_codec is not None,
+        audio_codec=audio_codec,
+    )
+
+
+def read_frames(path: str | os.PathLike, upright: bool = True) -> Iterator[Frame]:
+    """Yield every frame of the clip in order, one at a time (memory does not grow with the
+    clip's length). With `upright`, images are turned to display orientation (what a player
+    shows, so faces are upright); otherwise they are the coded pictures.
+
+    Raises InputError / VideoError like `probe`, and VideoError when decoding fails midway.
+    """
+    path = _existing_file(path)
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        time_base = stream.time_base or _DEFAULT_TIME_BASE
+        step = _frame_step(stream, time_base)
+        reformatter = VideoReformatter()
+        quarter_turns = None
+        last_pts: int | None = None
+        index = 0
+        for frame in _decode(container, stream, path):
+            if quarter_turns is None:
+                quarter_turns = _rotation_deg(frame) // 90 if upright else 0
+            pts = _frame_pts(frame, last_pts, step)
+            image = _to_rgb(frame, reformatter)
+            if quarter_turns:
+                image = np.ascontiguousarray(np.rot90(image, k=quarter_turns))
+            yield Frame(index=index, pts=pts, time_s=float(pts * time_base), image=image)
+            last_pts = pts
+            index += 1
+        if index == 0:
+            raise VideoError(f"{path}: the video stream has no frames")
+
+
+def _existing_file(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: the file is empty")
+    return path
+
+
+def _open_input(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path), mode="r")
+    except av.error.EOFError as error:
+        raise VideoError(f"{path}: the file ends before any video (cut short?)") from error
+    except av.FFmpegError as error:
+        raise VideoError(f"{path}: not a readable video file ({_reason(error)})") from error
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+    if not container.streams.video:
+        kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams at all"
+        raise VideoError(f"{path}: has no video stream (it contains: {kinds})")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise VideoError(
+            f"{path}: video codec '{stream.codec.name if stream.codec else 'unknown'}' "
+            "cannot be decoded by this FFmpeg build (see `ganvid doctor`)"
+        )
+    return stream
+
+
+def _decode(
+    container: av.container.InputContainer, stream: av.VideoStream, path: Path
+) -> Iterator[av.VideoFrame]:
+    """Decoded frames of `stream`; FFmpeg errors become one-line VideoErrors."""
+    try:
+        yield from container.decode(stream)
+    except av.FFmpegError as error:
+        raise VideoError(f"{path}: video could not be decoded ({_reason(error)})") from error
+
+
+def _first_frame(
+    container: av.container.InputContainer, stream: av.VideoStream, path: Path
+) -> av.VideoFrame:
+    for frame in _decode(container, stream, path):
+        return frame
+    raise VideoError(f"{path}: the video stream has no frames")
+
+
+@dataclass(frozen=True)
+class _PacketScan:
+    count: int  # packets that decode to a shown frame
+    start_pts: int  # smallest pts
+    end_pts: int  # largest pts + that packet's duration
+
+
+def _scan_packets(path: Path) -> _PacketScan:
+    """Read the video packets (no decoding): count them and find the presented time span.
+    Packets an edit list marks as discarded are not shown, so they are not counted."""
+    count, start_pts, end_pts = 0, None, None
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0 or packet.is_discard:  # flush packet / cut by an edit list
+                    continue
+                count += 1
+                if packet.pts is None:
+                    continue
+                start_pts = packet.pts if start_pts is None else min(start_pts, packet.pts)
+                stop = packet.pts + max(packet.duration or 0, 0)
+                end_pts = stop if end_pts is None else max(end_pts, stop)
+        except av.FFmpegError as error:
+            raise VideoError(f"{path}: video could not be read ({_reason(error)})") from error
+    start_pts = start_pts or 0
+    return _PacketScan(count=count, start_pts=start_pts, end_pts=end_pts or start_pts)
+
+
+def _average_fps(count: int, duration: Fraction, header_fps: Fraction | None) -> Fraction:
+    """Frames per second over the clip. The header's rate is kept when it agrees within 1 %
+    (it is the round number, e.g. 30000/1001); VFR clips get their true average."""
+    if duration <= 0:
+        return Fraction(header_fps or 25)
+    measured = count / duration
+    if header_fps and abs(header_fps / measured - 1) < 0.01:
+        return Fraction(header_fps)
+    return measured.limit_denominator(1001)
+
+
+def _frame_step(stream: av.VideoStream, time_base: Fraction) -> int:
+    """pts units per frame at the average rate, used only when a frame has no pts."""
+    rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+    return max(1, round(1 / (Fraction(rate) * time_base)))
+
+
+def _frame_pts(frame: av.VideoFrame, last_pts: int | None, step: int) -> int:
+    if frame.pts is not None:
+        return int(frame.pts)
+    return 0 if last_pts is None else last_pts + step
+
+
+def _rotation_deg(frame: av.VideoFrame) -> int:
+    """Display rotation of a decoded frame, snapped to 0/90/180/270 (counter-clockwise)."""
+    return (round(frame.rotation / 90) * 90) % 360
+
+
+def _to_rgb(frame: av.VideoFrame, reformatter: VideoReformatter) -> np.ndarray:
+    """HxWx3 uint8 RGB of a decoded frame, honouring its tagged matrix and range. One
+    reformatter per clip reuses its scaler (4x faster than a new one per frame)."""
+    rgb = reformatter.reformat(frame, format="rgb24", src_color_range=frame.color_range)
+    return rgb.to_ndarray()
+
+
+def _reason(error: Exception) -> str:
+    """FFmpeg's message without the file name PyAV appends (we name the file ourselves)."""
+    strerror = getattr(error, "strerror", None)
+    return " ".join(str(strerror or error).split())
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+class VideoWriter:
+    """Encode display-orientation RGB frames to an H.264 file that plays like its source.
+
+    with VideoWriter("out.mp4", probe("in.mp4"), audio_from="in.mp4") as writer:
+        for frame in read_frames("in.mp4"):
+            writer.write(edit(frame.image), frame.pts)
+
+    info: the source's description; the output gets its time_base, fps, rotation and (unless
+        `width`/`height` say otherwise) its display size. `pts` given to `write` are in
+        `info.time_base` and must increase; they are stored exactly.
+    crf, preset, pix_fmt, codec: libx264 quality (0-51, lower is better), speed preset, pixel
+        format (odd sizes switch to yuv444p, see the module notes) and encoder.
+    audio_from: a file whose first audio stream is copied into the output (None: no sound).
+    width, height: display size of the frames to write, when it differs from the source's
+        (e.g. a crop or a field-of-view-expanded render).
+
+    The output is written to a temporary file beside `path` and renamed onto `path` when the
+    `with` block ends without error; on error the temporary file is deleted and `path` is
+    left untouched. Writing onto the input (`info.path` or `audio_from`) raises InputError.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        info: VideoInfo,
+        *,
+        crf: int = 18,
+        preset: str = "medium",
+        pix_fmt: str = "yuv420p",
+        audio_from: str | os.PathLike | None = None,
+        codec: str = "libx264",
+        width: int | None = None,
+        height: int | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.info = info
+        self.width = int(width if width is not None else info.width)
+        self.height = int(height if height is not None else info.height)
+        self._quarter_turns = info.rotation_deg // 90
+        self._audio_from = Path(audio_from) if audio_from is not None else None
+        self._settings = {"crf": int(crf), "preset": preset, "pix_fmt": pix_fmt, "codec": codec}
+        self._check_paths()
+        self._tmp_path: Path | None = None
+        self._container: av.container.OutputContainer | None = None
+        self._stream: av.VideoStream | None = None
+        self._audio: _AudioCopy | None = None
+        self._last_pts: int | None = None
+        self._reformatter = VideoReformatter()
+        self.frames_written = 0
+
+    # -- context manager ----------------------------------------------------------------------
+
+    def __enter__(self) -> VideoWriter:
+        self._open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self._finish()
+        else:
+            self._abort()
+
+    # -- public -------------------------------------------------------------------------------
+
+    def write(self, image: np.ndarray, pts: int | None = None) -> None:
+        """Encode one frame. image: HxWx3 uint8 RGB in display orientation, of the writer's
+        size. pts: in info.time_base, strictly increasing; None means one frame period (at
+        info.fps) after the previous frame, or info.start_pts for the first."""
+        if self._container is None:
+            raise RuntimeError("VideoWriter.write() called outside its `with` block")
+        pts = self._next_pts(pts)
+        frame = self._to_video_frame(image)
+        frame.pts = pts
+        frame.time_base = self.info.time_base
+        self._mux_video(self._encode(frame))
+        self._last_pts = pts
+        self.frames_written += 1
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _check_paths(self) -> None:
+        for source in (self.info.path, self._audio_from):
+            if source is not None and _same_file(self.path, source):
+                raise InputError(f"{self.path}: refusing to write the output onto its own input")
+        if self._audio_from is not None and not self._audio_from.is_file():
+            raise InputError(f"{self._audio_from}: no such file (given as the audio source)")
+        if not self.path.suffix:
+            raise InputError(f"{self.path}: give the output a video extension such as .mp4")
+        if self.width < 1 or self.height < 1:
+            raise ValueError(f"frame size must be positive, got {self.width}x{self.height}")
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}"
+        )
+        os.close(fd)
+        self._tmp_path = Path(tmp)
+        try:
+            # FFmpeg picks the container from the extension, which the temp name keeps.
+            self._container = av.open(tmp, mode="w")
+            self._stream = self._add_video_stream()
+            if self._audio_from is not None:
+                self._audio = _AudioCopy.open(self._audio_from, self._container, self.path)
+            self._container.start_encoding()
+        except BaseException as error:
+            self._abort()
+            if isinstance(error, av.FFmpegError):
+                raise VideoError(f"{self.path}: cannot start writing ({_reason(error)})") from error
+            raise
+
+    def _add_video_stream(self) -> av.VideoStream:
+        assert self._container is not None
+        info, settings = self.info, self._settings
+        coded_w, coded_h = self.width, self.height
+        if self._quarter_turns % 2:
+            coded_w, coded_h = coded_h, coded_w
+        pix_fmt = settings["pix_fmt"]
+        if (coded_w % 2 or coded_h % 2) and _is_subsampled(pix_fmt):
+            pix_fmt = "yuv444p"  # see the module notes on odd sizes
+        self._pix_fmt = pix_fmt
+        try:
+            stream = self._container.add_stream(settings["codec"], rate=info.fps)
+        except (av.FFmpegError, ValueError) as error:
+            raise VideoError(
+                f"{self.path}: encoder '{settings['codec']}' is not available ({error})"
+            ) from error
+        stream.width, stream.height = coded_w, coded_h
+        stream.pix_fmt = pix_fmt
+        # Both time bases must be the source's, or FFmpeg re-times frames to 1/fps and VFR
+        # timestamps collide ("non monotonically increasing dts").
+        stream.time_base = info.time_base
+        stream.codec_context.time_base = info.time_base
+        stream.codec_context.colorspace = _BT709
+        stream.codec_context.color_primaries = _BT709
+        stream.codec_context.color_trc = _BT709
+        stream.codec_context.color_range = _LIMITED_RANGE
+        if settings["codec"] in ("libx264", "libx265"):
+            stream.options = {"crf": str(settings["crf"]), "preset": settings["preset"]}
+        if info.rotation_deg:
+            stream.set_display_rotation(info.rotation_deg)
+        return stream
+
+    # -- per frame ----------------------------------------------------------------------------
+
+    def _next_pts(self, pts: int | None) -> int:
+        if pts is None:
+            if self._last_pts is None:
+                return self.info.start_pts
+            step = max(1, round(1 / (self.info.fps * self.info.time_base)))
+            return self._last_pts + step
+        pts = int(pts)
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise ValueError(f"pts must increase: got {pts} after {self._last_pts}")
+        return pts
+
+    def _to_video_frame(self, image: np.ndarray) -> av.VideoFrame:
+        expected = (self.height, self.width, 3)
+        if image.shape != expected or image.dtype != np.uint8:
+            raise ValueError(
+                f"expected a {expected} uint8 RGB image, got {image.shape} {image.dtype}"
+            )
+        if self._quarter_turns:
+            image = np.ascontiguousarray(np.rot90(image, k=-self._quarter_turns))
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        return self._reformatter.reformat(
+            frame, format=self._pix_fmt, dst_colorspace=_BT709, dst_color_range=_LIMITED_RANGE
+        )
+
+    def _encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
+        assert self._stream is not None
+        try:
+            return self._stream.encode(frame)
+        except av.FFmpegError as error:
+            raise VideoError(f"{self.path}: encoding failed ({_reason(error)})") from error
+
+    def _mux_video(self, packets: list[av.Packet]) -> None:
+        assert self._container is not None
+        for packet in packets:
+            if self._audio is not None and packet.dts is not None:
+                self._audio.mux_until(packet.dts * packet.time_base)
+            self._mux(packet)
+
+    def _mux(self, packet: av.Packet) -> None:
+        assert self._container is not None
+        try:
+            self._container.mux(packet)
+        except av.FFmpegError as error:
+            raise VideoError(f"{self.path}: writing failed ({_reason(error)})") from error
+
+    # -- the end ------------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        try:
+            self._mux_video(self._encode(None))
+            if self._audio is not None:
+                self._audio.mux_until(None)
+            self._close_all()
+            if self.frames_written == 0:
+                raise VideoError(f"{self.path}: no frames were written")
+            assert self._tmp_path is not None
+            os.replace(self._tmp_path, self.path)
+            self._tmp_path = None
+        except BaseException:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        try:
+            self._close_all()
+        except Exception:  # noqa: S110 - the original error matters, not the clean-up's
+            pass
+        if self._tmp_path is not None:
+            self._tmp_path.unlink(missing_ok=True)
+            self._tmp_path = None
+
+    def _close_all(self) -> None:
+        audio, container = self._audio, self._container
+        self._audio, self._container = None, None
+        try:
+            if audio is not None:
+                audio.close()
+        finally:
+            if container is not None:
+                try:
+                    container.close()
+                except av.FFmpegError as error:
+                    raise VideoError(
+                        f"{self.path}: finishing the file failed ({_reason(error)})"
+                    ) from error
+
+
+class _AudioCopy:
+    """Feeds the first audio stream of a source file into an output container, in step with
+    the video: packets copied unchanged, or re-encoded to AAC if the container cannot hold
+    the codec. Reads lazily, so only a packet or two is held at a time."""
+
+    def __init__(
+        self,
+        source: av.container.InputContainer,
+        in_stream: av.AudioStream,
+        container: av.container.OutputContainer,
+        out_stream: av.AudioStream,
+        reencode: bool,
+        label: Path,
+    ) -> None:
+        self._source = source
+        self._in_stream = in_stream
+        self._container = container
+        self._out_stream = out_stream
+        self._reencode = reencode
+        self._label = label
+        self._packets = source.demux(in_stream)
+        self._pending: av.Packet | None = None
+        self._done = False
+
+    @classmethod
+    def open(
+        cls, path: Path, container: av.container.OutputContainer, label: Path
+    ) -> _AudioCopy | None:
+        """Add the audio stream of `path` to `container`; None if `path` has no sound."""
+        source = _open_input(path)
+        if not source.streams.audio:
+            source.close()
+            return None
+        in_stream = source.streams.audio[0]
+        name = in_stream.codec_context.name
+        reencode = name not in container.supported_codecs
+        if reencode:
+            from ganvid.ui import warn
+
+            warn(f"{label}: audio codec '{name}' cannot go into this container; re-encoding to AAC")
+            out_stream = container.add_stream("aac", rate=in_stream.codec_context.sample_rate)
+            out_stream.layout = in_stream.codec_context.layout
+            out_stream.bit_rate = _AAC_BIT_RATE
+        else:
+            out_stream = container.add_stream_from_template(in_stream)
+        return cls(source, in_stream, container, out_stream, reencode, label)
+
+    def mux_until(self, time_s: Fraction | None) -> None:
+        """Mux source packets whose time is <= time_s (all remaining ones when None)."""
+        while not self._done:
+            packet = self._pending or self._next_packet()
+            if packet is None:
+                self._done = True
+                self._flush_encoder()
+                return
+            if time_s is not None and _packet_time(packet) > time_s:
+                self._pending = packet
+                return
+            self._pending = None
+            self._write(packet)
+
+    def close(self) -> None:
+        self._source.close()
+
+    def _next_packet(self) -> av.Packet | None:
+        try:
+            for packet in self._packets:
+                if packet.dts is not None and packet.size > 0:
+                    return packet
+        except av.FFmpegError as error:
+            raise VideoError(
+                f"{self._label}: the source audio could not be read ({_reason(error)})"
+            ) from error
+        return None
+
+    def _write(self, packet: av.Packet) -> None:
+        try:
+            if self._reencode:
+                for frame in packet.decode():
+                    self._container.mux(self._out_stream.encode(frame))
+            else:
+                packet.stream = self._out_stream
+                self._container.mux(packet)
+        except av.FFmpegError as error:
+            raise VideoError(f"{self._label}: copying audio failed ({_reason(error)})") from error
+
+    def _flush_encoder(self) -> None:
+        if self._reencode:
+            self._container.mux(self._out_stream.encode(None))
+
+
+def write_images_as_video(
+    path: str | os.PathLike,
+    images: Iterable[np.ndarray],
+    fps: Fraction | float = 25,
+    *,
+    crf: int = 18,
+    preset: str = "medium",
+) -> int:
+    """Write same-sized HxWx3 uint8 RGB images as a silent constant-rate H.264 clip (e.g. a
+    crop video for inspection). Returns the number of frames written; VideoError if none."""
+    iterator = iter(images)
+    first = next(iterator, None)
+    if first is None:
+        raise VideoError(f"{path}: no frames to write")
+    rate = Fraction(fps).limit_denominator(1001)
+    height, width = first.shape[:2]
+    info = VideoInfo(
+        path=None,
+        width=width,
+        height=height,
+        coded_width=width,
+        coded_height=height,
+        fps=rate,
+        frame_count=0,
+        duration_s=0.0,
+        rotation_deg=0,
+        time_base=1 / rate,
+        start_pts=0,
+        codec="h264",
+        pix_fmt="yuv420p",
+        has_audio=False,
+        audio_codec=None,
+    )
+    with VideoWriter(path, info, crf=crf, preset=preset) as writer:
+        for index, image in enumerate(itertools.chain([first], iterator)):
+            writer.write(image, index)
+    return writer.frames_written
+
+
+# ---------------------------------------------------------------------------------------------
+# small helpers
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _is_subsampled(pix_fmt: str) -> bool:
+    return pix_fmt.startswith(("yuv420", "yuvj420", "yuv422", "yuvj422", "nv12", "nv21"))
+
+
+def _packet_time(packet: av.Packet) -> Fraction:
+    stamp = packet.dts if packet.dts is not None else packet.pts
+    return stamp * packet.time_base
