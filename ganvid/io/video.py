@@ -31,6 +31,7 @@ Choices the writer makes (and why)
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import tempfile
@@ -358,6 +359,9 @@ class VideoWriter:
         self._stream: av.VideoStream | None = None
         self._audio: _AudioCopy | None = None
         self._last_pts: int | None = None
+        self._last_gap: int | None = None
+        self._durations: dict[int, int] = {}  # pts -> duration of frames already written
+        self._held: collections.deque[av.Packet] = collections.deque()
         self._reformatter = VideoReformatter()
         self.frames_written = 0
 
@@ -390,8 +394,12 @@ class VideoWriter:
         frame = self._to_video_frame(image)
         frame.pts = pts
         frame.time_base = self.info.time_base
-        self._mux_video(self._encode(frame))
+        if self._last_pts is not None:
+            self._last_gap = pts - self._last_pts
+            self._durations[self._last_pts] = self._last_gap
         self._last_pts = pts
+        self._held.extend(self._encode(frame))
+        self._mux_ready()
         self.frames_written += 1
 
     # -- set-up -------------------------------------------------------------------------------
@@ -465,8 +473,7 @@ class VideoWriter:
         if pts is None:
             if self._last_pts is None:
                 return self.info.start_pts
-            step = max(1, round(1 / (self.info.fps * self.info.time_base)))
-            return self._last_pts + step
+            return self._last_pts + self._frame_period()
         pts = int(pts)
         if self._last_pts is not None and pts <= self._last_pts:
             raise ValueError(f"pts must increase: got {pts} after {self._last_pts}")
@@ -492,12 +499,31 @@ class VideoWriter:
         except av.FFmpegError as error:
             raise VideoError(f"{self.path}: encoding failed ({_reason(error)})") from error
 
-    def _mux_video(self, packets: list[av.Packet]) -> None:
-        assert self._container is not None
-        for packet in packets:
+    def _mux_ready(self) -> None:
+        """Mux encoded packets, in order, once their frame's duration is known. The encoder
+        leaves packet durations empty and a frame's duration is only known when the next
+        frame arrives; without it the container would invent the last frame's length."""
+        while self._held and self._held[0].pts in self._durations:
+            packet = self._held.popleft()
+            packet.duration = self._durations.pop(packet.pts)
             if self._audio is not None and packet.dts is not None:
                 self._audio.mux_until(packet.dts * packet.time_base)
             self._mux(packet)
+
+    def _last_frame_duration(self) -> int:
+        """The last frame lasts until the source's end (so a full copy ends exactly where the
+        source does, and a partial one holds its last frame while the copied sound plays);
+        without a source: as long as the gap before it, or one frame period."""
+        assert self._last_pts is not None
+        if self.info.path is not None:
+            source_end = self.info.start_pts + round(self.info.duration_s / self.info.time_base)
+            if source_end > self._last_pts:
+                return source_end - self._last_pts
+        return self._last_gap or self._frame_period()
+
+    def _frame_period(self) -> int:
+        """One frame at info.fps, in time_base units."""
+        return max(1, round(1 / (self.info.fps * self.info.time_base)))
 
     def _mux(self, packet: av.Packet) -> None:
         assert self._container is not None
@@ -510,12 +536,17 @@ class VideoWriter:
 
     def _finish(self) -> None:
         try:
-            self._mux_video(self._encode(None))
+            if self.frames_written == 0:
+                raise VideoError(f"{self.path}: no frames were written")
+            self._held.extend(self._encode(None))
+            assert self._last_pts is not None
+            self._durations[self._last_pts] = self._last_frame_duration()
+            self._mux_ready()
+            if self._held:
+                raise VideoError(f"{self.path}: the encoder returned frames that were not sent")
             if self._audio is not None:
                 self._audio.mux_until(None)
             self._close_all()
-            if self.frames_written == 0:
-                raise VideoError(f"{self.path}: no frames were written")
             assert self._tmp_path is not None
             os.replace(self._tmp_path, self.path)
             self._tmp_path = None
