@@ -534,7 +534,11 @@ def _download_lock(target: Path) -> Iterator[None]:
     """Only one process downloads a given file at a time; the others wait, then reuse it."""
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(target.with_name(target.name + ".lock")))
+    # Lock files live apart so the weights folder holds only weights.
+    locks = weights_dir() / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    relative = target.relative_to(weights_dir()).as_posix().replace("/", "__")
+    lock = FileLock(str(locks / f"{relative}.lock"))
     try:
         lock.acquire(timeout=0.5)
     except Timeout:
@@ -804,10 +808,10 @@ class Imported:
 
 
 def _matches(source: Path, entry: WeightEntry, unique_basename: bool) -> bool:
-    wanted = Path(entry.file).parts
-    if source.parts[-len(wanted) :] == wanted:
-        return True
-    return unique_basename and source.name == entry.basename
+    """Same file name; where the name is shared, the same folder name too (ffhq vs ffhqu)."""
+    if source.name != entry.basename:
+        return False
+    return unique_basename or source.parent.name == Path(entry.file).parent.name
 
 
 def import_from(
