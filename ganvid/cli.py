@@ -45,9 +45,9 @@ def _root(
 
 
 def _register_commands() -> None:
-    from ganvid.commands import doctor
+    from ganvid.commands import doctor, weights
 
-    for module in (doctor,):
+    for module in (doctor, weights):
         module.register(app)
 
 
