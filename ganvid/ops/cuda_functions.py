@@ -1,0 +1,282 @@
+"""Autograd Functions over the compiled kernels (same semantics as the reference ops).
+
+upfirdn2d and filtered_lrelu run as a chain of "passes" (csrc/ops_core.h): one pass samples x
+along x and/or y with up/down factors, a pad offset and a weight array in cross-correlation
+order. A separable filter is two passes (x, then y), a 2-D filter one. The gradient of a pass is
+another pass: swap up and down, flip the weights, pad0' = taps - 1 - pad0, output = the pass's
+input size. filtered_lrelu folds the bias into its first pass and the leaky ReLU + clamp into
+the last upsampling pass, which also writes a uint8 mask (0 clamped, 1 positive, 2 negative)
+that the backward pass uses instead of keeping the full-resolution activations.
+
+The functions also run on CPU float32 tensors (the extension emulates the kernels there); the
+tests use that to check this planning and the kernels' index math without a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from ganvid.ops.bias_act import ACTIVATIONS, BiasActParams
+from ganvid.ops.upfirdn2d import Padding, Scaling, output_size, parse_padding, parse_scaling
+
+EPILOGUE_NONE, EPILOGUE_LRELU, EPILOGUE_LRELU_GRAD = 0, 1, 2
+_EMPTY: dict[torch.device, torch.Tensor] = {}
+
+
+def _module() -> ModuleType:
+    from ganvid.ops import loader
+
+    module = loader.loaded_module() or loader.cuda_module()
+    if module is None:  # only reachable when GANVID_OPS changed between check and call
+        raise RuntimeError("the CUDA ops module is not loaded")
+    return module
+
+
+def _empty(device: torch.device) -> torch.Tensor:
+    if device not in _EMPTY:
+        _EMPTY[device] = torch.empty(0, device=device)
+    return _EMPTY[device]
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One kernel pass; weights [taps_y, taps_x] float32 in cross-correlation order."""
+
+    weights: torch.Tensor
+    up: tuple[int, int]  # (x, y)
+    down: tuple[int, int]
+    pad0: tuple[int, int]  # leading pad (x, y); negative crops
+    out: tuple[int, int]  # output (h, w)
+
+    def geometry(self) -> list[int]:
+        return [*self.up, *self.down, *self.pad0, *self.out]
+
+    def adjoint(self, in_hw: tuple[int, int]) -> Pass:
+        """The pass computing the gradient w.r.t. this pass's input of size in_hw."""
+        taps_y, taps_x = self.weights.shape
+        return Pass(
+            weights=self.weights.flip([0, 1]).contiguous(),
+            up=self.down,
+            down=self.up,
+            pad0=(taps_x - 1 - self.pad0[0], taps_y - 1 - self.pad0[1]),
+            out=in_hw,
+        )
+
+
+def _run(
+    x: torch.Tensor,
+    p: Pass,
+    bias: torch.Tensor | None = None,
+    epilogue: int = EPILOGUE_NONE,
+    mask: torch.Tensor | None = None,
+    act: tuple[float, float, float] = (1.0, 1.0, -1.0),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    empty = _empty(x.device)
+    gain, slope, clamp = act
+    y, mask_out = _module().upfirdn_pass(
+        x.contiguous(),
+        p.weights,
+        empty if bias is None else bias,
+        empty if mask is None else mask,
+        p.geometry(),
+        epilogue,
+        gain,
+        slope,
+        clamp,
+    )
+    return y, mask_out
+
+
+def plan_passes(
+    in_hw: tuple[int, int],
+    f: torch.Tensor | None,
+    up: Scaling,
+    down: Scaling,
+    padding: Padding,
+    flip_filter: bool,
+    gain: float,
+    device: torch.device,
+) -> list[Pass]:
+    """Passes equal to upfirdn2d(x, f, up, down, padding, flip_filter, gain) on [.., *in_hw]."""
+    upx, upy = parse_scaling(up)
+    downx, downy = parse_scaling(down)
+    x0, x1, y0, y1 = parse_padding(padding)
+    if f is None:
+        f = torch.ones([1, 1])
+    w = f.detach().to(device=device, dtype=torch.float32) * (gain ** (f.ndim / 2))
+    if not flip_filter:  # true convolution = cross-correlation with the flipped filter
+        w = w.flip(list(range(w.ndim)))
+    h, wd = in_hw
+    if w.ndim == 2:
+        out = (
+            output_size(h, upy, downy, y0, y1, w.shape[0]),
+            output_size(wd, upx, downx, x0, x1, w.shape[1]),
+        )
+        return [Pass(w.contiguous(), (upx, upy), (downx, downy), (x0, y0), out)]
+    taps = w.shape[0]
+    out_w = output_size(wd, upx, downx, x0, x1, taps)
+    out_h = output_size(h, upy, downy, y0, y1, taps)
+    along_x = Pass(w[None, :].contiguous(), (upx, 1), (downx, 1), (x0, 0), (h, out_w))
+    along_y = Pass(w[:, None].contiguous(), (1, upy), (1, downy), (0, y0), (out_h, out_w))
+    return [along_x, along_y]
+
+
+def _chain(x: torch.Tensor, passes: list[Pass]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Run passes in order; also return each pass's input size (for the adjoints)."""
+    sizes = []
+    for p in passes:
+        sizes.append((x.shape[2], x.shape[3]))
+        x, _ = _run(x, p)
+    return x, sizes
+
+
+def _adjoints(passes: list[Pass], in_sizes: list[tuple[int, int]]) -> list[Pass]:
+    return [p.adjoint(hw) for p, hw in zip(reversed(passes), reversed(in_sizes), strict=True)]
+
+
+# ------------------------------------------------------------------------------ upfirdn2d
+
+
+class _Upfirdn2d(torch.autograd.Function):
+    """Differentiable to any order: the backward is the same Function with adjoint passes."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, passes: list[Pass]) -> torch.Tensor:
+        y, sizes = _chain(x, passes)
+        ctx.adjoint = _adjoints(passes, sizes)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        return _Upfirdn2d.apply(dy, ctx.adjoint), None
+
+
+def upfirdn2d_cuda(x, f, up, down, padding, flip_filter, gain) -> torch.Tensor:
+    if f is not None and f.requires_grad:  # filter gradients: only the reference path has them
+        from ganvid.ops.upfirdn2d import upfirdn2d_ref
+
+        return upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+    passes = plan_passes(x.shape[2:], f, up, down, padding, flip_filter, gain, x.device)
+    return _Upfirdn2d.apply(x, passes)
+
+
+# ------------------------------------------------------------------------------ bias_act
+
+
+def _bias_layout(x: torch.Tensor, b: torch.Tensor | None, dim: int) -> tuple[int, int]:
+    step = 1
+    for size in x.shape[dim + 1 :]:
+        step *= size
+    return step, (x.shape[dim] if b is not None else 1)
+
+
+class _BiasAct(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, b, dim: int, p: BiasActParams):
+        x = x.contiguous()
+        bias = None if b is None else b.detach().float().contiguous()
+        step, channels = _bias_layout(x, b, dim)
+        args = (step, channels, ACTIVATIONS[p.act].cuda_idx, p.alpha, p.gain, p.clamp)
+        y = _module().bias_act(x, _empty(x.device) if bias is None else bias, *args)
+        ctx.args, ctx.dim, ctx.has_bias = args, dim, b is not None
+        ctx.b_dtype = None if b is None else b.dtype
+        ctx.identity = p.act == "linear" and p.clamp < 0 and p.gain == 1
+        ctx.save_for_backward(*([] if ctx.identity else [x]), *([] if bias is None else [bias]))
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy):
+        saved = list(ctx.saved_tensors)
+        bias = saved.pop() if ctx.has_bias else None
+        if ctx.identity:
+            dx = dy
+        else:
+            x = saved[0]
+            dy = dy.contiguous()
+            dx = _module().bias_act_grad(
+                dy, x, _empty(x.device) if bias is None else bias, *ctx.args
+            )
+        db = None
+        if ctx.has_bias and ctx.needs_input_grad[1]:
+            dims = [i for i in range(dx.ndim) if i != ctx.dim]
+            db = dx.float().sum(dims).to(ctx.b_dtype)
+        return dx, db, None, None
+
+
+def bias_act_cuda(x, b, dim: int, params: BiasActParams) -> torch.Tensor:
+    return _BiasAct.apply(x, b, dim, params)
+
+
+# ------------------------------------------------------------------------------ filtered_lrelu
+
+
+@dataclass(frozen=True)
+class _LreluPlan:
+    up_passes: list[Pass]
+    down_passes: list[Pass]
+    act: tuple[float, float, float]  # gain, slope, clamp (-1 = none)
+
+
+def _plan_filtered_lrelu(x, fu, fd, up, down, padding, gain, slope, clamp, flip) -> _LreluPlan:
+    upx, upy = parse_scaling(up)
+    hw = (x.shape[2], x.shape[3])
+    up_passes = plan_passes(hw, fu, up, 1, padding, flip, upx * upy, x.device)
+    tmp_hw = up_passes[-1].out
+    down_passes = []
+    if fd is not None or parse_scaling(down) != (1, 1):
+        down_passes = plan_passes(tmp_hw, fd, 1, down, 0, flip, 1, x.device)
+    act = (float(gain), float(slope), -1.0 if clamp is None else float(clamp))
+    return _LreluPlan(up_passes, down_passes, act)
+
+
+class _FilteredLrelu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, b, plan: _LreluPlan):
+        bias = None if b is None else b.detach().float().contiguous()
+        sizes = []
+        last = len(plan.up_passes) - 1
+        for i, p in enumerate(plan.up_passes):
+            sizes.append((x.shape[2], x.shape[3]))
+            epilogue = EPILOGUE_LRELU if i == last else EPILOGUE_NONE
+            x, mask = _run(x, p, bias if i == 0 else None, epilogue, act=plan.act)
+        y, down_sizes = _chain(x, plan.down_passes)
+        ctx.up_adjoint = _adjoints(plan.up_passes, sizes)
+        ctx.down_adjoint = _adjoints(plan.down_passes, down_sizes)
+        ctx.tmp_hw = (x.shape[2], x.shape[3])
+        ctx.act, ctx.b_dtype = plan.act, None if b is None else b.dtype
+        ctx.save_for_backward(mask)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy):
+        (mask,) = ctx.saved_tensors
+        g = dy
+        down = ctx.down_adjoint or [
+            Pass(torch.ones([1, 1], device=dy.device), (1, 1), (1, 1), (0, 0), ctx.tmp_hw)
+        ]
+        for i, p in enumerate(down):  # the last one yields d/d(activation input)
+            is_last = i == len(down) - 1
+            epilogue = EPILOGUE_LRELU_GRAD if is_last else EPILOGUE_NONE
+            g, _ = _run(g, p, None, epilogue, mask if is_last else None, ctx.act)
+        g, _ = _chain(g, ctx.up_adjoint)
+        db = None
+        if ctx.b_dtype is not None and ctx.needs_input_grad[1]:
+            db = g.float().sum([0, 2, 3]).to(ctx.b_dtype)
+        return g, db, None
+
+
+def filtered_lrelu_cuda(
+    x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter
+) -> torch.Tensor:
+    if any(f is not None and f.requires_grad for f in (fu, fd)):
+        from ganvid.ops.filtered_lrelu import filtered_lrelu_ref
+
+        return filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
+    plan = _plan_filtered_lrelu(x, fu, fd, up, down, padding, gain, slope, clamp, flip_filter)
+    return _FilteredLrelu.apply(x, b, plan)
