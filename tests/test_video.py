@@ -12,7 +12,6 @@ import av
 import numpy as np
 import pytest
 from videos import (
-    AUDIO_RATE,
     VFR_PTS_MS,
     audio_packets,
     cfr_pts,
@@ -139,22 +138,44 @@ def test_odd_sizes_are_kept_exactly_as_yuv444(tmp_path, size, pix_fmt):
     assert info.pix_fmt == pix_fmt
 
 
-def test_audio_the_container_cannot_hold_is_reencoded_to_aac(tmp_path):
-    """mu-law PCM (fine in .mov) cannot go into .mp4: the sound is re-encoded to AAC and
-    still is the same 440 Hz tone over the same time span."""
-    source = make_clip(tmp_path / "source.mov", audio="pcm_mulaw", n_frames=25)
-    output = tmp_path / "output.mp4"
+@pytest.mark.parametrize(
+    ("source_name", "codec", "output_name"),
+    [("source.mov", "pcm_mulaw", "output.mp4"), ("source.mkv", "libopus", "output.mov")],
+)
+def test_audio_the_container_cannot_hold_is_reencoded_to_aac(
+    tmp_path, source_name, codec, output_name
+):
+    """mu-law PCM cannot go into .mp4, and .mov lists opus but refuses it: the sound is
+    re-encoded to AAC and still is the same 440 Hz tone over the same time span."""
+    source = make_clip(tmp_path / source_name, audio=codec, n_frames=25)
+    output = tmp_path / output_name
     copy_video(source, output, preset="veryfast")
     assert probe(output).audio_codec == "aac"
     with av.open(str(output)) as container:
+        rate = container.streams.audio[0].sample_rate  # opus decodes at 48 kHz
         samples = np.concatenate(
             [frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)]
         )
-    assert len(samples) / AUDIO_RATE == pytest.approx(1.1, abs=0.1)  # 25 frames + 0.1 s
+    assert len(samples) / rate == pytest.approx(1.1, abs=0.1)  # 25 frames + 0.1 s
     spectrum = np.abs(np.fft.rfft(samples))
-    assert np.fft.rfftfreq(len(samples), 1 / AUDIO_RATE)[spectrum.argmax()] == pytest.approx(
-        440, abs=5
+    assert np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()] == pytest.approx(440, abs=5)
+
+
+def test_mpeg_ts_source_keeps_times_and_audio_data(tmp_path):
+    """MPEG-TS (camcorders): 90 kHz clock, no packet durations, AAC with ADTS headers. Frame
+    times survive exactly; the audio packets keep their data, FFmpeg drops the 7-byte ADTS
+    header that .mp4 does not use."""
+    pts = [p * 90 for p in VFR_PTS_MS]
+    source = make_clip(tmp_path / "source.ts", pts=pts, time_base=Fraction(1, 90_000), audio="aac")
+    output = tmp_path / "output.mp4"
+    copy_video(source, output, preset="veryfast")
+    before, after = probe(source), probe(output)
+    assert frame_times(list(read_frames(output)), after.time_base) == frame_times(
+        list(read_frames(source)), before.time_base
     )
+    assert after.duration_s == pytest.approx(before.duration_s, abs=1e-3)
+    source_audio, output_audio = audio_packets(source), audio_packets(output)
+    assert [(pts, dts, data[7:]) for pts, dts, data in source_audio] == output_audio
 
 
 def test_writer_with_another_frame_size_keeps_timing_and_rotation(tmp_path):

@@ -18,11 +18,17 @@ Choices the writer makes (and why)
   would not have the source's size), frames with an odd side are encoded as yuv444p (High
   4:4:4 profile): exact size and full chroma; the price is that some players (browsers,
   QuickTime) do not play 4:4:4 H.264. Even sizes use the requested `pix_fmt`.
-- Sound: the source's audio packets are copied byte for byte when the output container can
-  hold their codec (FFmpeg's `avformat_query_codec`; .mp4 holds aac, mp3, opus, flac, ac3, PCM
-  ...). Otherwise (e.g. mu-law PCM from an .avi into an .mp4) the sound is decoded and
+- Sound: the source's audio packets are copied byte for byte, with their timestamps, when the
+  output container can hold their codec (FFmpeg's `avformat_query_codec`; .mp4 holds aac, mp3,
+  opus, flac, ac3, PCM ...). Otherwise (e.g. mu-law PCM from a .mov into an .mp4, or opus
+  into a .mov, which FFmpeg lists but refuses at the header) the sound is decoded and
   re-encoded to AAC, with a warning. Audio packets are interleaved with the video as it is
-  written, so memory stays flat.
+  written, so memory stays flat. Two container rules FFmpeg applies on its own: AAC from
+  MPEG-TS loses its 7-byte ADTS headers in .mp4/.mkv (same audio data), and Matroska shifts
+  every stream together so none starts below 0 (AAC priming starts at -21 ms or so): sync
+  is kept, absolute times move. For exact timestamps write .mp4 or .mov.
+- Frame durations: a frame lasts until the next one; the last frame lasts until the source
+  video's end, so a full copy ends exactly where the source does.
 - Colour: RGB is converted to BT.709 limited-range YUV and the stream is tagged so, which is
   what players assume for video; the reader converts with whatever matrix a clip is tagged with.
 - Output goes to a temporary file in the destination's folder and is renamed over the
@@ -46,6 +52,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ganvid.errors import InputError, VideoError
+from ganvid.ui import warn
 
 __all__ = [
     "Frame",
@@ -247,8 +254,11 @@ class _PacketScan:
 
 def _scan_packets(path: Path) -> _PacketScan:
     """Read the video packets (no decoding): count them and find the presented time span.
-    Packets an edit list marks as discarded are not shown, so they are not counted."""
-    count, start_pts, end_pts = 0, None, None
+    Packets an edit list marks as discarded are not shown, so they are not counted. Where a
+    packet has no duration (MPEG-TS stores none), the last frame is taken to last the
+    average gap between frames."""
+    count, first, last, end = 0, None, None, None
+    missing_duration = False
     with _open_input(path) as container:
         stream = _video_stream(container, path)
         try:
@@ -258,13 +268,21 @@ def _scan_packets(path: Path) -> _PacketScan:
                 count += 1
                 if packet.pts is None:
                     continue
-                start_pts = packet.pts if start_pts is None else min(start_pts, packet.pts)
-                stop = packet.pts + max(packet.duration or 0, 0)
-                end_pts = stop if end_pts is None else max(end_pts, stop)
+                first = packet.pts if first is None else min(first, packet.pts)
+                last = packet.pts if last is None else max(last, packet.pts)
+                if packet.duration:
+                    stop = packet.pts + packet.duration
+                    end = stop if end is None else max(end, stop)
+                else:
+                    missing_duration = True
         except av.FFmpegError as error:
             raise VideoError(f"{path}: video could not be read ({_reason(error)})") from error
-    start_pts = start_pts or 0
-    return _PacketScan(count=count, start_pts=start_pts, end_pts=end_pts or start_pts)
+    if first is None or last is None:
+        return _PacketScan(count=count, start_pts=0, end_pts=0)
+    if missing_duration or end is None:
+        gap = round((last - first) / (count - 1)) if count > 1 else 0
+        end = last + gap if end is None else max(end, last + gap)
+    return _PacketScan(count=count, start_pts=first, end_pts=end)
 
 
 def _average_fps(count: int, duration: Fraction, header_fps: Fraction | None) -> Fraction:
@@ -423,17 +441,31 @@ class VideoWriter:
         os.close(fd)
         self._tmp_path = Path(tmp)
         try:
-            # FFmpeg picks the container from the extension, which the temp name keeps.
-            self._container = av.open(tmp, mode="w")
-            self._stream = self._add_video_stream()
-            if self._audio_from is not None:
-                self._audio = _AudioCopy.open(self._audio_from, self._container, self.path)
-            self._container.start_encoding()
+            try:
+                self._start(reencode_audio=False)
+            except av.FFmpegError:
+                if self._audio is None or self._audio.reencode:
+                    raise
+                # The container lists the codec yet refuses it at the header (e.g. opus in
+                # .mov: "opus only supported in MP4"): start again with AAC.
+                self._close_all(check=False)
+                self._start(reencode_audio=True)
         except BaseException as error:
             self._abort()
             if isinstance(error, av.FFmpegError):
                 raise VideoError(f"{self.path}: cannot start writing ({_reason(error)})") from error
             raise
+
+    def _start(self, reencode_audio: bool) -> None:
+        assert self._tmp_path is not None
+        # FFmpeg picks the container from the extension, which the temp name keeps.
+        self._container = av.open(str(self._tmp_path), mode="w")
+        self._stream = self._add_video_stream()
+        if self._audio_from is not None:
+            self._audio = _AudioCopy.open(
+                self._audio_from, self._container, self.path, force_reencode=reencode_audio
+            )
+        self._container.start_encoding()
 
     def _add_video_stream(self) -> av.VideoStream:
         assert self._container is not None
@@ -555,28 +587,26 @@ class VideoWriter:
             raise
 
     def _abort(self) -> None:
-        try:
-            self._close_all()
-        except Exception:  # noqa: S110 - the original error matters, not the clean-up's
-            pass
+        self._close_all(check=False)
         if self._tmp_path is not None:
             self._tmp_path.unlink(missing_ok=True)
             self._tmp_path = None
 
-    def _close_all(self) -> None:
+    def _close_all(self, check: bool = True) -> None:
+        """Close the audio source and the output. check=False (clean-up after an error):
+        ignore failures, the original error is the one to report."""
         audio, container = self._audio, self._container
-        self._audio, self._container = None, None
-        try:
-            if audio is not None:
-                audio.close()
-        finally:
-            if container is not None:
-                try:
-                    container.close()
-                except av.FFmpegError as error:
-                    raise VideoError(
-                        f"{self.path}: finishing the file failed ({_reason(error)})"
-                    ) from error
+        self._audio, self._container, self._stream = None, None, None
+        failures = []
+        for closable in (audio, container):
+            try:
+                if closable is not None:
+                    closable.close()
+            except Exception as error:
+                failures.append(error)
+        if failures and check:
+            reason = _reason(failures[0])
+            raise VideoError(f"{self.path}: finishing the file failed ({reason})") from failures[0]
 
 
 class _AudioCopy:
@@ -597,7 +627,7 @@ class _AudioCopy:
         self._in_stream = in_stream
         self._container = container
         self._out_stream = out_stream
-        self._reencode = reencode
+        self.reencode = reencode
         self._label = label
         self._packets = source.demux(in_stream)
         self._pending: av.Packet | None = None
@@ -605,7 +635,11 @@ class _AudioCopy:
 
     @classmethod
     def open(
-        cls, path: Path, container: av.container.OutputContainer, label: Path
+        cls,
+        path: Path,
+        container: av.container.OutputContainer,
+        label: Path,
+        force_reencode: bool = False,
     ) -> _AudioCopy | None:
         """Add the audio stream of `path` to `container`; None if `path` has no sound."""
         source = _open_input(path)
@@ -614,10 +648,8 @@ class _AudioCopy:
             return None
         in_stream = source.streams.audio[0]
         name = in_stream.codec_context.name
-        reencode = name not in container.supported_codecs
+        reencode = force_reencode or name not in container.supported_codecs
         if reencode:
-            from ganvid.ui import warn
-
             warn(f"{label}: audio codec '{name}' cannot go into this container; re-encoding to AAC")
             out_stream = container.add_stream("aac", rate=in_stream.codec_context.sample_rate)
             out_stream.layout = in_stream.codec_context.layout
@@ -656,7 +688,7 @@ class _AudioCopy:
 
     def _write(self, packet: av.Packet) -> None:
         try:
-            if self._reencode:
+            if self.reencode:
                 for frame in packet.decode():
                     self._container.mux(self._out_stream.encode(frame))
             else:
@@ -666,7 +698,7 @@ class _AudioCopy:
             raise VideoError(f"{self._label}: copying audio failed ({_reason(error)})") from error
 
     def _flush_encoder(self) -> None:
-        if self._reencode:
+        if self.reencode:
             self._container.mux(self._out_stream.encode(None))
 
 
