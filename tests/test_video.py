@@ -325,6 +325,23 @@ def test_successful_write_replaces_an_old_output(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["out.mp4", "source.mp4"]
 
 
+@pytest.mark.parametrize(
+    ("name", "options", "words"),
+    [
+        ("out.xyz", {}, "unknown video file type"),
+        ("out.mp4", {"crf": 60}, "crf must be 0-51"),
+        ("out.mp4", {"preset": "quick"}, "unknown preset"),
+        ("out.mp4", {"pix_fmt": "yuv999"}, "unknown pixel format"),
+    ],
+)
+def test_bad_writer_options_are_input_errors(tmp_path, name, options, words):
+    """What a user types as --crf/--preset/-o is checked before any file is made."""
+    info = probe(make_clip(tmp_path / "source.mp4", n_frames=2))
+    with pytest.raises(InputError, match=words):
+        VideoWriter(tmp_path / name, info, **options)
+    assert sorted(os.listdir(tmp_path)) == ["source.mp4"]
+
+
 def test_writer_refuses_to_overwrite_its_input(tmp_path):
     source = make_clip(tmp_path / "source.mp4", audio="aac", n_frames=4)
     other = make_clip(tmp_path / "other.mp4", audio="aac", n_frames=4)

@@ -372,6 +372,7 @@ class VideoWriter:
         self._audio_from = Path(audio_from) if audio_from is not None else None
         self._settings = {"crf": int(crf), "preset": preset, "pix_fmt": pix_fmt, "codec": codec}
         self._check_paths()
+        _check_encoder_settings(codec, int(crf), preset, pix_fmt)
         self._tmp_path: Path | None = None
         self._container: av.container.OutputContainer | None = None
         self._stream: av.VideoStream | None = None
@@ -428,8 +429,9 @@ class VideoWriter:
                 raise InputError(f"{self.path}: refusing to write the output onto its own input")
         if self._audio_from is not None and not self._audio_from.is_file():
             raise InputError(f"{self._audio_from}: no such file (given as the audio source)")
-        if not self.path.suffix:
-            raise InputError(f"{self.path}: give the output a video extension such as .mp4")
+        if not _guess_format(self.path):
+            kind = f"'{self.path.suffix}'" if self.path.suffix else "(no extension)"
+            raise InputError(f"{self.path}: unknown video file type {kind}; use .mp4, .mov or .mkv")
         if self.width < 1 or self.height < 1:
             raise ValueError(f"frame size must be positive, got {self.width}x{self.height}")
 
@@ -481,7 +483,8 @@ class VideoWriter:
             stream = self._container.add_stream(settings["codec"], rate=info.fps)
         except (av.FFmpegError, ValueError) as error:
             raise VideoError(
-                f"{self.path}: encoder '{settings['codec']}' is not available ({error})"
+                f"{self.path}: cannot encode with '{settings['codec']}' into this file type "
+                f"({_reason(error)})"
             ) from error
         stream.width, stream.height = coded_w, coded_h
         stream.pix_fmt = pix_fmt
@@ -743,6 +746,38 @@ def write_images_as_video(
 
 # ---------------------------------------------------------------------------------------------
 # small helpers
+
+
+_X264_PRESETS = (
+    "ultrafast superfast veryfast faster fast medium slow slower veryslow placebo".split()
+)
+
+
+def _check_encoder_settings(codec: str, crf: int, preset: str, pix_fmt: str) -> None:
+    """Refuse settings the encoder would reject later with a vague "Invalid argument"."""
+    if codec not in av.codecs_available:
+        raise InputError(f"video encoder '{codec}' is not in this FFmpeg build")
+    if codec in ("libx264", "libx265"):
+        if not 0 <= crf <= 51:
+            raise InputError(f"crf must be 0-51 (lower is better quality), got {crf}")
+        if preset not in _X264_PRESETS:
+            raise InputError(f"unknown preset '{preset}'; choose one of {', '.join(_X264_PRESETS)}")
+    try:
+        av.VideoFormat(pix_fmt)
+    except ValueError as error:
+        raise InputError(f"unknown pixel format '{pix_fmt}' (e.g. yuv420p, yuv444p)") from error
+
+
+def _guess_format(path: Path) -> bool:
+    """Whether FFmpeg has an output container for this file's extension."""
+    extension = path.suffix.lower().lstrip(".")
+    for name in av.formats_available:
+        try:
+            if extension in av.ContainerFormat(name, "w").extensions:
+                return True
+        except ValueError:  # an input-only format
+            continue
+    return False
 
 
 def _same_file(a: Path, b: Path) -> bool:
