@@ -646,19 +646,23 @@ class _AudioCopy:
     ) -> _AudioCopy | None:
         """Add the audio stream of `path` to `container`; None if `path` has no sound."""
         source = _open_input(path)
-        if not source.streams.audio:
+        try:
+            if not source.streams.audio:
+                source.close()
+                return None
+            in_stream = source.streams.audio[0]
+            name = in_stream.codec_context.name
+            reencode = force_reencode or name not in container.supported_codecs
+            if reencode:
+                warn(f"{label}: audio codec '{name}' cannot go into this container; using AAC")
+                out_stream = container.add_stream("aac", rate=in_stream.codec_context.sample_rate)
+                out_stream.layout = in_stream.codec_context.layout
+                out_stream.bit_rate = _AAC_BIT_RATE
+            else:
+                out_stream = container.add_stream_from_template(in_stream)
+        except BaseException:
             source.close()
-            return None
-        in_stream = source.streams.audio[0]
-        name = in_stream.codec_context.name
-        reencode = force_reencode or name not in container.supported_codecs
-        if reencode:
-            warn(f"{label}: audio codec '{name}' cannot go into this container; re-encoding to AAC")
-            out_stream = container.add_stream("aac", rate=in_stream.codec_context.sample_rate)
-            out_stream.layout = in_stream.codec_context.layout
-            out_stream.bit_rate = _AAC_BIT_RATE
-        else:
-            out_stream = container.add_stream_from_template(in_stream)
+            raise
         return cls(source, in_stream, container, out_stream, reencode, label)
 
     def mux_until(self, time_s: Fraction | None) -> None:
@@ -675,6 +679,25 @@ class _AudioCopy:
             self._pending = None
             self._write(packet)
 
+    def _write(self, packet: av.Packet) -> None:
+        try:
+            if not self.reencode:
+                packet.stream = self._out_stream
+                self._container.mux(packet)
+                return
+            for frame in packet.decode():
+                self._container.mux(self._out_stream.encode(frame))
+        except av.FFmpegError as error:
+            raise VideoError(f"{self._label}: copying audio failed ({_reason(error)})") from error
+
+    def _flush_encoder(self) -> None:
+        if not self.reencode:
+            return
+        try:
+            self._container.mux(self._out_stream.encode(None))
+        except av.FFmpegError as error:
+            raise VideoError(f"{self._label}: encoding audio failed ({_reason(error)})") from error
+
     def close(self) -> None:
         self._source.close()
 
@@ -688,21 +711,6 @@ class _AudioCopy:
                 f"{self._label}: the source audio could not be read ({_reason(error)})"
             ) from error
         return None
-
-    def _write(self, packet: av.Packet) -> None:
-        try:
-            if self.reencode:
-                for frame in packet.decode():
-                    self._container.mux(self._out_stream.encode(frame))
-            else:
-                packet.stream = self._out_stream
-                self._container.mux(packet)
-        except av.FFmpegError as error:
-            raise VideoError(f"{self._label}: copying audio failed ({_reason(error)})") from error
-
-    def _flush_encoder(self) -> None:
-        if self.reencode:
-            self._container.mux(self._out_stream.encode(None))
 
 
 def write_images_as_video(
