@@ -23,7 +23,7 @@ from torch.autograd.function import once_differentiable
 from ganvid.ops.bias_act import ACTIVATIONS, BiasActParams
 from ganvid.ops.upfirdn2d import Padding, Scaling, output_size, parse_padding, parse_scaling
 
-EPILOGUE_NONE, EPILOGUE_LRELU, EPILOGUE_LRELU_GRAD = 0, 1, 2
+EPILOGUE_NONE, EPILOGUE_LRELU, EPILOGUE_LRELU_GRAD, EPILOGUE_LRELU_NO_MASK = 0, 1, 2, 3
 _EMPTY: dict[torch.device, torch.Tensor] = {}
 
 
@@ -134,6 +134,11 @@ def _chain(x: torch.Tensor, passes: list[Pass]) -> tuple[torch.Tensor, list[tupl
     return x, sizes
 
 
+def _input_sizes(first_hw: tuple[int, int], passes: list[Pass]) -> list[tuple[int, int]]:
+    """Input size of each pass of a chain that starts at first_hw."""
+    return [first_hw, *(p.out for p in passes)][: len(passes)]
+
+
 def _adjoints(passes: list[Pass], in_sizes: list[tuple[int, int]]) -> list[Pass]:
     return [p.adjoint(hw) for p, hw in zip(reversed(passes), reversed(in_sizes), strict=True)]
 
@@ -216,10 +221,49 @@ def bias_act_cuda(x, b, dim: int, params: BiasActParams) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class _Fused:
+    """Arguments of the fused forward kernel (per-axis filters in cross-correlation order)."""
+
+    fu_x: torch.Tensor
+    fu_y: torch.Tensor
+    fd_x: torch.Tensor  # empty when fd_y is a 2-D filter
+    fd_y: torch.Tensor
+    geometry: list[int]
+
+
+@dataclass(frozen=True)
 class _LreluPlan:
     up_passes: list[Pass]
     down_passes: list[Pass]
     act: tuple[float, float, float]  # gain, slope, clamp (-1 = none)
+    fused: _Fused | None  # None: run the passes (2-D up filter, or filters too long)
+
+
+MAX_FUSED_TAPS = 32
+
+
+def _fused_args(x, fu, fd, up, down, padding, flip, tmp_hw, out_hw) -> _Fused | None:
+    """The fused kernel handles a separable (or no) up filter and any down filter <= 32 taps."""
+    if (fu is not None and fu.ndim != 1) or any(
+        f is not None and max(f.shape) > MAX_FUSED_TAPS for f in (fu, fd)
+    ):
+        return None
+    upx, upy = parse_scaling(up)
+    downx, downy = parse_scaling(down)
+    x0, _, y0, _ = parse_padding(padding)
+
+    def prepare(f: torch.Tensor | None, gain: float) -> torch.Tensor:
+        w = torch.ones([1]) if f is None else f.detach()
+        w = w.to(device=x.device, dtype=torch.float32) * gain
+        return (w if flip else w.flip(list(range(w.ndim)))).contiguous()
+
+    fu_1d = prepare(fu, (upx * upy) ** 0.5)  # the up gain, split between the two axes
+    if fd is not None and fd.ndim == 2:
+        fd_x, fd_y = _empty(x.device), prepare(fd, 1.0)
+    else:
+        fd_x = fd_y = prepare(fd, 1.0)
+    geometry = [upx, upy, downx, downy, x0, y0, *tmp_hw, *out_hw]
+    return _Fused(fu_1d, fu_1d, fd_x, fd_y, geometry)
 
 
 def _plan_filtered_lrelu(x, fu, fd, up, down, padding, gain, slope, clamp, flip) -> _LreluPlan:
@@ -230,25 +274,51 @@ def _plan_filtered_lrelu(x, fu, fd, up, down, padding, gain, slope, clamp, flip)
     down_passes = []
     if fd is not None or parse_scaling(down) != (1, 1):
         down_passes = plan_passes(tmp_hw, fd, 1, down, 0, flip, 1, x.device)
+    out_hw = down_passes[-1].out if down_passes else tmp_hw
     act = (float(gain), float(slope), -1.0 if clamp is None else float(clamp))
-    return _LreluPlan(up_passes, down_passes, act)
+    fused = _fused_args(x, fu, fd, up, down, padding, flip, tmp_hw, out_hw)
+    return _LreluPlan(up_passes, down_passes, act, fused)
+
+
+def _forward_fused(x, bias, plan: _LreluPlan, want_mask: bool):
+    f = plan.fused
+    y, mask = _module().filtered_lrelu(
+        x.contiguous(),
+        f.fu_x,
+        f.fu_y,
+        f.fd_x,
+        f.fd_y,
+        _empty(x.device) if bias is None else bias,
+        f.geometry,
+        *plan.act,
+        want_mask,
+    )
+    return y, mask
+
+
+def _forward_passes(x, bias, plan: _LreluPlan, want_mask: bool):
+    last = len(plan.up_passes) - 1
+    act_epilogue = EPILOGUE_LRELU if want_mask else EPILOGUE_LRELU_NO_MASK
+    for i, p in enumerate(plan.up_passes):
+        epilogue = act_epilogue if i == last else EPILOGUE_NONE
+        x, mask = _run(x, p, bias if i == 0 else None, epilogue, act=plan.act)
+    y, _ = _chain(x, plan.down_passes)
+    return y, mask
 
 
 class _FilteredLrelu(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, b, plan: _LreluPlan):
+    def forward(ctx, x, b, plan: _LreluPlan, want_mask: bool):
         bias = None if b is None else b.detach().float().contiguous()
-        sizes = []
-        last = len(plan.up_passes) - 1
-        for i, p in enumerate(plan.up_passes):
-            sizes.append((x.shape[2], x.shape[3]))
-            epilogue = EPILOGUE_LRELU if i == last else EPILOGUE_NONE
-            x, mask = _run(x, p, bias if i == 0 else None, epilogue, act=plan.act)
-        y, down_sizes = _chain(x, plan.down_passes)
-        ctx.up_adjoint = _adjoints(plan.up_passes, sizes)
-        ctx.down_adjoint = _adjoints(plan.down_passes, down_sizes)
-        ctx.tmp_hw = (x.shape[2], x.shape[3])
-        ctx.act, ctx.b_dtype = plan.act, None if b is None else b.dtype
+        forward = _forward_fused if plan.fused is not None else _forward_passes
+        y, mask = forward(x, bias, plan, want_mask)
+        tmp_hw = plan.up_passes[-1].out
+        ctx.up_adjoint = _adjoints(
+            plan.up_passes, _input_sizes((x.shape[2], x.shape[3]), plan.up_passes)
+        )
+        ctx.down_adjoint = _adjoints(plan.down_passes, _input_sizes(tmp_hw, plan.down_passes))
+        ctx.tmp_hw, ctx.act = tmp_hw, plan.act
+        ctx.b_dtype = None if b is None else b.dtype
         ctx.save_for_backward(mask)
         return y
 
@@ -256,6 +326,8 @@ class _FilteredLrelu(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dy):
         (mask,) = ctx.saved_tensors
+        if mask.numel() == 0:
+            raise RuntimeError("filtered_lrelu ran without its mask; enable grad before forward")
         g = dy
         down = ctx.down_adjoint or [
             Pass(torch.ones([1, 1], device=dy.device), (1, 1), (1, 1), (0, 0), ctx.tmp_hw)
@@ -268,7 +340,7 @@ class _FilteredLrelu(torch.autograd.Function):
         db = None
         if ctx.b_dtype is not None and ctx.needs_input_grad[1]:
             db = g.float().sum([0, 2, 3]).to(ctx.b_dtype)
-        return g, db, None
+        return g, db, None, None
 
 
 def filtered_lrelu_cuda(
@@ -279,4 +351,5 @@ def filtered_lrelu_cuda(
 
         return filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
     plan = _plan_filtered_lrelu(x, fu, fd, up, down, padding, gain, slope, clamp, flip_filter)
-    return _FilteredLrelu.apply(x, b, plan)
+    want_mask = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+    return _FilteredLrelu.apply(x, b, plan, want_mask)

@@ -38,8 +38,8 @@ from ganvid.errors import OpsError
 MODE_ENV = "GANVID_OPS"
 MODES = ("auto", "cuda", "ref")
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = ("ops.cpp", "bias_act.cu", "upfirdn2d.cu")
-HEADERS = ("ops_core.h", "launch.h", "common.cuh")
+SOURCES = ("ops.cpp", "bias_act.cu", "upfirdn2d.cu", "filtered_lrelu.cu")
+HEADERS = ("ops_core.h", "flrelu_core.h", "launch.h", "common.cuh")
 CXX_FLAGS = ("-O2",)
 NVCC_FLAGS = ("-O3",)
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)

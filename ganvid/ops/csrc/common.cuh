@@ -24,6 +24,18 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
 }
 
+template <typename T>
+struct LoadAs {
+  const T* __restrict__ x;
+  __device__ __forceinline__ float operator()(int64_t k) const { return to_float(x[k]); }
+};
+
+template <typename T>
+struct StoreAs {
+  T* __restrict__ y;
+  __device__ __forceinline__ void operator()(int64_t k, float v) const { y[k] = from_float<T>(v); }
+};
+
 constexpr int kThreads = 256;
 
 // Blocks for a grid-stride loop over n elements (enough to fill any current GPU).

@@ -108,6 +108,7 @@ enum Epilogue : int {
   kNone = 0,
   kLreluForward = 1,   // y = clamp(lrelu(acc, slope) * gain); mask code 0 clamped, 1 pos, 2 neg
   kLreluBackward = 2,  // y = acc * (0 | gain | gain * slope) according to the saved mask code
+  kLreluForwardNoMask = 3,  // as kLreluForward without the mask (no backward will follow)
 };
 
 struct PassParams {
@@ -159,14 +160,14 @@ GV_HD float pass_sum(const PassParams& p, Load load, const float* w, const float
 // Applies the epilogue to acc; reads/writes the mask code of element idx when needed.
 GV_HD float pass_epilogue(const PassParams& p, float acc, const uint8_t* mask_in,
                           uint8_t* mask_out, int64_t idx) {
-  if (p.epilogue == kLreluForward) {
+  if (p.epilogue == kLreluForward || p.epilogue == kLreluForwardNoMask) {
     float y = (acc > 0.0f ? acc : acc * p.slope) * p.gain;
     uint8_t code = acc > 0.0f ? 1 : 2;
     if (p.clamp >= 0.0f && fabsf(y) > p.clamp) {
       y = y > 0.0f ? p.clamp : -p.clamp;
       code = 0;
     }
-    mask_out[idx] = code;
+    if (mask_out) mask_out[idx] = code;
     return y;
   }
   if (p.epilogue == kLreluBackward) {

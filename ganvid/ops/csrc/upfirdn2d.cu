@@ -6,12 +6,6 @@
 namespace gv {
 
 template <typename T>
-struct LoadAs {
-  const T* __restrict__ x;
-  __device__ __forceinline__ float operator()(int64_t k) const { return to_float(x[k]); }
-};
-
-template <typename T>
 __global__ void upfirdn_pass_kernel(const T* __restrict__ x, const float* __restrict__ w,
                                     const float* __restrict__ bias,
                                     const uint8_t* __restrict__ mask_in,
