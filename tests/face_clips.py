@@ -6,6 +6,7 @@ pixel-index coordinates to frame pixel-index coordinates (None for blank frames)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -70,26 +71,28 @@ def moving_clip(
     seed: int = 0,
 ) -> Clip:
     """The astronaut's face turning (±8°), drifting (~30 px) and zooming (0.9 -> 1.1), with
-    noise and some blank grey frames."""
+    noise and some blank grey frames. `extra["motion"]`: the motion of every frame, blank or
+    not (where the face would be)."""
     rng = np.random.default_rng(seed)
     base = astronaut()
     width, height = size
-    frames, truth = [], []
+    frames, truth, motion = [], [], []
     for k in range(n_frames):
         t = k / max(n_frames - 1, 1)
-        if k in blank:
-            frames.append(np.full((height, width, 3), 128, np.uint8))
-            truth.append(None)
-            continue
         matrix = similarity(
             angle_deg=8.0 * math.sin(2 * math.pi * t),
             scale=0.9 + 0.2 * t,
             centre_from=ASTRONAUT_FACE_CENTRE,
             centre_to=(width / 2 - 15 + 30 * t, height / 2 + 10 * math.sin(math.pi * t)),
         )
-        frames.append(add_noise(warp(base, matrix, size), noise, rng))
-        truth.append(matrix)
-    return Clip(frames, truth)
+        motion.append(matrix)
+        if k in blank:
+            frames.append(np.full((height, width, 3), 128, np.uint8))
+            truth.append(None)
+        else:
+            frames.append(add_noise(warp(base, matrix, size), noise, rng))
+            truth.append(matrix)
+    return Clip(frames, truth, {"motion": motion})
 
 
 def two_face_clip(n_frames: int = 12, face_size: tuple[int, int] = (192, 256)) -> Clip:
@@ -149,3 +152,33 @@ def blank_clip(n_frames: int = 5, size: tuple[int, int] = (64, 48), seed: int = 
         small = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
         frames.append(cv2.resize(small, size, interpolation=cv2.INTER_CUBIC))
     return frames
+
+
+@functools.cache
+def dlib_detector():
+    """One DlibDetector for the whole test session (loading the model takes ~0.5 s)."""
+    from ganvid.face.landmarks import DetectorConfig, DlibDetector
+
+    return DlibDetector(DetectorConfig())
+
+
+@functools.cache
+def astronaut_landmarks() -> np.ndarray:
+    """[68,2] dlib's landmarks of the astronaut, averaged over 12 detections of the picture
+    moved by small known turns, zooms and sub-pixel shifts (mapped back): dlib rounds points to
+    whole pixels, so a single detection is off by up to half a pixel per point. This is the
+    reference the clip tests compare against."""
+    rng = np.random.default_rng(1)
+    base = astronaut()
+    found = []
+    for _ in range(12):
+        matrix = similarity(
+            rng.uniform(-6, 6),
+            rng.uniform(0.9, 1.1),
+            ASTRONAUT_FACE_CENTRE,
+            (128 + rng.uniform(-1, 1), 128 + rng.uniform(-1, 1)),
+        )
+        faces = dlib_detector().detect(warp(base, matrix, (256, 256)))
+        face = max(faces, key=lambda f: f.area)
+        found.append(map_points(np.linalg.inv(matrix), face.points))
+    return np.mean(found, axis=0)

@@ -12,7 +12,8 @@
   a moving head), while independent per-frame jitter loses most of its variance (about 4x for
   9 frames). Clip and shot edges use the fit of the first/last full window, so they do not lag
   either. Short gaps (no detection) follow the fitted curve, longer ones a straight line, and
-  the ends of a shot are held. N frames in, N frames out.
+  the ends of a shot are held. The median changes nothing where motion is monotone and shaves
+  at most part of one frame's step at a turning point. N frames in, N frames out.
 - `fill_gaps`: frames still without landmarks (a whole shot without the face) are filled from
   the nearest frames; NoFaceError when the clip has no face at all.
 - `detect_shots`: cuts from a tiny per-frame thumbnail (scene change) combined with landmark
