@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -284,3 +285,145 @@ def test_gradcheck_filtered_lrelu():
 
     assert torch.autograd.gradcheck(op, (x, b))
     assert torch.autograd.gradgradcheck(op, (x, b))
+
+
+# --------------------------------------------------------------------------- backend choice
+
+
+@pytest.fixture
+def fresh_loader(monkeypatch):
+    """The loader with no memory of earlier builds, restored afterwards."""
+    from ganvid.ops import loader
+
+    loader.reset_state()
+    monkeypatch.delenv("GANVID_OPS", raising=False)
+    monkeypatch.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
+    yield loader
+    loader.reset_state()
+
+
+def test_cpu_tensors_never_build_even_when_cuda_is_required(fresh_loader, monkeypatch):
+    def no_build(*args, **kwargs):
+        raise AssertionError("CPU tensors must not trigger a build")
+
+    monkeypatch.setattr(fresh_loader, "build", no_build)
+    monkeypatch.setenv("GANVID_OPS", "cuda")
+    x = torch.randn(1, 2, 8, 8)
+    assert filtered_lrelu(x, None, None, torch.zeros(2)).shape == x.shape
+    assert bias_act(x, act="lrelu").shape == x.shape
+
+
+def test_ops_mode_rejects_unknown_values(fresh_loader, monkeypatch):
+    from ganvid.errors import OpsError
+
+    monkeypatch.setenv("GANVID_OPS", "fast")
+    with pytest.raises(OpsError, match="auto, cuda, ref"):
+        fresh_loader.ops_mode()
+    monkeypatch.setenv("GANVID_OPS", "REF")
+    assert fresh_loader.ops_mode() == "ref"
+    assert fresh_loader.cuda_module() is None
+    assert fresh_loader.describe_backend() == "ref (GANVID_OPS=ref)"
+
+
+def test_auto_falls_back_with_one_warning_and_cuda_mode_raises(fresh_loader, monkeypatch):
+    from ganvid import ui
+    from ganvid.errors import OpsError
+
+    warnings: list[str] = []
+    monkeypatch.setattr(ui, "warn", warnings.append)
+    monkeypatch.setattr(fresh_loader, "default_arch_list", lambda: "9.0")
+
+    def failing_build(arch_list=None, **kwargs):
+        raise OpsError("nvcc exploded")
+
+    monkeypatch.setattr(fresh_loader, "build", failing_build)
+    assert fresh_loader.cuda_module() is None
+    assert fresh_loader.cuda_module() is None
+    assert len(warnings) == 1 and "nvcc exploded" in warnings[0]
+    assert "build failed: nvcc exploded" in fresh_loader.describe_backend()
+    monkeypatch.setenv("GANVID_OPS", "cuda")
+    with pytest.raises(OpsError, match="nvcc exploded"):
+        fresh_loader.cuda_module()
+
+
+def test_auto_does_not_retry_a_build_that_failed_before(fresh_loader, monkeypatch):
+    from ganvid import ui
+
+    monkeypatch.setattr(ui, "warn", lambda message: None)
+    monkeypatch.setattr(fresh_loader, "default_arch_list", lambda: "8.6")
+    folder = fresh_loader.build_dir_for("8.6")
+    folder.mkdir(parents=True)
+    (folder / fresh_loader.FAILED_FILE).write_text("cannot find -lcudart\n")
+    monkeypatch.setattr(fresh_loader, "build", lambda *a, **k: pytest.fail("rebuilt"))
+    assert fresh_loader.cuda_module() is None
+    assert "cannot find -lcudart" in fresh_loader.describe_backend()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without a GPU")
+def test_without_gpu_or_arch_list_the_user_is_told_what_to_set(fresh_loader, cli):
+    from ganvid.errors import OpsError
+
+    with pytest.raises(OpsError, match="TORCH_CUDA_ARCH_LIST"):
+        fresh_loader.default_arch_list()
+    code, _, err = cli("build-ops")
+    assert code == OpsError.exit_code and "TORCH_CUDA_ARCH_LIST" in err
+    expected = "ref (no CUDA device)" if torch.version.cuda else "ref (CPU-only torch build)"
+    assert fresh_loader.describe_backend() == expected
+
+
+def test_arch_lists_are_normalized_and_key_the_cache(fresh_loader, monkeypatch):
+    from ganvid.errors import OpsError
+
+    assert fresh_loader.normalize_arch_list(["9.0", "8.6"]) == "8.6;9.0"
+    assert fresh_loader.normalize_arch_list("9.0 8.6,8.6;12.0+PTX") == "8.6;9.0;12.0+PTX"
+    with pytest.raises(OpsError):
+        fresh_loader.normalize_arch_list("sm_90!")
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0;8.6")
+    assert fresh_loader.default_arch_list() == "8.6;9.0"
+    key = fresh_loader.build_key("8.6;9.0")
+    assert torch.__version__.split("+")[0] in key and "sm86-90" in key
+    assert key != fresh_loader.build_key("9.0")
+    assert str(fresh_loader.build_dir_for("9.0")).startswith(os.environ["GANVID_HOME"])
+
+
+def _fake_toolkit(root, cudart_names=("libcudart.so.13",)):
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "nvcc").write_bytes(b"\x7fELF fake nvcc")
+    (root / "include").mkdir()
+    (root / "include" / "cuda_runtime.h").write_text("/* fake */\n")
+    (root / "lib").mkdir()
+    for name in cudart_names:
+        (root / "lib" / name).write_bytes(b"")
+    return root
+
+
+def test_toolkit_found_through_an_nvcc_wrapper_script(fresh_loader, monkeypatch, tmp_path):
+    real = _fake_toolkit(tmp_path / "cuda-13.0")
+    wrapper_dir = tmp_path / "wrappers"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / "nvcc"
+    wrapper.write_text(f'#!/bin/sh\nexec {real}/bin/nvcc "$@"\n')
+    wrapper.chmod(0o755)
+    pip_nvidia = tmp_path / "site" / "nvidia" / "cu13"
+    (pip_nvidia / "include").mkdir(parents=True)
+    (pip_nvidia / "include" / "cusparse.h").write_text("/* fake */\n")
+    (pip_nvidia / "include" / "cublas_v2.h").write_text("/* fake */\n")
+    monkeypatch.setenv("CUDA_HOME", str(tmp_path / "not-a-toolkit"))
+    monkeypatch.delenv("CUDA_PATH", raising=False)
+    monkeypatch.setenv("PATH", str(wrapper_dir))
+    monkeypatch.setattr(fresh_loader, "_pip_toolkit_roots", lambda: [])
+    monkeypatch.setattr(fresh_loader, "_pip_nvidia_dirs", lambda: [pip_nvidia])
+
+    toolkit = fresh_loader.find_toolkit()
+    assert toolkit.root == real.resolve()
+    assert toolkit.include_dirs == (pip_nvidia / "include",)  # cuBLAS/cuSPARSE headers
+    (link_dir,) = toolkit.library_dirs  # only libcudart.so.13 exists: an unversioned link
+    assert (link_dir / "libcudart.so").resolve() == (real / "lib" / "libcudart.so.13").resolve()
+
+
+def test_missing_toolkit_says_where_it_looked(fresh_loader, monkeypatch, tmp_path):
+    from ganvid.errors import OpsError
+
+    monkeypatch.setattr(fresh_loader, "_toolkit_candidates", lambda: [("CUDA_HOME", tmp_path)])
+    with pytest.raises(OpsError, match=f"CUDA_HOME: {tmp_path}"):
+        fresh_loader.find_toolkit()
