@@ -25,6 +25,7 @@ from ganvid.nn.styleganex import (
     StyleGANEXConfig,
     StyleGANEXGenerator,
     check_input_size,
+    optimize_still,
     output_size,
     snap_size,
 )
@@ -340,3 +341,32 @@ def test_altered_blur_constant_is_refused(tmp_path, toonify_payload):
     state["decoder.convs.0.conv.blur_weight"] = torch.ones(1, 1, 3, 3)
     with pytest.raises(CheckpointError, match="blur filters differ.*convs.0.conv.blur_weight"):
         load_styleganex(_save(tmp_path, dict(toonify_payload, state_dict=state)))
+
+
+# -- step II for still images -----------------------------------------------------------------
+
+
+def test_optimize_still_lowers_the_loss_and_returns_a_renderable_inversion(models):
+    from ganvid.nn.lpips import build_lpips
+
+    model = models["inversion"]
+    distance = build_lpips("vgg", random_backbone=True)
+    crop = _images(1, 32, 32, seed=13)
+    seen = []
+    result = optimize_still(
+        model, crop, distance=distance, steps=4, seed=1, callback=lambda i, loss: seen.append(i)
+    )
+    assert seen == list(range(4)) and len(result.losses) == 4
+    assert result.wplus.shape == (1, 18, 32) and result.f.shape == (1, 32, 4, 4)
+    assert [tuple(n.shape[2:]) for n in result.noises[:9]] == [(4, 4)] * 7 + [(8, 8)] * 2
+    assert result.image.shape == (1, 3, 128, 128)
+    for noise in result.noises:
+        assert abs(float(noise.mean())) < 1e-4 and abs(float(noise.std()) - 1) < 1e-4
+    with torch.no_grad():
+        again = model.decode(result.wplus, result.f, noises=result.noises).clamp(-1, 1)
+        wplus, features = model.encode(crop)
+        start = model.decode(wplus, features)
+        before = distance(F.avg_pool2d(start, 4), crop)
+        after = distance(F.avg_pool2d(result.image, 4), crop)
+    torch.testing.assert_close(again, result.image)
+    assert float(after) < float(before)
