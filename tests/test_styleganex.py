@@ -16,7 +16,7 @@ from styleganex_fixtures import (
     write_checkpoint,
 )
 
-from ganvid.errors import CheckpointError, InputError
+from ganvid.errors import CheckpointError, InputError, WeightsError
 from ganvid.nn.stylegan2 import Generator, StyleGAN2Config, rosinality_channels
 from ganvid.nn.styleganex import (
     EncoderConfig,
@@ -370,3 +370,8 @@ def test_optimize_still_lowers_the_loss_and_returns_a_renderable_inversion(model
         after = distance(F.avg_pool2d(result.image, 4), crop)
     torch.testing.assert_close(again, result.image)
     assert float(after) < float(before)
+
+
+def test_a_weights_name_that_is_not_downloaded_says_how_to_get_it():
+    with pytest.raises(WeightsError, match="styleganex-toonify-cartoon"):
+        load_styleganex("styleganex-toonify-cartoon")

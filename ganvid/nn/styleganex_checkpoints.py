@@ -61,16 +61,21 @@ STOCK_ABSENT_SUFFIX = "blur_weight"
 
 
 def load_styleganex(
-    path: str | Path,
+    source: str | Path,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> StyleGANEX:
     """Load a StyleGANEX checkpoint into an eval-mode, frozen `StyleGANEX` on `device`.
 
-    Raises CheckpointError for an unsafe or malformed file, an unsupported configuration
-    (sketch/mask input, feat_ind != 0, learn_in_w) or any key mismatch (named).
+    source: a file, or a weights-manager name ('styleganex-inversion', 'styleganex-edit-age',
+        'styleganex-edit-hair', 'styleganex-toonify-cartoon' / '-pixar' / '-arcane').
+    Raises WeightsError when a named file is not downloaded, CheckpointError for an unsafe or
+    malformed file, an unsupported configuration (sketch/mask input, feat_ind != 0, learn_in_w)
+    or any key mismatch (named).
     """
-    path = Path(path)
+    from ganvid.weights import resolve
+
+    path = resolve(source)
     payload = read_payload(path)
     opts = checked_opts(path, payload["opts"])
     state = checked_state_dict(path, payload["state_dict"])
@@ -246,7 +251,8 @@ def load_stylegan2(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> tuple[Generator, torch.Tensor | None]:
-    """A rosinality StyleGAN2 generator from a file (`g_ema` entry) or a state dict.
+    """A rosinality StyleGAN2 generator from a file (its `g_ema` entry, or the file itself if it
+    is a bare state dict), a weights-manager name, or a state dict.
 
     styleganex=True builds a `StyleGANEXGenerator` from the same weights (e.g. a toonified or
     StyleGAN-NADA generator for the StyleGANEX decoder). Returns (generator, latent_avg): the
@@ -256,7 +262,9 @@ def load_stylegan2(
     latent_avg = None
     state = source
     if isinstance(source, str | Path):
-        payload = safe_torch_load(Path(source))
+        from ganvid.weights import resolve
+
+        payload = safe_torch_load(resolve(source))
         if not isinstance(payload, Mapping):
             raise CheckpointError(f"{what} is not a StyleGAN2 checkpoint dict")
         if "g_ema" in payload:
