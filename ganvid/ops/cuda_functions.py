@@ -344,8 +344,19 @@ class _FilteredLrelu(torch.autograd.Function):
 
 
 def filtered_lrelu_cuda(
-    x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter
+    x: torch.Tensor,
+    fu: torch.Tensor | None = None,
+    fd: torch.Tensor | None = None,
+    b: torch.Tensor | None = None,
+    up: Scaling = 1,
+    down: Scaling = 1,
+    padding: Padding = 0,
+    gain: float = 2**0.5,
+    slope: float = 0.2,
+    clamp: float | None = None,
+    flip_filter: bool = False,
 ) -> torch.Tensor:
+    """filtered_lrelu on the kernels (same signature and semantics as the public op)."""
     if any(f is not None and f.requires_grad for f in (fu, fd)):
         from ganvid.ops.filtered_lrelu import filtered_lrelu_ref
 
