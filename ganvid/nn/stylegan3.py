@@ -154,6 +154,7 @@ class LayerSpec:
     tmp_sampling_rate: int
     in_cutoff: float
     out_cutoff: float
+    out_stopband: float
     in_half_width: float
     out_half_width: float
     conv_kernel: int
@@ -221,6 +222,7 @@ def _layer_spec(cfg: SG3Config, a: dict[str, np.ndarray], i: int) -> LayerSpec:
         tmp_sampling_rate=tmp_rate,
         in_cutoff=float(a["cutoffs"][prev]),
         out_cutoff=float(a["cutoffs"][i]),
+        out_stopband=float(a["stopbands"][i]),
         in_half_width=float(a["half_widths"][prev]),
         out_half_width=float(a["half_widths"][i]),
         conv_kernel=kernel,
