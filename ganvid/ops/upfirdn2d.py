@@ -117,16 +117,6 @@ def _check_input(x: torch.Tensor, f: torch.Tensor | None, up, down, padding) -> 
         )
 
 
-def _zero_stuff(x: torch.Tensor, upx: int, upy: int) -> torch.Tensor:
-    """[N, C, H, W] -> [N, C, H*upy, W*upx] with up-1 zeros after every sample."""
-    if upx == 1 and upy == 1:
-        return x
-    n, c, h, w = x.shape
-    x = x.reshape(n, c, h, 1, w, 1)
-    x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
-    return x.reshape(n, c, h * upy, w * upx)
-
-
 def _pad_or_crop(x: torch.Tensor, x0: int, x1: int, y0: int, y1: int) -> torch.Tensor:
     """Zero-pad positive amounts, crop negative ones."""
     x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
@@ -134,11 +124,33 @@ def _pad_or_crop(x: torch.Tensor, x0: int, x1: int, y0: int, y1: int) -> torch.T
     return x[:, :, max(-y0, 0) : h - max(-y1, 0), max(-x0, 0) : w - max(-x1, 0)]
 
 
-def _depthwise(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Cross-correlate every channel with the same 2-D kernel [kh, kw] (valid outputs only)."""
+def _depthwise(
+    x: torch.Tensor, kernel: torch.Tensor, stride: tuple[int, int] = (1, 1)
+) -> torch.Tensor:
+    """Cross-correlate every channel with the same 2-D kernel [kh, kw], valid outputs only,
+    keeping every stride-th output (row, column) from index 0."""
     c = x.shape[1]
     weight = kernel.to(x.dtype)[None, None].expand(c, 1, *kernel.shape)
-    return F.conv2d(x, weight, groups=c)
+    return F.conv2d(x, weight, stride=stride, groups=c)
+
+
+def _upsample_filter(
+    x: torch.Tensor, kernel: torch.Tensor, upx: int, upy: int, pads: tuple[int, int, int, int]
+) -> torch.Tensor:
+    """Zero-stuff by (upx, upy), pad by pads = (x0, x1, y0, y1), cross-correlate with `kernel`
+    [kh, kw] (valid) — computed as a transposed convolution with the flipped kernel.
+
+    The transposed convolution z[k] = sum_i x[i] * flip(kernel)[k - i * up] has
+    (in - 1) * up + taps samples; the wanted signal is z shifted by taps - 1 - pad0 and cut to
+    in * up + pad0 + pad1 - taps + 1 samples, i.e. z padded by pad0 - (taps - 1) in front and
+    pad1 + up - taps at the end.
+    """
+    c = x.shape[1]
+    kh, kw = kernel.shape
+    weight = kernel.flip([0, 1]).to(x.dtype)[None, None].expand(c, 1, kh, kw)
+    z = F.conv_transpose2d(x, weight, stride=(upy, upx), groups=c)
+    x0, x1, y0, y1 = pads
+    return _pad_or_crop(z, x0 - (kw - 1), x1 + upx - kw, y0 - (kh - 1), y1 + upy - kh)
 
 
 def upfirdn2d_ref(
@@ -161,14 +173,19 @@ def upfirdn2d_ref(
     if not flip_filter:  # torch's conv2d is a cross-correlation: flip for a true convolution
         f = f.flip(list(range(f.ndim)))
 
-    x = _zero_stuff(x, upx, upy)
+    if upx > 1 or upy > 1:  # no multiplications with the stuffed zeros
+        if f.ndim == 1:
+            x = _upsample_filter(x, f[None, :], upx, 1, (x0, x1, 0, 0))
+            x = _upsample_filter(x, f[:, None], 1, upy, (0, 0, y0, y1))
+        else:
+            x = _upsample_filter(x, f, upx, upy, (x0, x1, y0, y1))
+        return x[:, :, ::downy, ::downx]
     x = _pad_or_crop(x, x0, x1, y0, y1)
+    # Decimation = a strided convolution (no outputs computed just to be dropped).
     if f.ndim == 1:
-        x = _depthwise(x, f[None, :])
-        x = _depthwise(x, f[:, None])
-    else:
-        x = _depthwise(x, f)
-    return x[:, :, ::downy, ::downx]
+        x = _depthwise(x, f[None, :], stride=(1, downx))
+        return _depthwise(x, f[:, None], stride=(downy, 1))
+    return _depthwise(x, f, stride=(downy, downx))
 
 
 def upfirdn2d(
