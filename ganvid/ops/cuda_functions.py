@@ -1,12 +1,16 @@
 """Autograd Functions over the compiled kernels (same semantics as the reference ops).
 
-upfirdn2d and filtered_lrelu run as a chain of "passes" (csrc/ops_core.h): one pass samples x
-along x and/or y with up/down factors, a pad offset and a weight array in cross-correlation
-order. A separable filter is two passes (x, then y), a 2-D filter one. The gradient of a pass is
-another pass: swap up and down, flip the weights, pad0' = taps - 1 - pad0, output = the pass's
-input size. filtered_lrelu folds the bias into its first pass and the leaky ReLU + clamp into
-the last upsampling pass, which also writes a uint8 mask (0 clamped, 1 positive, 2 negative)
-that the backward pass uses instead of keeping the full-resolution activations.
+upfirdn2d runs as a chain of "passes" (csrc/ops_core.h): one pass samples x along x and/or y
+with up/down factors, a pad offset and a weight array in cross-correlation order; a separable
+filter is two passes (x, then y), a 2-D filter one. The gradient of a pass is another pass: swap
+up and down, flip the weights, pad0' = taps - 1 - pad0, output = the pass's input size.
+
+filtered_lrelu's forward is one fused kernel (csrc/flrelu_core.h: shared-memory tiles, the
+upsampled signal never reaches global memory) for separable or absent up filters; it writes a
+uint8 mask (0 clamped, 1 positive, 2 negative) only when a backward will follow. Other filters
+use the passes, with the bias folded into the first and the activation into the last upsampling
+pass. The backward runs the adjoint passes and applies the mask in the pass that produces the
+gradient of the activation.
 
 The functions also run on CPU float32 tensors (the extension emulates the kernels there); the
 tests use that to check this planning and the kernels' index math without a GPU.

@@ -261,6 +261,7 @@ std::vector<torch::Tensor> filtered_lrelu(torch::Tensor x, torch::Tensor fu_x, t
               "output size does not fit the tmp size and the down filter");
   TORCH_CHECK(gv::set_tiles(p, gv::kFusedMaxTile, gv::kFusedSmemFloats),
               "filters too large for the fused filtered_lrelu kernel");
+  TORCH_CHECK(p.tiles_x <= 65535 && p.tiles_y <= 65535, "image too large for one launch");
   const float* bias = optional_f32(b, x, p.channels, "b");
 
   torch::Tensor y = torch::empty({x.size(0), x.size(1), p.out_h, p.out_w}, x.options());
