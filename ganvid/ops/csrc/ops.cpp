@@ -49,6 +49,23 @@ const float* optional_f32(const torch::Tensor& t, const torch::Tensor& x, int64_
   return t.data_ptr<float>();
 }
 
+// Plane count, input size and geometry[0:6] = {up_x, up_y, down_x, down_y, pad_x0, pad_y0}.
+template <typename Params>
+void read_sampling(Params& p, const torch::Tensor& x, const std::vector<int64_t>& geometry) {
+  p.planes = x.size(0) * x.size(1);
+  p.channels = (int)x.size(1);
+  p.in_h = (int)x.size(2);
+  p.in_w = (int)x.size(3);
+  p.up_x = (int)geometry[0];
+  p.up_y = (int)geometry[1];
+  p.down_x = (int)geometry[2];
+  p.down_y = (int)geometry[3];
+  p.pad_x0 = (int)geometry[4];
+  p.pad_y0 = (int)geometry[5];
+  TORCH_CHECK(p.up_x >= 1 && p.up_y >= 1 && p.down_x >= 1 && p.down_y >= 1,
+              "up/down must be >= 1");
+}
+
 void* current_stream() { return (void*)c10::cuda::getCurrentCUDAStream().stream(); }
 
 gv::BiasActParams bias_act_params(const torch::Tensor& x, int64_t step, int64_t channels,
@@ -132,16 +149,7 @@ std::vector<torch::Tensor> upfirdn_pass(torch::Tensor x, torch::Tensor w, torch:
               "w must be a contiguous float32 [taps_y, taps_x] tensor on x's device");
   TORCH_CHECK(geometry.size() == 8, "geometry needs 8 values");
   gv::PassParams p;
-  p.planes = x.size(0) * x.size(1);
-  p.channels = (int)x.size(1);
-  p.in_h = (int)x.size(2);
-  p.in_w = (int)x.size(3);
-  p.up_x = (int)geometry[0];
-  p.up_y = (int)geometry[1];
-  p.down_x = (int)geometry[2];
-  p.down_y = (int)geometry[3];
-  p.pad_x0 = (int)geometry[4];
-  p.pad_y0 = (int)geometry[5];
+  read_sampling(p, x, geometry);
   p.out_h = (int)geometry[6];
   p.out_w = (int)geometry[7];
   p.taps_y = (int)w.size(0);
@@ -150,8 +158,6 @@ std::vector<torch::Tensor> upfirdn_pass(torch::Tensor x, torch::Tensor w, torch:
   p.gain = (float)gain;
   p.slope = (float)slope;
   p.clamp = (float)clamp;
-  TORCH_CHECK(p.up_x >= 1 && p.up_y >= 1 && p.down_x >= 1 && p.down_y >= 1,
-              "up/down must be >= 1");
   TORCH_CHECK(p.out_h >= 1 && p.out_w >= 1 && p.taps_x >= 1 && p.taps_y >= 1,
               "empty output or filter");
   TORCH_CHECK(epilogue >= 0 && epilogue <= 3, "unknown epilogue ", epilogue);
@@ -220,16 +226,7 @@ std::vector<torch::Tensor> filtered_lrelu(torch::Tensor x, torch::Tensor fu_x, t
   TORCH_CHECK(x.dim() == 4, "x must be [N, C, H, W]");
   TORCH_CHECK(geometry.size() == 10, "geometry needs 10 values");
   gv::FusedParams p;
-  p.planes = x.size(0) * x.size(1);
-  p.channels = (int)x.size(1);
-  p.in_h = (int)x.size(2);
-  p.in_w = (int)x.size(3);
-  p.up_x = (int)geometry[0];
-  p.up_y = (int)geometry[1];
-  p.down_x = (int)geometry[2];
-  p.down_y = (int)geometry[3];
-  p.pad_x0 = (int)geometry[4];
-  p.pad_y0 = (int)geometry[5];
+  read_sampling(p, x, geometry);
   p.tmp_h = (int)geometry[6];
   p.tmp_w = (int)geometry[7];
   p.out_h = (int)geometry[8];
@@ -237,8 +234,6 @@ std::vector<torch::Tensor> filtered_lrelu(torch::Tensor x, torch::Tensor fu_x, t
   p.gain = (float)gain;
   p.slope = (float)slope;
   p.clamp = (float)clamp;
-  TORCH_CHECK(p.up_x >= 1 && p.up_y >= 1 && p.down_x >= 1 && p.down_y >= 1,
-              "up/down must be >= 1");
   TORCH_CHECK(p.out_h >= 1 && p.out_w >= 1 && p.tmp_h >= 1 && p.tmp_w >= 1, "empty output");
   const float* fu_x_ptr = filter_1d(fu_x, x, "fu_x", &p.fu_taps_x);
   const float* fu_y_ptr = filter_1d(fu_y, x, "fu_y", &p.fu_taps_y);
