@@ -204,7 +204,7 @@ class FanDetector:
         class _Local(face_alignment.FaceAlignment):
             """FaceAlignment reading FAN from a given file instead of its URL downloader."""
 
-            def _load_native(self, network_name, network_size, device, dtype):  # noqa: ARG002
+            def _load_native(self, network_name, network_size, device, dtype):
                 net = face_alignment.models.FAN(network_size)
                 net.load_state_dict(torch.load(fan_path, map_location=device, weights_only=True))
                 return net.to(device, dtype=dtype).eval()

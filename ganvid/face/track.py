@@ -168,9 +168,10 @@ def _smooth_segment(x: np.ndarray, valid: np.ndarray, window: int, order: int) -
         for i in range(length):
             # a gap frame is fitted only when detected frames surround it within the window
             if not valid[i]:
-                before = known[(known < i) & (known >= i - half)]
-                after = known[(known > i) & (known <= i + half)]
-                if len(before) == 0 or len(after) == 0:
+                after = np.searchsorted(known, i)
+                if after == 0 or after == len(known):
+                    continue
+                if i - known[after - 1] > half or known[after] - i > half:
                     continue
             lo = min(max(i - half, 0), length - span)  # full window, shifted at the edges
             row = _fit_row(valid, lo, lo + span, i, order)

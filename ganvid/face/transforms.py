@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ganvid.face.align import frame_to_quad_matrix, quad_to_frame_matrix
 from ganvid.nn import sg3_transforms
 
 
@@ -109,8 +110,6 @@ def aligned_to_unaligned_matrix(
     aligned_quad: np.ndarray, unaligned_quad: np.ndarray, size: int
 ) -> np.ndarray:
     """[3,3] exact map aligned-crop pixel coords -> unaligned-crop pixel coords (scale kept)."""
-    from ganvid.face.align import frame_to_quad_matrix, quad_to_frame_matrix
-
     return frame_to_quad_matrix(unaligned_quad, size) @ quad_to_frame_matrix(aligned_quad, size)
 
 
