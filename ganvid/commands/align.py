@@ -42,8 +42,8 @@ def align(
         0,
         "--face",
         min=0,
-        help="Face to follow: 0 = the largest (in the first frame with "
-        "faces), 1 = the second largest, ...",
+        help="Face to follow: 0 = the largest, 1 = the second largest, ... (by size in the "
+        "first frame showing that many faces); the same person is then followed.",
     ),
     rule: str = typer.Option(
         "ffhq",
