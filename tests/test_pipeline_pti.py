@@ -44,7 +44,9 @@ class ToySynthesis(nn.Module):
         self.conv0 = nn.Conv2d(4, 8, 3, padding=1)
         self.conv1 = nn.Conv2d(8, 3, 3, padding=1)
 
-    def forward(self, ws: torch.Tensor, transform: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, ws: torch.Tensor, transform: torch.Tensor, force_fp32: bool = True
+    ) -> torch.Tensor:
         grid = nn.functional.affine_grid(transform[:, :2, :], (len(ws), 4, RES, RES), False)
         x = self.input.weight.expand(len(ws), -1, -1, -1)
         x = nn.functional.grid_sample(x, grid, align_corners=False)
@@ -117,6 +119,32 @@ def test_pti_lowers_the_loss_and_freezes_input_and_mapping(tmp_path):
         torch.testing.assert_close(after[name], before[name], rtol=0, atol=0)
     assert not torch.equal(after["synthesis.conv0.weight"], before["synthesis.conv0.weight"])
     assert all(not name.startswith("input.") for name, _ in pti_parameters(tuner.generator))
+
+
+def test_real_stylegan3_tunes_synthesis_layers_only(tmp_path):
+    from sg3_fixtures import tiny_generator
+
+    generator = tiny_generator("T", res=16, channel_base=256, channel_max=16, num_layers=4)
+    rng = np.random.default_rng(0)
+    pivots = rng.normal(size=(COUNT, generator.num_ws, generator.w_dim)).astype(np.float32)
+    _, transforms, frames = make_clip(tmp_path)
+    tuner = PivotalTuner(
+        generator,
+        ToyLPIPS(),
+        pivots,
+        transforms,
+        TargetFrames(frames, COUNT, 16),
+        PTIConfig(steps=2, early_stop_lpips=None),
+        torch.device("cpu"),
+        tmp_path / "checkpoint.pt",
+    )
+    before = _weights(generator)
+    tuner.run()
+    changed = {k for k, v in generator.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("synthesis.L") for k in changed)
+    tuned = {f"synthesis.{name}" for name, _ in pti_parameters(generator)}
+    assert not any(k.startswith(("mapping.", "synthesis.input.")) for k in tuned)
+    assert changed <= tuned
 
 
 def test_same_seed_same_weights_and_tuned_weights_round_trip(tmp_path):

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganvid.errors import InputError
-from ganvid.pipeline.render import synthesize, to_float
+from ganvid.pipeline.render import synthesize, to_float, to_tensor
 from ganvid.pipeline.workdir import FrameDir, atomic_path
 
 CHECKPOINT_VERSION = 1
@@ -246,11 +246,11 @@ class PivotalTuner:
 
     def _losses(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(total loss, per-sample mse [B], per-sample lpips [B]) for the frames `indices`."""
-        ws = torch.from_numpy(np.asarray(self.pivots[indices], dtype=np.float32)).to(self.device)
-        transforms = torch.from_numpy(np.asarray(self.transforms[indices], dtype=np.float32))
+        ws = to_tensor(self.pivots[indices], self.device)
+        transforms = to_tensor(self.transforms[indices], self.device)
         target = self.targets.batch(indices, self.device)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            image = synthesize(self.generator, ws, transforms.to(self.device))
+            image = synthesize(self.generator, ws, transforms, force_fp32=not self.amp)
             lpips = self.perceptual(image, target).float().reshape(len(indices), -1).mean(1)
         mse = (image.float() - target).square().flatten(1).mean(1)
         total = self.config.mse_weight * mse.mean() + self.config.lpips_weight * lpips.mean()

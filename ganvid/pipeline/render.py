@@ -21,14 +21,15 @@ WsModifier = Callable[[np.ndarray, torch.Tensor], torch.Tensor]
 
 
 def synthesize(
-    generator: torch.nn.Module, ws: torch.Tensor, transforms: torch.Tensor
+    generator: torch.nn.Module, ws: torch.Tensor, transforms: torch.Tensor, force_fp32: bool = True
 ) -> torch.Tensor:
     """ws [B,num_ws,512] and input transforms [B,3,3] -> images [B,3,R,R] in about [-1, 1].
 
     `transforms` are matrices for `synthesis.input.transform` (the inverse of the user matrix,
-    see `ganvid.nn.sg3_transforms`), one per sample.
+    see `ganvid.nn.sg3_transforms`), one per sample. force_fp32=False lets the generator run
+    its high-resolution layers in float16 on CUDA (as it was trained; used under AMP).
     """
-    return generator.synthesis(ws, transform=transforms)
+    return generator.synthesis(ws, transform=transforms, force_fp32=force_fp32)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -37,10 +38,20 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return scaled.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def to_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """float32 COPY of an array (memmap rows, numpy views) in torch-allocated memory on `device`.
+
+    Never `torch.from_numpy` for network inputs: numpy buffers are only 16-byte aligned and
+    their address varies from run to run, and CPU kernels round differently for different
+    alignments, so a resumed run would not reproduce an uninterrupted one bit for bit.
+    """
+    return torch.tensor(np.asarray(array, dtype=np.float32), device=device)
+
+
 def to_float(frames: np.ndarray | Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
     """uint8 [B,H,W,3] (or a list of [H,W,3]) -> float32 [B,3,H,W] in [-1, 1] on `device`."""
-    batch = torch.from_numpy(np.ascontiguousarray(np.stack(list(frames))))
-    return batch.to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    batch = torch.tensor(np.stack(list(frames)), device=device)  # a copy: see `to_tensor`
+    return (batch.permute(0, 3, 1, 2).float() / 127.5 - 1.0).contiguous()
 
 
 @dataclass
@@ -81,11 +92,10 @@ def render_frames(
     """Yield (frame index, uint8 [R,R,3]) in order, rendering `batch` frames at a time."""
     indices = range(len(job)) if indices is None else indices
     for chunk in _batches(indices, max(1, batch)):
-        ws = torch.from_numpy(np.asarray(job.ws[chunk], dtype=np.float32)).to(device)
+        ws = to_tensor(job.ws[chunk], device)
         if job.modifier is not None:
             ws = job.modifier(chunk, ws)
-        transforms = torch.from_numpy(np.asarray(job.transforms[chunk], dtype=np.float32))
-        images = to_uint8(synthesize(generator, ws, transforms.to(device)))
+        images = to_uint8(synthesize(generator, ws, to_tensor(job.transforms[chunk], device)))
         yield from zip(chunk.tolist(), images, strict=True)
 
 

@@ -1,0 +1,148 @@
+"""`ganvid invert clip.mp4`: reconstruct a face video with StyleGAN3 (encoder + PTI)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+
+_SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'8G', '8GB', '8GiB', '512M', '1073741824' -> bytes (binary units)."""
+    from ganvid.errors import InputError
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not match or float(match.group(1)) <= 0:
+        raise InputError(f"--max-memory {text!r}: give a size such as 6G or 512M")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+def invert(
+    clip: Path = typer.Argument(..., help="The video to invert (any format FFmpeg reads)."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Output video [default: <clip>_inverted.mp4 beside the clip]."
+    ),
+    workdir: Path | None = typer.Option(
+        None, "--workdir", help="Work directory for every intermediate [default: <clip>.ganvid/]."
+    ),
+    generator: str = typer.Option(
+        "sg3-r-ffhq-1024", "--generator", help="StyleGAN3 generator: a weights name or a file."
+    ),
+    encoder: str = typer.Option(
+        "restyle-e4e-ffhq", "--encoder", help="ReStyle encoder: a weights name or a file."
+    ),
+    lpips: str = typer.Option(
+        "lpips-alex", "--lpips", help="AlexNet weights for the LPIPS loss: a name or a file."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    batch: int = typer.Option(4, "--batch", min=1, help="Frames per batch (encoder, PTI, render)."),
+    pti_steps: int | None = typer.Option(
+        None, "--pti-steps", min=0, help="PTI steps [default: 8000 on a GPU, 50 on CPU]."
+    ),
+    pti_lr: float = typer.Option(3e-4, "--pti-lr", min=0.0, help="PTI learning rate (Adam)."),
+    pti_stop_lpips: float = typer.Option(
+        0.06, "--pti-stop-lpips", min=0.0, help="Stop PTI once LPIPS is below this (0: never)."
+    ),
+    pti_checkpoint_every: int = typer.Option(
+        100, "--pti-checkpoint-every", min=1, help="PTI steps between resumable checkpoints."
+    ),
+    encoder_iters: int | None = typer.Option(
+        None, "--encoder-iters", min=1, help="ReStyle iterations [default: the checkpoint's]."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed for PTI's sampling order."),
+    max_memory: str | None = typer.Option(
+        None, "--max-memory", help="Memory budget for PTI, e.g. 6G: lowers the batch to fit."
+    ),
+    smooth: bool = typer.Option(
+        True, "--smooth/--no-smooth", help="Smooth latents and transforms over time."
+    ),
+    fine_layer_mean: bool = typer.Option(
+        False, "--fine-layer-mean", help="Replace W+ layers 9-15 by their mean over each shot."
+    ),
+    side_by_side: bool = typer.Option(
+        False, "--side-by-side", help="Also write <output>_sbs.mp4: input crop | reconstruction."
+    ),
+    detector: str = typer.Option("dlib", "--detector", help="Landmark detector: dlib or fan."),
+    cnn: bool = typer.Option(False, "--cnn", help="dlib's CNN face detector (slower, more poses)."),
+    face: int = typer.Option(0, "--face", min=0, help="Which face: 0 = largest, 1 = next..."),
+    crf: int = typer.Option(18, "--crf", min=0, max=51, help="H.264 quality (lower is better)."),
+    preset: str = typer.Option("medium", "--preset", help="x264 speed preset."),
+    fresh: bool = typer.Option(False, "--fresh", help="Recompute every stage."),
+) -> None:
+    """Invert a face video into StyleGAN3: landmarks, encoder, smoothing, PTI, render.
+
+    Writes <clip>_inverted.mp4 (the reconstruction, same frames, timestamps and sound),
+    <clip>_inverted_crop.mp4 (what was reconstructed) and keeps every step in the work
+    directory, so a second run reuses it and an interrupted run resumes.
+    """
+    from ganvid.pipeline.invert import InvertJob, InvertOptions
+
+    options = InvertOptions(
+        clip=clip,
+        output=output,
+        workdir=workdir,
+        generator=generator,
+        encoder=encoder,
+        lpips=lpips,
+        device=device,
+        batch=batch,
+        encoder_iters=encoder_iters,
+        pti_steps=pti_steps,
+        pti_checkpoint_every=pti_checkpoint_every,
+        pti_lr=pti_lr,
+        pti_early_stop_lpips=pti_stop_lpips or None,
+        seed=seed,
+        max_memory_bytes=parse_size(max_memory) if max_memory else None,
+        smooth=smooth,
+        fine_layer_mean=fine_layer_mean,
+        side_by_side=side_by_side,
+        crf=crf,
+        preset=preset,
+        fresh=fresh,
+        face={"detector": detector, "cnn": cnn, "face_index": face},
+    )
+    summary = InvertJob(options).run()
+    show_summary(summary)
+
+
+def show_summary(summary) -> None:
+    """One screen: time per stage, PTI loss, reconstruction quality, output files."""
+    from rich.table import Table
+
+    from ganvid.ui import console
+
+    table = Table(title=f"ganvid invert: {summary.frames} frames", title_justify="left")
+    for column in ("stage", "status", "seconds", "s/frame"):
+        table.add_column(column, justify="left" if column in ("stage", "status") else "right")
+    for record in summary.records:
+        status = "cached" if record.skipped else "done"
+        seconds = record.total_seconds
+        per_frame = seconds / max(1, summary.frames)
+        table.add_row(record.name, status, f"{seconds:.1f}", f"{per_frame:.3f}")
+    console.print(table)
+    pti = summary.pti
+    if pti.get("loss_first") is not None:
+        early = ", stopped early" if pti.get("stopped_early") else ""
+        console.print(
+            f"PTI: {pti['steps']} steps at batch {pti['batch']}{early}; loss "
+            f"{pti['loss_first']:.4f} -> {pti['loss_last']:.4f} (LPIPS {pti['lpips_first']:.4f} "
+            f"-> {pti['lpips_last']:.4f})",
+            highlight=False,
+        )
+    metrics = summary.metrics
+    if metrics.get("lpips") is not None:
+        console.print(
+            f"reconstruction: LPIPS {metrics['lpips']:.4f}, PSNR {metrics['psnr_db']:.2f} dB "
+            "(mean over frames, against the crops)",
+            highlight=False,
+        )
+    for name, path in summary.outputs.items():
+        console.print(f"{name}: {path}", highlight=False)
+    console.print(f"work dir: {summary.workdir}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("invert")(invert)

@@ -1,0 +1,675 @@
+"""The `ganvid invert` job: a clip in, its StyleGAN3 reconstruction out, every step on disk.
+
+Stages (each a function `stage_x(workdir, inputs, options)`, run by `run_stage`, so a second run
+skips what is done and a killed run resumes):
+
+    decode    decode/video.json          frame count, pts, size (one streaming pass: a corrupt
+                                         file fails here, before any model is loaded)
+    geometry  geometry/aligned/*.png     aligned crops at the encoder's input size
+              geometry/crops/*.png       unaligned crops (per-shot window) at the generator's size
+              geometry/geometry.npz      landmarks, quads, windows, transforms, shot ids
+    invert    invert/ws/*.npy, ws.npy    ReStyle W+ per frame [N,num_ws,w_dim]
+    smooth    smooth/ws.npy              smoothed W+ (optionally fine layers -> shot mean)
+              smooth/params.npy          smoothed (angle_deg, tx_frac, ty_frac) [N,3]
+              smooth/transforms.npy      input-transform matrices [N,3,3]
+    pti       pti/generator.pt           tuned synthesis weights (+ checkpoint.pt while running)
+              pti/log.json               loss per step
+    render    render/frames/*.png        reconstruction per frame (tuned G, smoothed pivots)
+    encode    <clip>_inverted.mp4 (+ _crop.mp4, _sbs.mp4) and encode/metrics.json
+
+Every output video keeps the source's frame count, timestamps and sound.
+
+PTI tunes on the SMOOTHED pivots and transforms, the ones that are rendered: the tuned generator
+is then fitted to exactly the latents it will be asked to draw (stylegan3-editing tunes on the
+raw latents, renders smoothed ones, and re-runs the encoder after PTI, so its final latents are
+not the PTI pivots).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganvid.errors import InputError
+from ganvid.pipeline.workdir import (
+    FrameDir,
+    StageRecord,
+    Workdir,
+    atomic_save_npy,
+    atomic_write_bytes,
+    atomic_write_json,
+    default_workdir,
+    gather_arrays,
+    read_json,
+    run_stage,
+)
+
+DEFAULT_GENERATOR = "sg3-r-ffhq-1024"
+DEFAULT_ENCODER = "restyle-e4e-ffhq"
+DEFAULT_LPIPS = "lpips-alex"
+WEIGHTS_GROUP = "invert"
+"""`ganvid weights download invert` fetches everything this job needs."""
+
+STAGES = ("decode", "geometry", "invert", "smooth", "pti", "render", "encode")
+
+
+@dataclass(frozen=True)
+class InvertOptions:
+    """Everything `ganvid invert` can be told. Paths are resolved by `InvertJob`.
+
+    generator, encoder, lpips: weights-manager names or file paths.
+    pti_steps: None = 8000 on CUDA, a small number on CPU (with a warning).
+    batch: frames per batch for the encoder, PTI, rendering and metrics.
+    max_memory_bytes: memory budget for PTI (lowers its batch).
+    """
+
+    clip: Path
+    output: Path | None = None
+    workdir: Path | None = None
+    generator: str = DEFAULT_GENERATOR
+    encoder: str = DEFAULT_ENCODER
+    lpips: str = DEFAULT_LPIPS
+    device: str = "auto"
+    batch: int = 4
+    encoder_iters: int | None = None
+    pti_steps: int | None = None
+    pti_checkpoint_every: int = 100
+    pti_lr: float = 3e-4
+    pti_early_stop_lpips: float | None = 0.06
+    seed: int = 0
+    max_memory_bytes: int | None = None
+    smooth: bool = True
+    fine_layer_mean: bool = False
+    side_by_side: bool = False
+    crf: int = 18
+    preset: str = "medium"
+    fresh: bool = False
+    face: dict = field(default_factory=dict)
+    """Options for `ganvid.face` (detector backend, face choice, window size...)."""
+
+
+@dataclass
+class InvertSummary:
+    """What a run did: per-stage records, output files, PTI and reconstruction figures."""
+
+    workdir: Path
+    frames: int
+    records: list[StageRecord]
+    outputs: dict[str, Path]
+    pti: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def resolve_device(name: str):
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> torch.device (InputError if unavailable)."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name!r}: use auto, cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA GPU is visible; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"--device {name!r}: use auto, cpu or cuda")
+    return device
+
+
+def output_paths(clip: Path, output: Path | None, side_by_side: bool) -> dict[str, Path]:
+    """{'video': <clip>_inverted.mp4, 'crop': ..._crop.mp4[, 'side_by_side': ..._sbs.mp4]}."""
+    main = output if output is not None else clip.with_name(f"{clip.stem}_inverted.mp4")
+    paths = {"video": main, "crop": main.with_name(f"{main.stem}_crop{main.suffix}")}
+    if side_by_side:
+        paths["side_by_side"] = main.with_name(f"{main.stem}_sbs{main.suffix}")
+    return paths
+
+
+@contextmanager
+def stage_bar(name: str, total: int, completed: int = 0) -> Iterator[Callable[..., None]]:
+    """A rich progress bar with ETA; yields `update(advance=1, completed=None)`."""
+    from ganvid.ui import progress
+
+    with progress() as bar:
+        task = bar.add_task(name, total=total, completed=completed)
+
+        def update(advance: int = 1, completed: int | None = None) -> None:
+            if completed is not None:
+                bar.update(task, completed=completed)
+            else:
+                bar.advance(task, advance)
+
+        yield update
+
+
+def _batches(indices: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(indices), max(1, size)):
+        yield indices[start : start + size]
+
+
+def frame_count(workdir: Workdir) -> int:
+    return int(read_json(workdir.root / "decode" / "video.json")["frame_count"])
+
+
+class Models:
+    """Networks of the job, loaded on first use (a skipped stage loads nothing)."""
+
+    def __init__(self, weights: dict[str, Path], device) -> None:
+        self.weights, self.device = weights, device
+
+    def generator(self):
+        """A fresh copy of the pretrained generator (PTI tunes its copy in place)."""
+        from ganvid.nn.checkpoints import load_generator
+
+        return load_generator(self.weights["generator"], device=self.device).eval()
+
+    @cached_property
+    def base_generator(self):
+        return self.generator().requires_grad_(False)
+
+    @cached_property
+    def restyle(self):
+        from ganvid.nn.restyle_checkpoints import load_restyle
+
+        return load_restyle(self.weights["encoder"], device=self.device, with_decoder=False)
+
+    @cached_property
+    def lpips(self):
+        from ganvid.nn.lpips import build_lpips
+
+        return build_lpips("alex", backbone=self.weights["lpips"]).to(self.device)
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def stage_decode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Decode the clip once: frame count, pts and sizes into decode/video.json."""
+    from ganvid.io.video import probe, read_frames
+
+    clip = Path(options["clip"])
+    info = probe(clip)
+    pts: list[int] = []
+    with stage_bar("decode", info.frame_count) as update:
+        for frame in read_frames(clip):
+            pts.append(frame.pts)
+            update()
+    video = {
+        "frame_count": len(pts),
+        "pts": pts,
+        "time_base": [info.time_base.numerator, info.time_base.denominator],
+        "fps": float(info.fps),
+        "width": info.width,
+        "height": info.height,
+        "has_audio": info.has_audio,
+    }
+    atomic_write_json(workdir.stage_dir("decode") / "video.json", video)
+    return {"frames": len(pts), "fps": float(info.fps), "size": [info.width, info.height]}
+
+
+ALIGNED_SIZE = 256
+"""Side of the stored aligned crops: the published ReStyle encoders' input (others resize)."""
+
+
+class CachedDetector:
+    """Wraps a Detector so each frame's faces are stored in `directory` and reused on resume.
+
+    `detect` is called once per frame, in order (as `ganvid.face.geometry.detect_clip` does), so
+    the call count is the frame index.
+    """
+
+    def __init__(self, detector, directory: Path) -> None:
+        self.detector, self.store, self.index = detector, FrameDir(directory, ".npz"), 0
+
+    def detect(self, image: np.ndarray) -> list:
+        from ganvid.face.landmarks import Face
+
+        path = self.store.file(self.index)
+        self.index += 1
+        if path.exists():
+            data = np.load(path)
+            return [
+                Face(box, float(score), points)
+                for box, score, points in zip(
+                    data["boxes"], data["scores"], data["points"], strict=True
+                )
+            ]
+        faces = self.detector.detect(image)
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            boxes=np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4),
+            scores=np.array([f.score for f in faces], dtype=np.float64),
+            points=np.array([f.points for f in faces], dtype=np.float64).reshape(-1, 68, 2),
+        )
+        atomic_write_bytes(path, buffer.getvalue())
+        return faces
+
+
+def _frames(clip: Path) -> Iterator[np.ndarray]:
+    from ganvid.io.video import read_frames
+
+    for frame in read_frames(clip):
+        yield frame.image
+
+
+def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Landmarks, tracking, shots, windows and transforms; then the two crops of every frame."""
+    from ganvid.face.align import CropConfig, ffhq_crop
+    from ganvid.face.geometry import GeometryFile, build_geometry, detect_clip, save_geometry
+    from ganvid.face.landmarks import make_detector
+
+    clip = Path(options["clip"])
+    count = frame_count(workdir)
+    out = workdir.stage_dir("geometry")
+    face = face_configs(options["face"])
+    detector = CachedDetector(make_detector(face["detector"]), out / "detections")
+    with stage_bar("landmarks", count) as update:
+        detections = detect_clip(
+            _frames(clip), detector, face["geometry"].track, lambda _: update()
+        )
+    records = build_geometry(detections, face["geometry"])
+    info = {"clip": str(clip), "options": options["face"]}
+    save_geometry(
+        out / "geometry.json", GeometryFile(records, detections.width, detections.height, info)
+    )
+    aligned = FrameDir(out / "aligned")
+    crops = FrameDir(out / "crops")
+    aligned_config = CropConfig(options["aligned_size"], "ffhq")
+    crop_config = CropConfig(options["crop_size"], options["unaligned_fill"])
+    todo = set(aligned.missing(count)) | set(crops.missing(count))
+    with stage_bar("crops", count, count - len(todo)) as update:
+        for index, frame in enumerate(_frames(clip)):
+            if index in todo:
+                record = records[index]
+                aligned.write(index, ffhq_crop(frame, record.aligned_quad, aligned_config))
+                crops.write(index, ffhq_crop(frame, record.unaligned_quad, crop_config))
+                update()
+    arrays = {
+        "params": np.array([r.transform.params for r in records], dtype=np.float64),
+        "scale": np.array([r.transform.scale for r in records], dtype=np.float64),
+        "shot_ids": np.array([r.shot for r in records], dtype=np.int64),
+        "detected": np.array([r.detected for r in records], dtype=bool),
+        "interpolated": np.array([r.interpolated for r in records], dtype=bool),
+    }
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(out / "geometry.npz", buffer.getvalue())
+    return {
+        "frames": count,
+        "shots": int(len(np.unique(arrays["shot_ids"]))),
+        "interpolated": int(arrays["interpolated"].sum()),
+    }
+
+
+def face_configs(face: dict) -> dict:
+    """`InvertOptions.face` -> {'detector': DetectorConfig, 'geometry': GeometryConfig}.
+
+    Keys: detector ('dlib' | 'fan'), cnn (bool), face_index (int), rule ('ffhq' | 'eyes').
+    """
+    from ganvid.face.geometry import GeometryConfig
+    from ganvid.face.landmarks import DetectorConfig
+    from ganvid.face.track import TrackConfig
+
+    detector = DetectorConfig(
+        backend=face.get("detector", "dlib"), cnn=bool(face.get("cnn", False))
+    )
+    geometry = GeometryConfig(
+        track=TrackConfig(face_index=int(face.get("face_index", 0))),
+        rule=face.get("rule", "ffhq"),
+    )
+    return {"detector": detector, "geometry": geometry}
+
+
+def stage_invert(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """ReStyle inversion of every aligned crop -> invert/ws.npy [N,num_ws,w_dim]."""
+    import torch
+
+    from ganvid.pipeline.render import to_float
+
+    models: Models = inputs["models"]
+    count = frame_count(workdir)
+    aligned = FrameDir(workdir.root / "geometry" / "aligned")
+    per_frame = FrameDir(workdir.stage_dir("invert") / "ws", ".npy")
+    todo = per_frame.missing(count)
+    inverter = models.restyle.inverter(n_iters=options["n_iters"], generator=models.base_generator)
+    with stage_bar("invert (encoder)", count, count - len(todo)) as update:
+        for chunk in _batches(todo, inputs["batch"]):
+            images = to_float([aligned.read(i) for i in chunk], models.device)
+            with torch.no_grad():
+                ws = inverter.invert(images, return_images=False).ws.float().cpu().numpy()
+            for index, w in zip(chunk, ws, strict=True):
+                per_frame.write(index, w)
+            update(len(chunk))
+    gather_arrays(per_frame, count, workdir.root / "invert" / "ws.npy")
+    return {"frames": count, "iterations": inverter.n_iters}
+
+
+def stage_smooth(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Smooth latents and transforms (N in, N out) -> smooth/{ws,params,transforms}.npy."""
+    from ganvid.face.transforms import input_transforms
+    from ganvid.pipeline.smoothing import smooth_transform_params, smooth_ws_file
+
+    geometry = np.load(workdir.root / "geometry" / "geometry.npz")
+    shot_ids = geometry["shot_ids"]
+    out = workdir.stage_dir("smooth")
+    smooth_ws_file(
+        workdir.root / "invert" / "ws.npy",
+        out / "ws.npy",
+        shot_ids,
+        fine_layer_mean=options["fine_layer_mean"],
+        smooth=options["smooth"],
+    )
+    params = geometry["params"]
+    if options["smooth"]:
+        params = smooth_transform_params(params, shot_ids)
+    atomic_save_npy(out / "params.npy", params)
+    atomic_save_npy(out / "transforms.npy", input_transforms(params))
+    return {"frames": len(params), "shots": int(len(np.unique(shot_ids)))}
+
+
+def stage_pti(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Tune the generator on the unaligned crops -> pti/generator.pt, pti/log.json."""
+    from ganvid.pipeline.pti import PivotalTuner, PTIConfig, TargetFrames, save_tuned
+
+    models: Models = inputs["models"]
+    config = PTIConfig(**options["pti"])
+    out = workdir.stage_dir("pti")
+    count = frame_count(workdir)
+    generator = models.generator()
+    targets = TargetFrames(
+        FrameDir(workdir.root / "geometry" / "crops"),
+        count,
+        generator.img_resolution,
+        config.cache_frames,
+    )
+    tuner = PivotalTuner(
+        generator,
+        models.lpips,
+        np.load(workdir.root / "smooth" / "ws.npy", mmap_mode="r"),
+        np.load(workdir.root / "smooth" / "transforms.npy"),
+        targets,
+        config,
+        models.device,
+        out / "checkpoint.pt",
+    )
+    with stage_bar("pti", config.steps) as update:
+        for step in tuner.steps():
+            update(completed=step)
+    result = tuner.result()
+    save_tuned(generator, out / "generator.pt")
+    atomic_write_json(out / "log.json", asdict(result))
+    (out / "checkpoint.pt").unlink(missing_ok=True)
+    summary = asdict(result)
+    summary.pop("log")
+    return summary
+
+
+def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Render every frame with the tuned generator -> render/frames/*.png."""
+    from ganvid.pipeline.pti import load_tuned
+    from ganvid.pipeline.render import RenderJob, render_to_dir
+
+    models: Models = inputs["models"]
+    generator = models.generator()
+    load_tuned(generator, workdir.root / "pti" / "generator.pt")
+    job = RenderJob(
+        np.load(workdir.root / "smooth" / "ws.npy", mmap_mode="r"),
+        np.load(workdir.root / "smooth" / "transforms.npy"),
+    )
+    frames = FrameDir(workdir.stage_dir("render") / "frames")
+    done = len(job) - len(frames.missing(len(job)))
+    with stage_bar("render", len(job), done) as update:
+        render_to_dir(generator, job, frames, models.device, inputs["batch"], lambda _: update())
+    return {"frames": len(job), "resolution": int(generator.img_resolution)}
+
+
+def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Write the output videos with the source's pts and sound; measure LPIPS / PSNR."""
+    from contextlib import ExitStack
+
+    from ganvid.io.video import VideoWriter, probe
+
+    models: Models = inputs["models"]
+    clip = Path(options["clip"])
+    info = probe(clip)
+    pts = read_json(workdir.root / "decode" / "video.json")["pts"]
+    renders = FrameDir(workdir.root / "render" / "frames")
+    crops = FrameDir(workdir.root / "geometry" / "crops")
+    size = renders.read(0).shape[0]
+    outputs = {name: Path(path) for name, path in options["outputs"].items()}
+    meter = ReconstructionMeter(models, inputs["batch"])
+    with ExitStack() as stack, stage_bar("encode", len(pts)) as update:
+
+        def writer(name: str, width: int) -> VideoWriter:
+            return stack.enter_context(
+                VideoWriter(
+                    outputs[name],
+                    info,
+                    crf=options["crf"],
+                    preset=options["preset"],
+                    audio_from=clip if info.has_audio else None,
+                    width=width,
+                    height=size,
+                )
+            )
+
+        writers = {
+            name: writer(name, size * (2 if name == "side_by_side" else 1)) for name in outputs
+        }
+        for index, stamp in enumerate(pts):
+            render, crop = renders.read(index), crops.read(index)
+            if crop.shape != render.shape:
+                crop = _resize(crop, size)
+            writers["video"].write(render, stamp)
+            writers["crop"].write(crop, stamp)
+            if "side_by_side" in writers:
+                writers["side_by_side"].write(np.concatenate([crop, render], axis=1), stamp)
+            meter.add(render, crop)
+            update()
+    metrics = meter.finish()
+    atomic_write_json(workdir.stage_dir("encode") / "metrics.json", metrics)
+    return {
+        "lpips": metrics["lpips_mean"],
+        "psnr_db": metrics["psnr_mean_db"],
+        "outputs": {k: str(v) for k, v in outputs.items()},
+    }
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+
+
+class ReconstructionMeter:
+    """Per-frame PSNR (dB, on uint8) and LPIPS between render and target, batched on device."""
+
+    def __init__(self, models: Models, batch: int) -> None:
+        self.models, self.batch = models, max(1, batch)
+        self.psnr: list[float] = []
+        self.lpips: list[float] = []
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, render: np.ndarray, target: np.ndarray) -> None:
+        error = np.mean((render.astype(np.float64) - target.astype(np.float64)) ** 2)
+        self.psnr.append(float(10 * math.log10(255.0**2 / max(error, 1e-10))))
+        self._pending.append((render, target))
+        if len(self._pending) >= self.batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        import torch
+
+        from ganvid.pipeline.render import to_float
+
+        if not self._pending:
+            return
+        renders, targets = zip(*self._pending, strict=True)
+        device = self.models.device
+        with torch.no_grad():
+            values = self.models.lpips(to_float(renders, device), to_float(targets, device))
+        self.lpips.extend(values.float().cpu().numpy().tolist())
+        self._pending = []
+
+    def finish(self) -> dict:
+        self._flush()
+        return {
+            "lpips_mean": float(np.mean(self.lpips)),
+            "psnr_mean_db": float(np.mean(self.psnr)),
+            "lpips": self.lpips,
+            "psnr_db": self.psnr,
+        }
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+class InvertJob:
+    """Resolve options, then run the stages in order. `run()` returns an InvertSummary."""
+
+    def __init__(self, options: InvertOptions) -> None:
+        self.options = options
+        self.clip = Path(options.clip)
+        if not self.clip.is_file():
+            raise InputError(f"{self.clip}: no such file")
+        self.workdir_path = Path(options.workdir or default_workdir(self.clip))
+        self.outputs = output_paths(self.clip, options.output, options.side_by_side)
+        self.device = resolve_device(options.device)
+        if options.batch < 1:
+            raise InputError("--batch must be at least 1")
+        self.weights = self._resolve_weights()
+        self.models = Models(self.weights, self.device)
+
+    def _resolve_weights(self) -> dict[str, Path]:
+        from ganvid.weights import resolve
+
+        names = {
+            "generator": self.options.generator,
+            "encoder": self.options.encoder,
+            "lpips": self.options.lpips,
+        }
+        return {role: resolve(name) for role, name in names.items()}
+
+    def pti_config(self) -> dict:
+        from ganvid.pipeline.pti import PTIConfig, default_steps
+
+        o = self.options
+        steps = default_steps(self.device) if o.pti_steps is None else o.pti_steps
+        if o.pti_steps is None and self.device.type == "cpu":
+            from ganvid.ui import warn
+
+            warn(
+                f"no GPU: PTI runs only {steps} steps on the CPU (8000 on a GPU), so the "
+                "reconstruction will be rough; pass --pti-steps to choose"
+            )
+        config = PTIConfig(
+            steps=steps,
+            batch=o.batch,
+            lr=o.pti_lr,
+            early_stop_lpips=o.pti_early_stop_lpips,
+            checkpoint_every=o.pti_checkpoint_every,
+            seed=o.seed,
+            amp=self.device.type == "cuda",
+            max_memory_bytes=o.max_memory_bytes,
+        )
+        return asdict(config)
+
+    def geometry_options(self) -> dict:
+        return {
+            "clip": str(self.clip),
+            "face": dict(self.options.face),
+            "aligned_size": ALIGNED_SIZE,
+            "crop_size": int(self.models.base_generator.img_resolution),
+            "unaligned_fill": "ffhq",
+        }
+
+    def run(self) -> InvertSummary:
+        o = self.options
+        inputs = {"models": self.models, "batch": o.batch}
+        records: list[StageRecord] = []
+        weights = self.weights
+        with Workdir(self.workdir_path) as wd:
+
+            def stage(name: str, fn: Callable, **kwargs: Any) -> StageRecord:
+                record = run_stage(wd, name, fn, inputs=inputs, fresh=o.fresh, **kwargs)
+                records.append(record)
+                return record
+
+            clip = {"clip": self.clip}
+            stage(
+                "decode",
+                stage_decode,
+                options={"clip": str(self.clip)},
+                files=clip,
+                outputs=["video.json"],
+            )
+            last = f"{frame_count(wd) - 1:06d}"
+            stage(
+                "geometry",
+                stage_geometry,
+                options=self.geometry_options(),
+                files=clip,
+                upstream=["decode"],
+                outputs=["geometry.npz", f"crops/{last}.png"],
+            )
+            stage(
+                "invert",
+                stage_invert,
+                options={"n_iters": o.encoder_iters},
+                files={"encoder": weights["encoder"], "generator": weights["generator"]},
+                upstream=["geometry"],
+                outputs=["ws.npy"],
+            )
+            stage(
+                "smooth",
+                stage_smooth,
+                options={"smooth": o.smooth, "fine_layer_mean": o.fine_layer_mean},
+                upstream=["invert", "geometry"],
+                outputs=["ws.npy", "transforms.npy"],
+            )
+            pti = stage(
+                "pti",
+                stage_pti,
+                options={"pti": self.pti_config()},
+                files={"generator": weights["generator"], "lpips": weights["lpips"]},
+                upstream=["smooth", "geometry"],
+                outputs=["generator.pt"],
+            )
+            stage(
+                "render",
+                stage_render,
+                options={},
+                files={"generator": weights["generator"]},
+                upstream=["pti", "smooth"],
+                outputs=[f"frames/{last}.png"],
+            )
+            encode_options = {
+                "clip": str(self.clip),
+                "outputs": {k: str(v) for k, v in self.outputs.items()},
+                "crf": o.crf,
+                "preset": o.preset,
+            }
+            encode = stage(
+                "encode",
+                stage_encode,
+                options=encode_options,
+                files={**clip, "lpips": weights["lpips"]},
+                upstream=["render", "decode", "geometry"],
+                outputs=["metrics.json", *self.outputs.values()],
+            )
+            count = frame_count(wd)
+        metrics = {"lpips": encode.info.get("lpips"), "psnr_db": encode.info.get("psnr_db")}
+        return InvertSummary(self.workdir_path, count, records, self.outputs, pti.info, metrics)

@@ -1,0 +1,281 @@
+"""`ganvid invert` end to end on a 12-frame astronaut clip with tiny random networks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from face_clips import blank_clip, moving_clip
+from sg3_fixtures import save_generator, tiny_generator
+from videos import _add_audio, _write_tone, audio_packets
+
+from ganvid.pipeline.workdir import read_json
+
+FRAMES = 12
+STAGES = ("decode", "geometry", "invert", "smooth", "pti", "render", "encode")
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25, audio: bool = True) -> Path:
+    """H.264 clip of RGB frames (ms time base) with an AAC tone."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.time_base = video.codec_context.time_base = Fraction(1, 1000)
+        video.options = {"crf": "12", "preset": "ultrafast"}
+        sound = _add_audio(container, "aac") if audio else None
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image)
+            frame.pts, frame.time_base = index * 1000 // fps, Fraction(1, 1000)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        if sound is not None:
+            _write_tone(container, sound, len(frames) / fps + 0.1)
+    return path
+
+
+def save_tiny_restyle(path: Path, generator, seed: int = 0) -> Path:
+    """A ReStyle-e4e checkpoint in the published layout with a tiny random encoder."""
+    from ganvid.nn.encoders import ReStyleEncoderConfig, build_encoder
+
+    torch.manual_seed(seed)
+    config = ReStyleEncoderConfig(
+        kind="e4e",
+        widths=(16, 32, 48, 64),  # distinct depths: the loader reads stages from them
+        units=(1, 1, 1, 1),
+        num_ws=generator.num_ws,
+        w_dim=generator.w_dim,
+        input_size=32,
+    )
+    encoder = build_encoder(config)
+    state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
+    for key, value in generator.state_dict().items():
+        state[f"decoder.{key}"] = value
+    opts = {"encoder_type": "ProgressiveBackboneEncoder", "n_iters_per_batch": 2}
+    latent_avg = generator.mapping.w_avg.detach().clone()
+    torch.save({"state_dict": state, "opts": opts, "latent_avg": latent_avg}, path)
+    return path
+
+
+def save_random_alexnet(path: Path) -> Path:
+    """torchvision AlexNet `features.*` weights, random (LPIPS trunk; no download)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    features = torchvision.models.alexnet(weights=None).features
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("invert_assets")
+    # 4 layers instead of 14: the pipeline does not care, and CPU time drops 5x
+    generator = tiny_generator("T", res=32, channel_base=256, channel_max=16, num_layers=4)
+    clip = moving_clip(n_frames=FRAMES, size=(160, 160), blank=(), noise=2.0)
+    return {
+        "generator": save_generator(generator, root / "g.pt") or root / "g.pt",
+        "encoder": save_tiny_restyle(root / "encoder.pt", generator),
+        "lpips": save_random_alexnet(root / "alexnet.pth"),
+        "clip": write_clip(root / "clip.mp4", clip.frames),
+        "root": root,
+    }
+
+
+def invert_args(assets: dict, clip: Path, workdir: Path, *extra: str) -> list[str]:
+    return [
+        "invert",
+        str(clip),
+        "--workdir",
+        str(workdir),
+        "--generator",
+        str(assets["generator"]),
+        "--encoder",
+        str(assets["encoder"]),
+        "--lpips",
+        str(assets["lpips"]),
+        "--device",
+        "cpu",
+        "--preset",
+        "ultrafast",
+        "--pti-checkpoint-every",
+        "2",
+        *extra,
+    ]
+
+
+def video_frames(path: Path) -> tuple[list[int], list[np.ndarray]]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [(f.pts, f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
+    return [p for p, _ in frames], [image for _, image in frames]
+
+
+def test_invert_end_to_end_then_everything_cached(assets, tmp_path, cli):
+    clip = tmp_path / "talk.mp4"
+    clip.write_bytes(assets["clip"].read_bytes())
+    workdir = tmp_path / "work"
+    code, _, err = cli(*invert_args(assets, clip, workdir, "--pti-steps", "4", "--side-by-side"))
+    assert code == 0, err
+
+    outputs = {
+        "video": tmp_path / "talk_inverted.mp4",
+        "crop": tmp_path / "talk_inverted_crop.mp4",
+        "sbs": tmp_path / "talk_inverted_sbs.mp4",
+    }
+    source_pts, _ = video_frames(clip)
+    for name, path in outputs.items():
+        pts, images = video_frames(path)
+        assert pts == source_pts, name
+        width = 64 if name == "sbs" else 32
+        assert images[0].shape == (32, width, 3), name
+        assert audio_packets(path) == audio_packets(clip), name
+    last = f"{FRAMES - 1:06d}"
+    for relative in (
+        "decode/video.json",
+        "geometry/geometry.json",
+        "geometry/geometry.npz",
+        f"geometry/aligned/{last}.png",
+        f"geometry/crops/{last}.png",
+        "invert/ws.npy",
+        "smooth/ws.npy",
+        "smooth/transforms.npy",
+        "pti/generator.pt",
+        "pti/log.json",
+        f"render/frames/{last}.png",
+        "encode/metrics.json",
+    ):
+        assert (workdir / relative).exists(), relative
+    assert np.load(workdir / "smooth" / "ws.npy").shape[0] == FRAMES
+    assert not (workdir / "pti" / "checkpoint.pt").exists()
+    assert "PSNR" in err and "LPIPS" in err
+
+    finished = {s: read_json(workdir / f"{s}.json")["finished"] for s in STAGES}
+    mtime = outputs["video"].stat().st_mtime_ns
+    code, _, err = cli(*invert_args(assets, clip, workdir, "--pti-steps", "4", "--side-by-side"))
+    assert code == 0, err
+    assert {s: read_json(workdir / f"{s}.json")["finished"] for s in STAGES} == finished
+    assert outputs["video"].stat().st_mtime_ns == mtime
+    assert err.count("cached") == len(STAGES)
+
+
+def _render_error(workdir: Path, generator) -> float:
+    """Mean squared error of the renders of the smoothed pivots against the crops."""
+    from ganvid.pipeline.render import RenderJob, render_frames
+    from ganvid.pipeline.workdir import FrameDir
+
+    job = RenderJob(np.load(workdir / "smooth/ws.npy"), np.load(workdir / "smooth/transforms.npy"))
+    crops = FrameDir(workdir / "geometry" / "crops")
+    errors = [
+        np.mean((image.astype(float) - crops.read(i).astype(float)) ** 2)
+        for i, image in render_frames(generator, job, torch.device("cpu"), batch=4)
+    ]
+    return float(np.mean(errors))
+
+
+def test_pti_lowers_the_reconstruction_error(assets, tmp_path, cli):
+    from ganvid.nn.checkpoints import load_generator
+    from ganvid.pipeline.pti import load_tuned
+
+    workdir = tmp_path / "work"
+    args = invert_args(
+        assets,
+        assets["clip"],
+        workdir,
+        "--pti-steps",
+        "12",
+        "--pti-stop-lpips",
+        "0",
+        "--pti-lr",
+        "1e-2",
+    )
+    code, _, err = cli(*args, "-o", str(tmp_path / "out.mp4"))
+    assert code == 0, err
+    generator = load_generator(assets["generator"])
+    before = _render_error(workdir, generator)
+    load_tuned(generator, workdir / "pti" / "generator.pt")
+    after = _render_error(workdir, generator)
+    assert after < 0.8 * before
+    log = read_json(workdir / "pti" / "log.json")
+    assert log["steps"] == 12 and log["loss_last"] < log["loss_first"]
+
+
+def _run_cli(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ganvid", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def test_sigkill_during_pti_then_resume_gives_the_same_video(assets, tmp_path):
+    steps = ["--pti-steps", "10", "--pti-stop-lpips", "0"]
+    straight = _run_cli(
+        invert_args(assets, assets["clip"], tmp_path / "a", *steps, "-o", str(tmp_path / "a.mp4"))
+    )
+    _, err = straight.communicate(timeout=300)
+    assert straight.returncode == 0, err.decode()
+
+    args = invert_args(
+        assets, assets["clip"], tmp_path / "b", *steps, "-o", str(tmp_path / "b.mp4")
+    )
+    killed = _run_cli(args)
+    checkpoint = tmp_path / "b" / "pti" / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    assert not read_json(tmp_path / "b" / "pti.json")["complete"]
+    assert not (tmp_path / "b.mp4").exists()
+
+    resumed = _run_cli(args)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err.decode()
+    assert read_json(tmp_path / "b" / "pti.json")["info"]["steps"] == 10
+    tuned_a = torch.load(tmp_path / "a" / "pti" / "generator.pt", weights_only=True)
+    tuned_b = torch.load(tmp_path / "b" / "pti" / "generator.pt", weights_only=True)
+    for name, value in tuned_a.items():
+        torch.testing.assert_close(tuned_b[name], value, rtol=0, atol=0)
+    pts_a, frames_a = video_frames(tmp_path / "a.mp4")
+    pts_b, frames_b = video_frames(tmp_path / "b.mp4")
+    assert pts_a == pts_b
+    for a, b in zip(frames_a, frames_b, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _one_error_line(err: str) -> str:
+    """The CLI's error: exactly one `ganvid: error:` line, last, and no traceback."""
+    errors = [line for line in err.splitlines() if line.startswith("ganvid:")]
+    assert len(errors) == 1 and err.strip().endswith(errors[0]) and "Traceback" not in err
+    return errors[0]
+
+
+def test_no_face_corrupt_file_and_missing_weights_are_one_line_errors(assets, tmp_path, cli):
+    faceless = write_clip(tmp_path / "empty_room.mp4", blank_clip(6, size=(96, 64)))
+    workdir = tmp_path / "w1"
+    code, _, err = cli(*invert_args(assets, faceless, workdir))
+    assert code == 4 and "no face" in _one_error_line(err)
+    assert (workdir / "decode" / "video.json").exists()  # the work dir is kept
+
+    corrupt = tmp_path / "broken.mp4"
+    corrupt.write_bytes(assets["clip"].read_bytes()[:700])
+    code, _, err = cli(*invert_args(assets, corrupt, tmp_path / "w2"))
+    assert code == 3 and "broken.mp4" in _one_error_line(err)
+
+    args = invert_args(assets, assets["clip"], tmp_path / "w3")
+    args[args.index("--generator") + 1] = "sg3-r-ffhq-1024"
+    code, _, err = cli(*args)
+    assert code == 5 and "ganvid weights download" in _one_error_line(err)
