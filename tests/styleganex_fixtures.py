@@ -126,6 +126,23 @@ def randomize_(model: torch.nn.Module, seed: int) -> None:
                 b.copy_(0.5 + torch.rand(b.shape, generator=gen))
 
 
+def calibrate_batchnorm_(model: StyleGANEX, seed: int) -> None:
+    """Set the encoder's BatchNorm statistics to those of random images, as training would:
+    random statistics let activations grow ~2x per IR-SE unit (to ~1e5 at unit 20), which
+    saturates every render and hides what the tests look at."""
+    gen = torch.Generator().manual_seed(seed)
+    norms = [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average: one pass gives the batch statistics
+    model.encoder.train()
+    with torch.no_grad():
+        model.encoder.features(torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1, [23])
+    for norm in norms:
+        norm.momentum = 0.1
+    model.encoder.eval()
+
+
 def build_model(task: str = "toonify", seed: int = 0) -> StyleGANEX:
     """A random narrow StyleGANEX for `task`, in eval mode."""
     torch.manual_seed(seed)
@@ -136,6 +153,7 @@ def build_model(task: str = "toonify", seed: int = 0) -> StyleGANEX:
     editing_w = torch.randn(EDIT_ROWS, n, d, generator=gen) if task == "edit" else None
     model = StyleGANEX(config, latent_avg, editing_w, published_opts(task))
     randomize_(model, seed + 2)
+    calibrate_batchnorm_(model, seed + 3)
     return model.eval()
 
 
