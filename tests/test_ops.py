@@ -429,3 +429,44 @@ def test_missing_toolkit_says_where_it_looked(fresh_loader, monkeypatch, tmp_pat
     monkeypatch.setattr(fresh_loader, "_toolkit_candidates", lambda: [("CUDA_HOME", tmp_path)])
     with pytest.raises(OpsError, match=f"CUDA_HOME: {tmp_path}"):
         fresh_loader.find_toolkit()
+
+
+def test_a_user_arch_list_gains_the_visible_gpu_it_cannot_run_on(fresh_loader, monkeypatch):
+    monkeypatch.setattr(fresh_loader, "visible_gpu_arch", lambda: "8.9")
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "8.6")
+    assert fresh_loader.runtime_arch_list() == "8.6;8.9"
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "8.0+PTX")  # PTX of an older arch runs
+    assert fresh_loader.runtime_arch_list() == "8.0+PTX"
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "8.9;9.0")
+    assert fresh_loader.runtime_arch_list() == "8.9;9.0"
+
+
+def test_a_kernel_that_cannot_run_falls_back_once_in_auto_mode(fresh_loader, monkeypatch):
+    from ganvid import ui
+    from ganvid.ops import cuda_functions
+
+    warnings: list[str] = []
+    monkeypatch.setattr(ui, "warn", warnings.append)
+    monkeypatch.setattr(fresh_loader, "use_cuda", lambda x: True)
+
+    def broken(*args):
+        raise RuntimeError("ganvid filtered_lrelu kernel failed: no kernel image is available")
+
+    monkeypatch.setattr(cuda_functions, "filtered_lrelu_cuda", broken)
+    x, b = torch.randn(1, 2, 6, 6), torch.randn(2)
+    from ganvid.ops.filtered_lrelu import filtered_lrelu_ref
+
+    torch.testing.assert_close(filtered_lrelu(x, b=b), filtered_lrelu_ref(x, b=b))
+    assert len(warnings) == 1 and "no kernel image" in warnings[0]
+    assert "a kernel failed on this GPU" in fresh_loader.describe_backend()
+
+    def out_of_memory(*args):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(cuda_functions, "filtered_lrelu_cuda", out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):  # not ours: never hidden
+        filtered_lrelu(x, b=b)
+    monkeypatch.setattr(cuda_functions, "filtered_lrelu_cuda", broken)
+    monkeypatch.setenv("GANVID_OPS", "cuda")
+    with pytest.raises(RuntimeError, match="no kernel image"):
+        filtered_lrelu(x, b=b)

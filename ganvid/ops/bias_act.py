@@ -118,5 +118,8 @@ def bias_act(
     if loader.use_cuda(x):
         from ganvid.ops import cuda_functions
 
-        return cuda_functions.bias_act_cuda(x, b, dim, resolve(act, alpha, gain, clamp))
+        try:
+            return cuda_functions.bias_act_cuda(x, b, dim, resolve(act, alpha, gain, clamp))
+        except RuntimeError as error:
+            loader.kernel_failed(error)  # re-raises unless auto mode can fall back
     return bias_act_ref(x, b, dim, act, alpha, gain, clamp)

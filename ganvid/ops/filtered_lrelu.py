@@ -108,7 +108,10 @@ def filtered_lrelu(
     if loader.use_cuda(x):
         from ganvid.ops import cuda_functions
 
-        return cuda_functions.filtered_lrelu_cuda(
-            x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter
-        )
+        try:
+            return cuda_functions.filtered_lrelu_cuda(
+                x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter
+            )
+        except RuntimeError as error:
+            loader.kernel_failed(error)  # re-raises unless auto mode can fall back
     return filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)

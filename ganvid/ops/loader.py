@@ -75,6 +75,7 @@ class _State:
     module: ModuleType | None = None
     build_dir: Path | None = None
     error: str | None = None
+    stage: str = "build failed"  # what `error` is about, for describe_backend
     warned: bool = False
 
 
@@ -105,11 +106,13 @@ def normalize_arch_list(archs: str | list[str] | tuple[str, ...]) -> str:
                 f"{token!r} is not a CUDA arch; use compute capabilities like 8.6 or 9.0"
             )
 
-    def order(token: str) -> tuple[float, str]:
-        number = re.match(r"\d+\.\d+", token)
-        return (float(number.group()) if number else 0.0, token)
+    return ";".join(sorted(tokens, key=lambda t: (_arch_number(t), t)))
 
-    return ";".join(sorted(tokens, key=order))
+
+def _arch_number(token: str) -> float:
+    """'8.6+PTX' -> 8.6; named archs ('Hopper') -> 0."""
+    number = re.match(r"\d+\.\d+", token)
+    return float(number.group()) if number else 0.0
 
 
 def visible_gpu_arch() -> str | None:
@@ -137,6 +140,19 @@ def default_arch_list() -> str:
             "TORCH_CUDA_ARCH_LIST (e.g. '8.6;9.0') or pass --arch to `ganvid build-ops`"
         )
     return arch
+
+
+def runtime_arch_list() -> str:
+    """default_arch_list, plus the visible GPU's arch when the user's list cannot run on it
+    (neither that arch nor PTX of an older one): a build must run where it is used."""
+    arch_list = default_arch_list()
+    device = visible_gpu_arch()
+    if device is None:
+        return arch_list
+    tokens = arch_list.split(";")
+    exact = any(_arch_number(t) == float(device) for t in tokens)
+    ptx = any(t.endswith("+PTX") and _arch_number(t) <= float(device) for t in tokens)
+    return arch_list if exact or ptx else normalize_arch_list([*tokens, device])
 
 
 def source_hash() -> str:
@@ -437,7 +453,7 @@ def cuda_module() -> ModuleType | None:
         return _state.module
     if _state.error is None:
         try:
-            arch_list = default_arch_list()
+            arch_list = runtime_arch_list()
             earlier = _previous_failure(arch_list) if mode == "auto" else None
             if earlier:
                 raise OpsError(f"an earlier build failed: {earlier}")
@@ -453,6 +469,17 @@ def cuda_module() -> ModuleType | None:
         f"`ganvid build-ops` retries, {MODE_ENV}=ref silences this"
     )
     return None
+
+
+def kernel_failed(error: RuntimeError) -> None:
+    """Called when a kernel call raised. A launch failure of ours (e.g. a build for another GPU)
+    in auto mode switches this process to the reference ops with one warning; anything else
+    (out of memory, bad arguments, GANVID_OPS=cuda) is raised again."""
+    text = " ".join(str(error).split())
+    if not re.search(r"ganvid .*kernel failed", text) or ops_mode() != "auto":
+        raise error
+    _state.module, _state.error, _state.stage = None, text[:300], "a kernel failed on this GPU"
+    _warn_once(f"CUDA ops failed to run ({_state.error}); using the slower reference ops")
 
 
 def use_cuda(x: torch.Tensor) -> bool:
@@ -476,11 +503,11 @@ def describe_backend() -> str:
     if _state.module is not None:
         return f"cuda (loaded, cached at {_state.build_dir})"
     if _state.error is not None:
-        return f"ref (build failed: {_state.error})"
+        return f"ref ({_state.stage}: {_state.error})"
     if not torch.cuda.is_available():
         return "ref (no CUDA device)"
     try:
-        arch_list = default_arch_list()
+        arch_list = runtime_arch_list()
     except OpsError as error:
         return f"ref ({error})"
     build_dir = build_dir_for(arch_list)
@@ -500,6 +527,7 @@ def loaded_module() -> ModuleType | None:
 def activate(result: BuildResult) -> None:
     """Use a freshly built module in this process (after `build`)."""
     _state.module, _state.build_dir, _state.error = result.module, result.build_dir, None
+    _state.stage = "build failed"
 
 
 def reset_state() -> None:

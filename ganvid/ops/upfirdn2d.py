@@ -208,7 +208,10 @@ def upfirdn2d(
     if loader.use_cuda(x):
         from ganvid.ops import cuda_functions
 
-        return cuda_functions.upfirdn2d_cuda(x, f, up, down, padding, flip_filter, gain)
+        try:
+            return cuda_functions.upfirdn2d_cuda(x, f, up, down, padding, flip_filter, gain)
+        except RuntimeError as error:
+            loader.kernel_failed(error)  # re-raises unless auto mode can fall back
     return upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
 
 
