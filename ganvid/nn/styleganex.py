@@ -24,7 +24,8 @@ Public inference API (images are float NCHW in [-1, 1]):
     model.encode(crop, aligned)            -> (w+, FrameFeatures)
     model.decode(wplus, features, editing_w=None, noise_mode="none") -> image [B, 3, 4H, 4W]
     model.run(crop, aligned, editing_w="checkpoint", scale=1.0)      -> clamped image
-    snap_size(h, w) / check_input_size(h, w)
+    snap_size(h, w) / check_input_size(h, w) / output_size(h, w)
+    optimize_still(model, crop, aligned)   -> StillInversion (step II for still images)
 
 Editing sign convention (as the official `video_editing.py`): the decoder adds
 `scale * editing_w` to every w+ row and feeds the same vector to the fusion attention; a positive
@@ -250,10 +251,6 @@ class FrameFeatures:
 
     f: torch.Tensor
     skips: list[torch.Tensor] | None = None
-
-    def detach(self) -> FrameFeatures:
-        skips = None if self.skips is None else [s.detach() for s in self.skips]
-        return FrameFeatures(self.f.detach(), skips)
 
 
 class PooledStyleHead(StyleHead):
