@@ -228,7 +228,7 @@ class ReStyleInverter(nn.Module):
         """
         if transforms is None:
             transforms = torch.eye(3, device=ws.device, dtype=torch.float32)
-        return self.generator.synthesis(ws, transform=transforms)
+        return self.generator.synthesis(ws, transform=transforms, force_fp32=True)
 
     def start_latent(self, batch: int) -> torch.Tensor:
         """latent_avg broadcast to every slot: [batch, num_ws, w_dim]."""
