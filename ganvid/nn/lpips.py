@@ -63,11 +63,9 @@ def build_lpips(
         warnings.simplefilter("ignore")
         model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
     if not random_backbone:
-        if backbone is None or not Path(backbone).is_file():
-            from ganvid.weights import resolve
+        from ganvid.weights import resolve  # a file path, or a name found in the cache
 
-            backbone = resolve(str(backbone) if backbone is not None else f"lpips-{net}")
-        load_trunk(model.net, Path(backbone))
+        load_trunk(model.net, resolve(backbone if backbone is not None else f"lpips-{net}"))
     return PerceptualDistance(model, net)
 
 
