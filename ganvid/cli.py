@@ -45,9 +45,18 @@ def _root(
 
 
 def _register_commands() -> None:
-    from ganvid.commands import align, build_ops, demo, doctor, invert, render, weights
+    from ganvid.commands import (
+        align,
+        build_ops,
+        demo,
+        doctor,
+        invert,
+        invert_image,
+        render,
+        weights,
+    )
 
-    for module in (demo, doctor, weights, align, invert, build_ops, render):
+    for module in (demo, doctor, weights, align, invert, invert_image, build_ops, render):
         module.register(app)
 
 

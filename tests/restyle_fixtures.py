@@ -159,3 +159,16 @@ def save_restyle_checkpoint(
     payload.update(changes)
     torch.save(payload, path)
     return Path(path)
+
+
+def save_alexnet_trunk(path: str | Path, seed: int = 1) -> dict[str, torch.Tensor]:
+    """A random AlexNet in torchvision's state-dict layout (`features.N.*`; one classifier key,
+    which LPIPS ignores), standing in for `alexnet-owt-7be5be79.pth`. Returns what was saved."""
+    import torchvision
+
+    torch.manual_seed(seed)
+    features = torchvision.models.alexnet().features.state_dict()
+    state = {f"features.{k}": v for k, v in features.items()}
+    state["classifier.1.weight"] = torch.zeros(2, 2)
+    torch.save(state, path)
+    return state

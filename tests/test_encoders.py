@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pytest
 import torch
 from restyle_fixtures import (
     published_layout_encoder,
     restyle_payload,
+    save_alexnet_trunk,
     save_restyle_checkpoint,
     tiny_restyle_encoder,
 )
 from sg3_fixtures import tiny_generator
 
-from ganvid.errors import CheckpointError
+from ganvid.errors import CheckpointError, NoFaceError
 from ganvid.nn.encoders import ReStyleEncoderConfig, ReStyleInverter, build_encoder
 from ganvid.nn.irse50 import INPUT_TAP, IRSE50
 from ganvid.nn.restyle_checkpoints import load_restyle
@@ -206,3 +208,65 @@ def test_training_the_encoder_lowers_every_iterations_reconstruction_loss():
     after = _restyle_losses(inverter, held_out)
     assert all(a < 0.8 * b for a, b in zip(after, before, strict=True)), (before, after)
     assert min(after) < start, (start, after)
+
+
+def _write_png(path, rgb: np.ndarray) -> None:
+    import cv2
+
+    assert cv2.imwrite(str(path), rgb[:, :, ::-1])
+
+
+def _read_png(path) -> np.ndarray:
+    import cv2
+
+    return cv2.imread(str(path), cv2.IMREAD_COLOR)[:, :, ::-1]
+
+
+def test_invert_image_command_writes_the_latent_and_reconstruction(cli, checkpoints, tmp_path):
+    path, _ = checkpoints["e4e"]
+    rgb = (np.random.default_rng(0).random((16, 16, 3)) * 255).astype(np.uint8)
+    _write_png(tmp_path / "face.png", rgb)
+    code, _, err = cli(
+        "invert-image", tmp_path / "face.png", "--encoder", path, "--no-align",
+        "--device", "cpu", "-o", tmp_path / "out",
+    )  # fmt: skip
+    assert code == 0, err
+    saved = np.load(tmp_path / "out" / "face.npz")
+    assert saved["ws"].shape == (16, 32) and str(saved["method"]) == "encoder"
+
+    ckpt = load_restyle(path)
+    expected = ckpt.inverter().invert(torch.tensor(rgb).permute(2, 0, 1)[None] / 127.5 - 1)
+    np.testing.assert_allclose(saved["ws"], expected.ws[0].numpy(), atol=1e-4)
+    recon = _read_png(tmp_path / "out" / "face_reconstruction.png")
+    want = ((expected.images[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255)
+    assert np.abs(recon.astype(int) - want.numpy().astype(int)).max() <= 1
+    assert np.array_equal(_read_png(tmp_path / "out" / "face_aligned.png"), rgb)
+
+
+def test_invert_image_encoder_then_optimize_lowers_the_loss(cli, checkpoints, G16, tmp_path):
+    with torch.no_grad():  # a face the generator can draw, away from its average
+        ws = G16.mapping(torch.randn(1, G16.z_dim, generator=torch.Generator().manual_seed(4)))
+        image = G16.synthesis(ws)
+    rgb = ((image[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+    _write_png(tmp_path / "drawn.png", rgb)
+    save_alexnet_trunk(tmp_path / "alexnet.pth")
+    code, _, err = cli(
+        "invert-image", tmp_path / "drawn.png", "--encoder", checkpoints["psp"][0],
+        "--method", "encoder+optimize", "--steps", "15", "--lpips-net", "alex",
+        "--lpips", tmp_path / "alexnet.pth", "--no-align", "--device", "cpu",
+        "-o", tmp_path / "out",
+    )  # fmt: skip
+    assert code == 0, err
+    saved = np.load(tmp_path / "out" / "drawn.npz")
+    assert saved["ws_encoder"].shape == saved["ws"].shape == (16, 32)
+    assert len(saved["losses"]) == 15 and saved["losses"][-1] < saved["losses"][0]
+
+
+def test_invert_image_without_a_face_says_to_use_no_align(cli, checkpoints, tmp_path):
+    _write_png(tmp_path / "wall.png", np.full((64, 64, 3), 128, np.uint8))
+    code, _, err = cli(
+        "invert-image", tmp_path / "wall.png", "--encoder", checkpoints["e4e"][0],
+        "--device", "cpu", "-o", tmp_path / "out",
+    )  # fmt: skip
+    assert code == NoFaceError.exit_code and "--no-align" in err
+    assert not (tmp_path / "out").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from restyle_fixtures import save_alexnet_trunk
 from sg3_fixtures import tiny_generator
 
 from ganvid.errors import CheckpointError, WeightsError
@@ -88,13 +89,7 @@ def test_refinement_starts_from_the_encoder_latent_and_improves_it(G, known, vgg
 
 
 def test_lpips_trunk_weights_come_from_a_torchvision_file(tmp_path):
-    import torchvision
-
-    torch.manual_seed(1)
-    features = torchvision.models.alexnet().features.state_dict()
-    state = {f"features.{k}": v for k, v in features.items()}
-    state["classifier.1.weight"] = torch.zeros(2, 2)  # present in the real file, ignored
-    torch.save(state, tmp_path / "alexnet.pth")
+    state = save_alexnet_trunk(tmp_path / "alexnet.pth")
     distance = build_lpips("alex", backbone=tmp_path / "alexnet.pth")
     assert torch.equal(getattr(distance.model.net.slice1, "0").weight, state["features.0.weight"])
     assert torch.equal(getattr(distance.model.net.slice5, "10").bias, state["features.10.bias"])

@@ -14,15 +14,21 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganvid.errors import CheckpointError
 
 NETS = ("alex", "vgg")
+#: Smallest side each trunk can take (AlexNet's stride-4 stem and pools need 32 px).
+MIN_SIDE = {"alex": 32, "vgg": 16}
 
 
 class PerceptualDistance(nn.Module):
-    """Frozen LPIPS: forward(a, b) with images [B, 3, H, W] in [-1, 1] -> distances [B]."""
+    """Frozen LPIPS: forward(a, b) with images [B, 3, H, W] in [-1, 1] -> distances [B].
+
+    Images smaller than the trunk's minimum (MIN_SIDE) are upsampled to it first.
+    """
 
     def __init__(self, model: nn.Module, net: str) -> None:
         super().__init__()
@@ -34,6 +40,10 @@ class PerceptualDistance(nn.Module):
             raise ValueError(
                 f"LPIPS needs two [B, 3, H, W] images, got {list(a.shape)}, {list(b.shape)}"
             )
+        side = MIN_SIDE[self.net]
+        if min(a.shape[-2:]) < side:  # tiny images (tests, thumbnails): upsample for the trunk
+            a = F.interpolate(a, (side, side), mode="bilinear", align_corners=False)
+            b = F.interpolate(b, (side, side), mode="bilinear", align_corners=False)
         return self.model(a, b).reshape(a.shape[0])
 
     def train(self, mode: bool = True) -> PerceptualDistance:

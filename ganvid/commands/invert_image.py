@@ -1,0 +1,276 @@
+"""`ganvid invert-image face.png`: invert one face photo into StyleGAN3's W+ and show how well
+the generator reproduces it, so inversion can be judged on stills before a whole video.
+
+Steps: align the face (dlib landmarks, FFHQ crop at the generator's resolution; --no-align for
+crops that are already aligned), then ReStyle encoder iterations and/or the optimisation
+projector, then write the latent (npz) and the reconstruction (PNG).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import typer
+
+METHODS = ("encoder", "optimize", "encoder+optimize")
+SPACES = ("w", "w+")
+LPIPS_NETS = ("vgg", "alex")
+RULES = ("ffhq", "eyes")
+
+
+@dataclass(frozen=True)
+class InvertImageOptions:
+    """Everything `run_invert_image` needs; see the CLI help for each field."""
+
+    image: Path
+    output_dir: Path
+    encoder: str = "restyle-e4e-ffhq"
+    generator: str | None = None
+    method: str = "encoder"
+    n_iters: int | None = None
+    steps: int | None = None
+    space: str = "w+"
+    lpips_net: str = "vgg"
+    lpips: str | None = None
+    align: bool = True
+    rule: str = "ffhq"
+    device: str = "auto"
+    seed: int = 0
+
+
+def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
+    from ganvid.errors import InputError
+
+    if value not in allowed:
+        raise InputError(f"{option} {value!r}: use one of {', '.join(allowed)}")
+    return value
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """uint8 [H, W, 3] RGB; InputError when the file is missing or not an image."""
+    import cv2
+
+    from ganvid.errors import InputError
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such image")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"{path}: not an image OpenCV can read (PNG, JPEG, ...)")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def aligned_face(rgb: np.ndarray, size: int, rule: str, source: Path) -> np.ndarray:
+    """The FFHQ-aligned crop [size, size, 3] of the largest face in `rgb`."""
+    from ganvid.errors import NoFaceError
+    from ganvid.face.align import CropConfig, align_face
+    from ganvid.face.landmarks import DetectorConfig, make_detector
+    from ganvid.ui import warn
+
+    faces = make_detector(DetectorConfig()).detect(rgb)
+    if not faces:
+        raise NoFaceError(
+            f"{source}: no face found; if the image is already an aligned face crop, pass "
+            "--no-align"
+        )
+    if len(faces) > 1:
+        warn(f"{len(faces)} faces found in {source}; inverting the largest")
+    face = max(faces, key=lambda f: f.area)
+    return align_face(rgb, face.points, rule, CropConfig(size=size)).image
+
+
+def square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize an (aligned) image to [size, size, 3]: area filter when shrinking, cubic else."""
+    import cv2
+
+    if rgb.shape[:2] == (size, size):
+        return rgb
+    shrink = min(rgb.shape[:2]) > size
+    method = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+    return cv2.resize(rgb, (size, size), interpolation=method)
+
+
+def _load_networks(options: InvertImageOptions, device):
+    """(ReStyleCheckpoint or None, generator) on `device`."""
+    from ganvid.weights import resolve
+
+    checkpoint = None
+    uses_encoder = options.method != "optimize"
+    if uses_encoder or options.generator is None:
+        from ganvid.nn.restyle_checkpoints import load_restyle
+
+        checkpoint = load_restyle(
+            resolve(options.encoder), device=device, with_decoder=options.generator is None
+        )
+    if options.generator is not None:
+        from ganvid.nn.checkpoints import load_generator
+
+        generator = load_generator(resolve(options.generator), device=device)
+    else:
+        generator = checkpoint.generator
+    return (checkpoint if uses_encoder else None), generator.eval().requires_grad_(False)
+
+
+def _project(options: InvertImageOptions, generator, target, init_ws):
+    """Run the optimisation projector with a progress bar; returns the ProjectionResult."""
+    from ganvid.nn.lpips import build_lpips
+    from ganvid.nn.projector import Projector, ProjectorConfig
+    from ganvid.ui import progress
+
+    if init_ws is None:
+        config = ProjectorConfig(space=options.space, steps=options.steps or 500, seed=options.seed)
+    else:
+        config = ProjectorConfig.refinement(
+            steps=options.steps or 200, space=options.space, seed=options.seed
+        )
+    distance = build_lpips(options.lpips_net, backbone=options.lpips).to(target.device)
+    with progress() as bar:
+        task = bar.add_task("optimising latent", total=config.steps)
+        return Projector(generator, distance, config).project(
+            target, init_ws=init_ws, on_step=lambda step, loss: bar.advance(task)
+        )
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    from ganvid.pipeline.workdir import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _save_png(path: Path, rgb: np.ndarray) -> None:
+    from ganvid.pipeline.workdir import atomic_write_bytes, encode_image
+
+    atomic_write_bytes(path, encode_image(rgb, ".png"))
+
+
+def run_invert_image(options: InvertImageOptions) -> dict[str, Path | float]:
+    """Invert one image; returns {'latent', 'reconstruction', 'aligned': paths, 'psnr_db'}."""
+    import torch
+
+    from ganvid.pipeline.invert import resolve_device
+    from ganvid.pipeline.render import to_float, to_uint8
+
+    device = resolve_device(options.device)
+    rgb = read_rgb(options.image)
+    checkpoint, generator = _load_networks(options, device)
+    size = int(generator.img_resolution)
+    if options.align:
+        aligned = aligned_face(rgb, size, options.rule, options.image)
+    else:
+        aligned = square_resize(rgb, size)
+    target = to_float([aligned], device)
+
+    arrays: dict[str, np.ndarray] = {"method": np.array(options.method)}
+    ws = None
+    if checkpoint is not None:
+        inverter = checkpoint.inverter(n_iters=options.n_iters, generator=generator)
+        ws = inverter.invert(target, return_images=False).ws
+        arrays["ws_encoder"] = ws[0].cpu().numpy()
+    if options.method != "encoder":
+        result = _project(options, generator, target, ws)
+        ws = result.ws
+        arrays["losses"] = np.asarray(result.losses, dtype=np.float32)
+    with torch.no_grad():
+        eye = torch.eye(3, device=device)
+        reconstruction = generator.synthesis(ws, transform=eye, force_fp32=True)
+    mse = float(((reconstruction.clamp(-1, 1) - target) / 2).square().mean())
+    arrays["ws"] = ws[0].float().cpu().numpy()
+
+    stem = options.image.stem
+    paths = {
+        "latent": options.output_dir / f"{stem}.npz",
+        "reconstruction": options.output_dir / f"{stem}_reconstruction.png",
+        "aligned": options.output_dir / f"{stem}_aligned.png",
+    }
+    _save_npz(paths["latent"], arrays)
+    _save_png(paths["reconstruction"], to_uint8(reconstruction)[0])
+    _save_png(paths["aligned"], aligned)
+    return {**paths, "psnr_db": 10 * np.log10(1.0 / max(mse, 1e-12))}
+
+
+def invert_image(
+    image: Path = typer.Argument(..., help="A photo with a face (PNG, JPEG, ...)."),
+    output_dir: Path | None = typer.Option(
+        None, "-o", "--output", help="Folder for the results [default: <image>_inversion/]."
+    ),
+    encoder: str = typer.Option(
+        "restyle-e4e-ffhq",
+        "--encoder",
+        help="ReStyle encoder: a weights name (restyle-e4e-ffhq, restyle-psp-ffhq) or a .pt file.",
+    ),
+    generator: str | None = typer.Option(
+        None,
+        "--generator",
+        help="StyleGAN3 generator (name or file, e.g. a PTI-tuned one) [default: the one "
+        "stored in the --encoder file].",
+    ),
+    method: str = typer.Option(
+        "encoder",
+        "--method",
+        help="encoder (ReStyle, seconds), optimize (projector from the average face) or "
+        "encoder+optimize (projector polishing the encoder's latent).",
+    ),
+    n_iters: int | None = typer.Option(
+        None, "--encoder-iters", min=1, help="ReStyle iterations [default: the checkpoint's, 3]."
+    ),
+    steps: int | None = typer.Option(
+        None,
+        "--steps",
+        min=1,
+        help="Projector steps [default: 500 for optimize, 200 for encoder+optimize].",
+    ),
+    space: str = typer.Option("w+", "--space", help="Projector latent space: w or w+."),
+    lpips_net: str = typer.Option(
+        "vgg", "--lpips-net", help="Projector LPIPS trunk: vgg (default) or alex."
+    ),
+    lpips: str | None = typer.Option(
+        None,
+        "--lpips",
+        help="Trunk weights for LPIPS: a name or a torchvision state-dict file "
+        "[default: lpips-vgg / lpips-alex].",
+    ),
+    align: bool = typer.Option(
+        True,
+        "--align/--no-align",
+        help="Find the face and make the FFHQ-aligned crop first. --no-align: the image is "
+        "already an aligned face crop (it is only resized).",
+    ),
+    rule: str = typer.Option(
+        "ffhq", "--rule", help="Alignment rule: ffhq (dataset rule) or eyes (video rule)."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the projector's latent noise."),
+) -> None:
+    """Invert one face image into W+ [num_ws, 512]: writes <stem>.npz (ws, and ws_encoder /
+    losses when used), <stem>_reconstruction.png and <stem>_aligned.png."""
+    from ganvid.ui import info
+
+    options = InvertImageOptions(
+        image=image,
+        output_dir=output_dir or image.with_name(f"{image.stem}_inversion"),
+        encoder=encoder,
+        generator=generator,
+        method=_choice(method, METHODS, "--method"),
+        n_iters=n_iters,
+        steps=steps,
+        space=_choice(space, SPACES, "--space"),
+        lpips_net=_choice(lpips_net, LPIPS_NETS, "--lpips-net"),
+        lpips=lpips,
+        align=align,
+        rule=_choice(rule, RULES, "--rule"),
+        device=device,
+        seed=seed,
+    )
+    result = run_invert_image(options)
+    info(f"latent: {result['latent']}")
+    info(f"reconstruction: {result['reconstruction']} (PSNR {result['psnr_db']:.2f} dB)")
+    info(f"aligned input: {result['aligned']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("invert-image")(invert_image)
