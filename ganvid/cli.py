@@ -53,10 +53,11 @@ def _register_commands() -> None:
         invert,
         invert_image,
         render,
+        toonify,
         weights,
     )
 
-    for module in (demo, doctor, weights, align, invert, invert_image, build_ops, render):
+    for module in (demo, doctor, weights, align, invert, invert_image, toonify, build_ops, render):
         module.register(app)
 
 

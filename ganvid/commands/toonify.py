@@ -1,0 +1,104 @@
+"""`ganvid toonify clip.mp4 --style cartoon`: restyle a face video with StyleGANEX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def toonify(
+    clip: Path = typer.Argument(..., help="The video to toonify (any format FFmpeg reads)."),
+    style: str = typer.Option(
+        "cartoon", "--style", help="cartoon, pixar or arcane (weights styleganex-toonify-STYLE)."
+    ),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="A StyleGANEX toonify file to use instead of the named style."
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="Output video [default: <clip>_toon_<style>.mp4, or ..._crop.mp4 with --crop-only].",
+    ),
+    workdir: Path | None = typer.Option(
+        None, "--workdir", help="Work directory for every intermediate [default: <clip>.ganvid/]."
+    ),
+    batch: int = typer.Option(4, "--batch", min=1, help="Frames per batch on the network."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    crop_only: bool = typer.Option(
+        False,
+        "--crop-only",
+        help="Write the restyled crop around the face (4x the crop's pixels) instead of "
+        "pasting it back into the full frame.",
+    ),
+    wplus: str = typer.Option(
+        "mean",
+        "--wplus",
+        help="Style code per shot: mean (one per shot, steadiest) or smooth (per frame, "
+        "filtered over time).",
+    ),
+    eye_px: float = typer.Option(
+        64.0,
+        "--eye-px",
+        min=8.0,
+        help="Eye distance in the network's input, px: 64 as the models were run; smaller is "
+        "faster and gives a smaller, coarser render.",
+    ),
+    detector: str = typer.Option("dlib", "--detector", help="Landmark detector: dlib or fan."),
+    cnn: bool = typer.Option(False, "--cnn", help="dlib's CNN face detector (slower, more poses)."),
+    face: int = typer.Option(0, "--face", min=0, help="Which face: 0 = largest, 1 = next..."),
+    crf: int = typer.Option(18, "--crf", min=0, max=51, help="H.264 quality (lower is better)."),
+    preset: str = typer.Option("medium", "--preset", help="x264 speed preset."),
+    fresh: bool = typer.Option(False, "--fresh", help="Recompute every stage."),
+) -> None:
+    """Turn the face in a video into a cartoon, Pixar or Arcane character (StyleGANEX).
+
+    A crop window follows the tracked face (8 eye distances wide, cut to multiples of 8 px);
+    StyleGANEX restyles it at 4x its pixels and the result is blended back into each frame at
+    the video's own size (or written alone with --crop-only). Frames, timestamps and sound are
+    kept; the work directory makes a second run reuse everything and an interrupted run resume.
+    """
+    from ganvid.pipeline.styleganex_video import CropRule, toonify_video
+
+    summary = toonify_video(
+        clip,
+        style,
+        checkpoint,
+        output=output,
+        workdir=workdir,
+        batch=batch,
+        device=device,
+        crop_only=crop_only,
+        wplus=wplus,
+        crop=CropRule(eye_px=eye_px),
+        crf=crf,
+        preset=preset,
+        fresh=fresh,
+        face={"detector": detector, "cnn": cnn, "face_index": face},
+    )
+    show_summary(summary, f"ganvid toonify ({style})")
+
+
+def show_summary(summary, title: str) -> None:
+    """Time per stage, crop and render sizes, the output file."""
+    from rich.table import Table
+
+    from ganvid.ui import console
+
+    table = Table(title=f"{title}: {summary.frames} frames", title_justify="left")
+    for column in ("stage", "status", "seconds", "s/frame"):
+        table.add_column(column, justify="left" if column in ("stage", "status") else "right")
+    for record in summary.records:
+        seconds = record.total_seconds
+        status = "cached" if record.skipped else "done"
+        table.add_row(record.name, status, f"{seconds:.1f}", f"{seconds / summary.frames:.3f}")
+    console.print(table)
+    (in_h, in_w), (out_h, out_w) = summary.input_size, summary.render_size
+    console.print(f"crop {in_w}x{in_h} -> render {out_w}x{out_h}", highlight=False)
+    console.print(f"output: {summary.output}", highlight=False)
+    console.print(f"work dir: {summary.workdir}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("toonify")(toonify)

@@ -1,0 +1,911 @@
+"""StyleGANEX on video: `ganvid toonify` and `ganvid edit --backend styleganex`.
+
+StyleGANEX renders a whole unaligned crop: its encoder reads w+ from the FFHQ-aligned face and
+the first-layer feature f (1/8 of the crop) from the crop itself, and the decoder draws a picture
+4x the crop. The official scripts cut one crop window from frame 0 and read w+ from frame 0's
+face only; here the window follows the tracked face, and w+ is taken per shot.
+
+Stages (a work dir, default `<clip>.ganvid/`, shared with `ganvid invert`: the decode stage is the
+same one, so it is reused):
+
+    decode         decode/video.json             frame count, pts, size
+    sgx_geometry   sgx_geometry/geometry.json    tracked, smoothed, gap-filled landmarks, shots
+                   sgx_geometry/track.npz        the same as arrays (landmarks, shot_ids, detected)
+                   sgx_geometry/aligned/*.png    FFHQ-aligned faces at 256 (the w+ input)
+                   sgx_geometry/detections/      raw detections per frame (for resuming)
+    sgx_windows    sgx_windows/windows.json      crop window per frame, encoder input size
+    <tag>_wplus    <tag>_wplus/raw.npy           encoder w+ per frame [N,18,512]
+                   <tag>_wplus/wplus.npy         the w+ rendered (per-shot mean or smoothed)
+    <tag>_render   <tag>_render/frames/*.png     decoder output per frame (4x the crop)
+    <tag>_encode   the output video              pasted back into the frames, or the crops
+
+`tag` names the task (`toon_cartoon`, `edit_age`, ...), so several styles and edits share the
+model-independent stages of one work dir without clearing each other.
+
+Crop windows (`crop_windows`). The official rule scales the frame by s = 64 / eye distance and
+cuts the eye centre ±256 px at that scale (a 512x512 encoder input, so a 2048x2048 render), clipped
+to the frame, each bound floored to a multiple of 8. Here, per shot, s = eye_px / d with d the
+median distance between the eye centres (Euclidean, so head roll does not change it; detected
+frames only); the encoder input is W_in x H_in = min(floor8(eye_px * window_eyes), floor8(frame
+side * s)) for the whole clip (the smallest over its shots), so every frame batches with every
+other and the output size is constant. A frame's window is W_in/s x H_in/s frame pixels centred
+on its (smoothed) eye midpoint and shifted, never shrunk, to stay inside the frame; it is cut with
+sub-pixel accuracy (area pre-filter when shrinking by 2x or more, then bilinear). Defaults
+eye_px = 64, window_eyes = 8 are the official ±256 px at 64 px between the eyes.
+
+w+ (`shot_wplus`). "mean" (default): one w+ per shot, the mean over the shot's frames with a
+detected face (all of its frames if none). This is the official fixed w+ (only f varies, as the
+video models were trained for with their temporal loss), made robust: no dependence on one
+frame's expression or blur, and a new w+ after every cut. "smooth": the per-frame w+ through the
+5-tap temporal filter of `ganvid.pipeline.smoothing` (keeps slow appearance changes, at the
+price of some texture flicker).
+
+Output. Default: each render is resized into its window and blended into the source frame at
+the source resolution with a feathered mask: "full" (toonify: the whole window is restyled;
+edges feathered except where the window touches the frame's border) or "hull" (edits: the window
+times the face-and-hair mask of `ganvid.pipeline.paste_back.face_mask`). Pixels outside the mask
+are the input's, bit for bit; frames of shots where the face was never detected pass through.
+`crop_only` writes the renders themselves (4 W_in x 4 H_in). Frame count, timestamps and sound
+are kept.
+
+Editing (`EditSpec`): the decoder adds strength(t) * v to every w+ row and feeds the same vector
+to the edit models' fusion attention; v is the checkpoint's `editing_w[0]` (styleganex-edit-age,
+-hair) or a given direction. +strength applies v as the official `video_editing.py` does with
+`--scale_factor strength`; the official web demo negates it, ganvid does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ganvid.edit.keyframes import Strength
+from ganvid.errors import InputError
+from ganvid.pipeline.invert import (
+    ALIGNED_SIZE,
+    CachedDetector,
+    face_configs,
+    frame_count,
+    resolve_device,
+    stage_bar,
+    stage_decode,
+)
+from ganvid.pipeline.workdir import (
+    FrameDir,
+    StageRecord,
+    Workdir,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    default_workdir,
+    gather_arrays,
+    read_json,
+    run_stage,
+)
+
+WplusMode = Literal["mean", "smooth"]
+MaskMode = Literal["full", "hull"]
+STYLES = ("cartoon", "pixar", "arcane")
+SIZE_MULTIPLE = 8
+"""Encoder input sides are multiples of 8 (f is 1/8 of the input)."""
+GEOMETRY_STAGE = "sgx_geometry"
+WINDOWS_STAGE = "sgx_windows"
+
+EDIT_SIGN_HELP = (
+    "StyleGANEX edits add strength x v to every w+ row (and feed it to the edit model's "
+    "attention); v is the checkpoint's stored editing_w (styleganex-edit-age, -hair) or the "
+    "given direction. +strength applies v as the official video_editing.py does with "
+    "--scale_factor strength (the official web demo uses the opposite sign; ganvid does not)."
+)
+
+
+def toonify_weights_name(style: str) -> str:
+    """'cartoon' -> 'styleganex-toonify-cartoon' (InputError for unknown styles)."""
+    if style not in STYLES:
+        raise InputError(f"unknown toonify style {style!r}: use {', '.join(STYLES)}")
+    return f"styleganex-toonify-{style}"
+
+
+# ----------------------------------------------------------------------------- crop windows
+
+
+@dataclass(frozen=True)
+class CropRule:
+    """How big the crop around a face is (see the module docstring)."""
+
+    eye_px: float = 64.0
+    """Distance between the eye centres in the encoder input, px (64 as the models were run)."""
+    window_eyes: float = 8.0
+    """Largest window side, in eye distances (8: the official eye centre ±256 px at 64 px)."""
+
+    def max_input(self) -> int:
+        """Largest encoder input side: floor8(eye_px * window_eyes) (512 by default)."""
+        side = int(math.floor(self.eye_px * self.window_eyes + 1e-6))
+        return max(SIZE_MULTIPLE, side // SIZE_MULTIPLE * SIZE_MULTIPLE)
+
+
+@dataclass
+class CropWindows:
+    """One crop window per frame, all cut to the same encoder input size."""
+
+    boxes: np.ndarray
+    """[N,4] (x0, y0, w, h) in continuous frame coordinates: pixel column j spans [j, j+1]."""
+    scales: np.ndarray
+    """[N] encoder-input pixels per frame pixel (constant within a shot)."""
+    input_size: tuple[int, int]
+    """(height, width) of every crop fed to the encoder, multiples of 8."""
+    frame_size: tuple[int, int]
+    """(width, height) of the frames."""
+    active: np.ndarray
+    """[N] bool: the frame's shot has a detected face (else paste-back passes the frame)."""
+
+    def centres(self) -> np.ndarray:
+        """[N,2] window centres (continuous frame coordinates)."""
+        return self.boxes[:, :2] + self.boxes[:, 2:] / 2
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "input_size": list(self.input_size),
+            "frame_size": list(self.frame_size),
+            "boxes": np.round(self.boxes, 6).tolist(),
+            "scales": self.scales.tolist(),
+            "active": self.active.astype(bool).tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CropWindows:
+        return cls(
+            boxes=np.asarray(data["boxes"], dtype=np.float64).reshape(-1, 4),
+            scales=np.asarray(data["scales"], dtype=np.float64),
+            input_size=(int(data["input_size"][0]), int(data["input_size"][1])),
+            frame_size=(int(data["frame_size"][0]), int(data["frame_size"][1])),
+            active=np.asarray(data["active"], dtype=bool),
+        )
+
+
+def _segments(shot_ids: np.ndarray) -> list[tuple[int, int]]:
+    from ganvid.pipeline.smoothing import shot_segments
+
+    return shot_segments(len(shot_ids), shot_ids)
+
+
+def _floor8(value: float) -> int:
+    return int(math.floor(value + 1e-6)) // SIZE_MULTIPLE * SIZE_MULTIPLE
+
+
+def crop_windows(
+    landmarks: np.ndarray,
+    shot_ids: np.ndarray,
+    detected: np.ndarray,
+    frame_size: tuple[int, int],
+    rule: CropRule = CropRule(),
+) -> CropWindows:
+    """Crop windows that follow the face: landmarks [N,68,2] (smoothed, gap-filled, pixel-index
+    frame coordinates), shot ids [N], detected [N] bool, frame (width, height)."""
+    from ganvid.face.align import LEFT_EYE, RIGHT_EYE
+
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    shot_ids = np.asarray(shot_ids).reshape(-1)
+    detected = np.asarray(detected, dtype=bool).reshape(-1)
+    left, right = landmarks[:, LEFT_EYE].mean(axis=1), landmarks[:, RIGHT_EYE].mean(axis=1)
+    distance = np.hypot(*(right - left).T)
+    scales = np.empty(len(landmarks))
+    active = np.zeros(len(landmarks), dtype=bool)
+    for start, stop in _segments(shot_ids):
+        found = detected[start:stop]
+        use = found if found.any() else np.ones_like(found)
+        eye_distance = float(np.median(distance[start:stop][use]))
+        if not eye_distance > 0:
+            raise InputError(f"frames {start}-{stop - 1}: the eyes coincide; cannot size the crop")
+        scales[start:stop] = rule.eye_px / eye_distance
+        active[start:stop] = found.any()
+    width, height = frame_size
+    input_w = min(rule.max_input(), _floor8(width * scales.min()))
+    input_h = min(rule.max_input(), _floor8(height * scales.min()))
+    if input_w < SIZE_MULTIPLE or input_h < SIZE_MULTIPLE:
+        raise InputError(
+            f"the face is too large for the {width}x{height} frame to give a crop of at least "
+            f"{SIZE_MULTIPLE} px at {rule.eye_px:g} px between the eyes"
+        )
+    sizes = np.stack([input_w / scales, input_h / scales], axis=1)
+    centres = (left + right) / 2 + 0.5  # pixel-index -> continuous coordinates
+    corner = np.clip(centres - sizes / 2, 0.0, np.array([width, height]) - sizes)
+    return CropWindows(
+        boxes=np.concatenate([corner, sizes], axis=1),
+        scales=scales,
+        input_size=(input_h, input_w),
+        frame_size=(int(width), int(height)),
+        active=active,
+    )
+
+
+def cut_window(frame: np.ndarray, box: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """uint8 [H_in,W_in,3] crop of frame [H,W,3] over box (x0, y0, w, h), sub-pixel exact.
+
+    Shrinking by r >= 2 first area-averages the region by floor(r) (no aliasing), then a bilinear
+    warp maps the window exactly onto the output pixels.
+    """
+    import cv2
+
+    in_h, in_w = input_size
+    x0, y0, w, h = (float(v) for v in box)
+    height, width = frame.shape[:2]
+    rx0, ry0 = max(0, math.floor(x0) - 1), max(0, math.floor(y0) - 1)
+    rx1, ry1 = min(width, math.ceil(x0 + w) + 1), min(height, math.ceil(y0 + h) + 1)
+    region = frame[ry0:ry1, rx0:rx1]
+    shrink = int(min(w / in_w, h / in_h))
+    fx = fy = 1.0
+    if shrink >= 2:
+        small = (max(1, round(region.shape[1] / shrink)), max(1, round(region.shape[0] / shrink)))
+        fx, fy = small[0] / region.shape[1], small[1] / region.shape[0]
+        region = cv2.resize(region, small, interpolation=cv2.INTER_AREA)
+    # output pixel-index (j, i) -> region pixel-index, through continuous coordinates
+    step_x, step_y = w * fx / in_w, h * fy / in_h
+    matrix = np.array(
+        [
+            [step_x, 0.0, (x0 - rx0) * fx + 0.5 * step_x - 0.5],
+            [0.0, step_y, (y0 - ry0) * fy + 0.5 * step_y - 0.5],
+        ]
+    )
+    return cv2.warpAffine(
+        np.ascontiguousarray(region),
+        matrix,
+        (in_w, in_h),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REFLECT_101,
+    )
+
+
+# ----------------------------------------------------------------------------- paste-back
+
+
+@dataclass(frozen=True)
+class PasteOptions:
+    mask: MaskMode = "full"
+    """full: the whole window (toonify); hull: window x face-and-hair mask (edits)."""
+    feather: float = 0.06
+    """Width of the window's soft edge, as a fraction of its shorter side."""
+
+
+def _edge_ramp(
+    lo: int, hi: int, start: float, length: float, limit: int, ramp: float
+) -> np.ndarray:
+    """Per pixel lo..hi-1: 0 outside [start, start+length], rising to 1 over `ramp` px inside;
+    an edge lying on the frame border (0 or `limit`) is not feathered."""
+    centres = np.arange(lo, hi, dtype=np.float64) + 0.5
+    before = centres - start if start > 1e-6 else np.full_like(centres, np.inf)
+    end = start + length
+    after = end - centres if end < limit - 1e-6 else np.full_like(centres, np.inf)
+    return np.clip(np.minimum(before, after) / max(ramp, 1e-6), 0.0, 1.0)
+
+
+def paste_window(
+    frame: np.ndarray,
+    render: np.ndarray,
+    box: np.ndarray,
+    options: PasteOptions = PasteOptions(),
+    landmarks: np.ndarray | None = None,
+) -> np.ndarray:
+    """Blend render uint8 [R_h,R_w,3] (the picture of window `box` = (x0, y0, w, h)) into frame
+    uint8 [H,W,3] -> uint8 [H,W,3]; pixels where the mask is 0 are the frame's, bit for bit.
+
+    The render is first resized to about the window's size in frame pixels (area filter when
+    shrinking), then placed with the window's sub-pixel offset.
+    """
+    import cv2
+
+    height, width = frame.shape[:2]
+    x0, y0, w, h = (float(v) for v in box)
+    rx0, ry0 = max(0, math.floor(x0)), max(0, math.floor(y0))
+    rx1, ry1 = min(width, math.ceil(x0 + w)), min(height, math.ceil(y0 + h))
+    if rx1 <= rx0 or ry1 <= ry0:
+        return frame
+    size = (max(1, round(w)), max(1, round(h)))
+    shrinking = size[0] < render.shape[1]
+    resized = cv2.resize(
+        render, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    )
+    sx, sy = w / size[0], h / size[1]
+    matrix = np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5 - rx0], [0.0, sy, y0 + 0.5 * sy - 0.5 - ry0]])
+    placed = cv2.warpAffine(
+        resized,
+        matrix,
+        (rx1 - rx0, ry1 - ry0),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    ).astype(np.float32)
+    ramp = options.feather * min(w, h)
+    alpha = np.outer(
+        _edge_ramp(ry0, ry1, y0, h, height, ramp), _edge_ramp(rx0, rx1, x0, w, width, ramp)
+    ).astype(np.float32)
+    if options.mask == "hull" and landmarks is not None:
+        from ganvid.pipeline.paste_back import PasteConfig, face_mask
+
+        alpha *= face_mask((height, width), landmarks, PasteConfig())[ry0:ry1, rx0:rx1]
+    alpha[alpha < 0.5 / 255] = 0.0
+    alpha[alpha > 1 - 0.5 / 255] = 1.0
+    out = frame.copy()
+    region = frame[ry0:ry1, rx0:rx1]
+    blended = region + alpha[..., None] * (placed - region)
+    mixed = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    keep = alpha == 0
+    mixed[keep] = region[keep]
+    out[ry0:ry1, rx0:rx1] = mixed
+    return out
+
+
+# ----------------------------------------------------------------------------- w+ per shot
+
+
+def _chunks(count: int, size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, count, size):
+        yield start, min(count, start + size)
+
+
+def shot_wplus(
+    source: Path,
+    target: Path,
+    shot_ids: np.ndarray,
+    detected: np.ndarray,
+    mode: WplusMode = "mean",
+    chunk: int = 256,
+) -> None:
+    """Stream per-frame w+ [N,18,512] (.npy) -> the w+ to render (.npy float32), see the module
+    docstring: "mean" = per-shot mean over frames with a detected face; "smooth" = 5-tap filter
+    within each shot. Memory: one chunk of frames."""
+    from ganvid.pipeline.smoothing import smooth_ws_file
+
+    shot_ids = np.asarray(shot_ids).reshape(-1)
+    if mode == "smooth":
+        smooth_ws_file(source, target, shot_ids, smooth=True, chunk=chunk)
+        return
+    if mode != "mean":
+        raise InputError(f"unknown w+ mode {mode!r}: use mean or smooth")
+    detected = np.asarray(detected, dtype=bool).reshape(-1)
+    raw = np.load(source, mmap_mode="r")
+    with atomic_path(target) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=raw.shape)
+        for start, stop in _segments(shot_ids):
+            use = detected[start:stop] if detected[start:stop].any() else None
+            total = np.zeros(raw.shape[1:], dtype=np.float64)
+            for lo, hi in _chunks(stop - start, chunk):
+                rows = np.asarray(raw[start + lo : start + hi], dtype=np.float64)
+                total += (rows if use is None else rows[use[lo:hi]]).sum(axis=0)
+            mean = total / (stop - start if use is None else use.sum())
+            out[start:stop] = mean.astype(np.float32)
+        out.flush()
+        del out
+
+
+# ----------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class EditSpec:
+    """An edit: editing_w(t) = strength(t) * v, v = the checkpoint's editing_w[0] (direction
+    None) or `direction` ([w_dim], [1, w_dim] or [n_styles, w_dim]; an array or a .npy/.pt file).
+    Times t are seconds from the first frame."""
+
+    strength: Strength = Strength.constant(1.0)
+    direction: np.ndarray | Path | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able identity of the edit (hashed into the render stage's key)."""
+        direction: Any = None
+        if isinstance(self.direction, Path):
+            direction = {"file": str(self.direction)}
+        elif self.direction is not None:
+            array = np.ascontiguousarray(self.direction, dtype=np.float32)
+            digest = hashlib.sha256(array.tobytes() + str(array.shape).encode()).hexdigest()
+            direction = {"sha256": digest}
+        return {"strength": asdict(self.strength), "direction": direction}
+
+
+@dataclass(frozen=True)
+class StyleganexVideoOptions:
+    """Everything a StyleGANEX video job can be told (paths are resolved by the job).
+
+    checkpoint: a weights-manager name or a file. tag: names the render/encode stages and the
+    output, default `<clip>_<tag>.mp4` (`_crop` added with crop_only). model_tag: names the w+
+    stage (default: tag), so edits of one checkpoint at several strengths share their w+.
+    """
+
+    clip: Path
+    checkpoint: str
+    tag: str
+    model_tag: str | None = None
+    output: Path | None = None
+    workdir: Path | None = None
+    device: str = "auto"
+    batch: int = 4
+    crop_only: bool = False
+    paste: PasteOptions = PasteOptions()
+    edit: EditSpec | None = None
+    wplus: WplusMode = "mean"
+    crop: CropRule = CropRule()
+    crf: int = 18
+    preset: str = "medium"
+    fresh: bool = False
+    face: dict = field(default_factory=dict)
+    """Options for `ganvid.face` (detector, cnn, face_index, rule), as for `ganvid invert`."""
+
+
+@dataclass
+class StyleganexSummary:
+    """What a run did: stage records, the output file and the crop geometry."""
+
+    workdir: Path
+    frames: int
+    records: list[StageRecord]
+    output: Path
+    input_size: tuple[int, int]
+    """(height, width) of the encoder input."""
+    render_size: tuple[int, int]
+    """(height, width) of each render (4x the input for the 1024 px decoders)."""
+
+
+def default_output(clip: Path, tag: str, crop_only: bool) -> Path:
+    suffix = "_crop" if crop_only else ""
+    return clip.with_name(f"{clip.stem}_{tag}{suffix}.mp4")
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Tracked, smoothed landmarks and the FFHQ-aligned faces at 256 (the w+ input)."""
+    from ganvid.face.align import CropConfig, ffhq_crop
+    from ganvid.face.geometry import GeometryFile, build_geometry, detect_clip, save_geometry
+    from ganvid.face.landmarks import make_detector
+
+    clip = Path(options["clip"])
+    count = frame_count(workdir)
+    out = workdir.stage_dir(GEOMETRY_STAGE)
+    face = face_configs(options["face"])
+    detector = CachedDetector(make_detector(face["detector"]), out / "detections")
+    with stage_bar("landmarks", count) as update:
+        detections = detect_clip(
+            _images(clip), detector, face["geometry"].track, lambda _: update()
+        )
+    records = build_geometry(detections, face["geometry"])
+    facts = {"clip": str(clip), "options": options["face"]}
+    save_geometry(
+        out / "geometry.json", GeometryFile(records, detections.width, detections.height, facts)
+    )
+    aligned = FrameDir(out / "aligned")
+    config = CropConfig(ALIGNED_SIZE, "ffhq")
+    todo = set(aligned.missing(count))
+    with stage_bar("aligned faces", count, count - len(todo)) as update:
+        for index, image in enumerate(_images(clip)):
+            if index in todo:
+                aligned.write(index, ffhq_crop(image, records[index].aligned_quad, config))
+                update()
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        landmarks=np.stack([r.landmarks for r in records]),
+        shot_ids=np.array([r.shot for r in records], dtype=np.int64),
+        detected=np.array([r.detected for r in records], dtype=bool),
+        frame_size=np.array([detections.width, detections.height], dtype=np.int64),
+    )
+    atomic_write_bytes(out / "track.npz", buffer.getvalue())
+    return {"frames": count, "shots": len(_segments(np.array([r.shot for r in records])))}
+
+
+def _images(clip: Path) -> Iterator[np.ndarray]:
+    from ganvid.io.video import read_frames
+
+    for frame in read_frames(clip):
+        yield frame.image
+
+
+def load_track(workdir: Path) -> dict[str, np.ndarray]:
+    """sgx_geometry/track.npz: landmarks [N,68,2], shot_ids [N], detected [N], frame_size."""
+    with np.load(Path(workdir) / GEOMETRY_STAGE / "track.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+def load_windows(workdir: Path) -> CropWindows:
+    return CropWindows.from_json(read_json(Path(workdir) / WINDOWS_STAGE / "windows.json"))
+
+
+def stage_windows(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """One crop window per frame -> sgx_windows/windows.json."""
+    track = load_track(workdir.root)
+    width, height = (int(v) for v in track["frame_size"])
+    windows = crop_windows(
+        track["landmarks"],
+        track["shot_ids"],
+        track["detected"],
+        (width, height),
+        CropRule(**options["crop"]),
+    )
+    atomic_write_json(workdir.stage_dir(WINDOWS_STAGE) / "windows.json", windows.to_json())
+    return {"input_size": list(windows.input_size), "frames": len(windows.boxes)}
+
+
+def stage_wplus(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Encoder w+ of every aligned face -> raw.npy; per-shot w+ -> wplus.npy."""
+    import torch
+
+    from ganvid.pipeline.render import to_float
+
+    job: StyleganexVideoJob = inputs["job"]
+    count = frame_count(workdir)
+    out = workdir.stage_dir(options["stage"])
+    aligned = FrameDir(workdir.root / GEOMETRY_STAGE / "aligned")
+    per_frame = FrameDir(out / "frames", ".npy")
+    todo = per_frame.missing(count)
+    model = job.model
+    with stage_bar("w+ (encoder)", count, count - len(todo)) as update:
+        for start, stop in _chunks(len(todo), job.options.batch):
+            chunk = todo[start:stop]
+            images = to_float([aligned.read(i) for i in chunk], job.device)
+            with torch.no_grad():
+                wplus = model.encode_wplus(images).float().cpu().numpy()
+            for index, row in zip(chunk, wplus, strict=True):
+                per_frame.write(index, row)
+            update(len(chunk))
+    gather_arrays(per_frame, count, out / "raw.npy")
+    track = load_track(workdir.root)
+    shot_wplus(
+        out / "raw.npy", out / "wplus.npy", track["shot_ids"], track["detected"], options["mode"]
+    )
+    return {"frames": count, "mode": options["mode"]}
+
+
+def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Decode every frame's crop -> <tag>_render/frames/*.png (4x the crop), in batches."""
+    from ganvid.io.video import read_frames
+
+    job: StyleganexVideoJob = inputs["job"]
+    count = frame_count(workdir)
+    windows = load_windows(workdir.root)
+    renders = FrameDir(workdir.stage_dir(options["stage"]) / "frames")
+    todo = set(renders.missing(count))
+    renderer = job.renderer(np.load(workdir.root / options["wplus"], mmap_mode="r"), renders)
+    last = max(todo, default=-1)
+    with stage_bar("render", count, count - len(todo)) as update:
+        pending: list[tuple[int, np.ndarray]] = []
+        for frame in read_frames(job.clip) if todo else ():
+            if frame.index in todo:
+                crop = cut_window(frame.image, windows.boxes[frame.index], windows.input_size)
+                pending.append((frame.index, crop))
+            if pending and (len(pending) == job.options.batch or frame.index == last):
+                renderer(pending)
+                update(len(pending))
+                pending = []
+            if frame.index >= last:
+                break
+    return {"frames": count, "input_size": list(windows.input_size)}
+
+
+def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Paste every render into its frame (or keep the crops) and encode with the source's pts
+    and sound."""
+    from ganvid.io.video import VideoWriter, probe, read_frames
+
+    job: StyleganexVideoJob = inputs["job"]
+    clip = job.clip
+    info = probe(clip)
+    pts = read_json(workdir.root / "decode" / "video.json")["pts"]
+    renders = FrameDir(workdir.root / options["renders"])
+    windows = load_windows(workdir.root)
+    landmarks = load_track(workdir.root)["landmarks"]
+    paste = PasteOptions(**options["paste"])
+    if options["crop_only"]:
+        height, width = renders.read(0).shape[:2]
+    else:
+        width, height = info.width, info.height
+    output = Path(options["output"])
+    with (
+        VideoWriter(
+            output,
+            info,
+            crf=options["crf"],
+            preset=options["preset"],
+            audio_from=clip if info.has_audio else None,
+            width=width,
+            height=height,
+        ) as writer,
+        stage_bar("encode", len(pts)) as update,
+    ):
+        for frame in read_frames(clip):
+            index = frame.index
+            render = renders.read(index)
+            if options["crop_only"]:
+                image = render
+            elif windows.active[index]:
+                box = windows.boxes[index]
+                image = paste_window(frame.image, render, box, paste, landmarks[index])
+            else:
+                image = frame.image
+            writer.write(image, pts[index])
+            update()
+    return {"output": str(output), "size": [width, height], "frames": len(pts)}
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+class StyleganexVideoJob:
+    """Resolve options (weights first: a missing file fails before any work), then run the
+    stages. `run()` returns a StyleganexSummary."""
+
+    def __init__(self, options: StyleganexVideoOptions) -> None:
+        from ganvid.weights import resolve
+
+        self.options = options
+        self.clip = Path(options.clip)
+        if not self.clip.is_file():
+            raise InputError(f"{self.clip}: no such file")
+        if options.batch < 1:
+            raise InputError("--batch must be at least 1")
+        if options.wplus not in ("mean", "smooth"):
+            raise InputError(f"unknown w+ mode {options.wplus!r}: use mean or smooth")
+        if options.crop.eye_px <= 0 or options.crop.window_eyes <= 0:
+            raise InputError("the eye distance and the window size must be positive")
+        self.device = resolve_device(options.device)
+        self.checkpoint = resolve(options.checkpoint)
+        self.workdir_path = Path(options.workdir or default_workdir(self.clip))
+        self.output = Path(
+            options.output or default_output(self.clip, options.tag, options.crop_only)
+        )
+
+    @cached_property
+    def model(self):
+        """The StyleGANEX network, loaded on first use (a fully cached run loads nothing)."""
+        from ganvid.nn.styleganex_checkpoints import load_styleganex
+
+        model = load_styleganex(self.checkpoint, device=self.device)
+        if self.options.edit is not None and self.options.edit.direction is None:
+            model.edit_vector(1.0)  # InputError when the checkpoint has no editing_w
+        return model
+
+    def edit_vector(self):
+        """v [n_styles, w_dim] on the device, or None (no edit)."""
+        import torch
+
+        edit = self.options.edit
+        if edit is None:
+            return None
+        model = self.model
+        if edit.direction is None:
+            return model.edit_vector(1.0)[0]
+        n_styles, w_dim = model.config.encoder.n_styles, model.config.encoder.style_dim
+        if isinstance(edit.direction, Path):
+            from ganvid.edit.directions import load_direction_file
+
+            vector = load_direction_file(edit.direction, n_styles, w_dim)
+        else:
+            vector = _direction_rows(np.asarray(edit.direction), n_styles, w_dim)
+        return torch.tensor(vector, dtype=torch.float32, device=self.device)
+
+    def strengths(self, workdir: Path) -> np.ndarray | None:
+        """Edit strength per frame [N] from the frames' times (s from the first frame)."""
+        if self.options.edit is None:
+            return None
+        video = read_json(workdir / "decode" / "video.json")
+        numerator, denominator = video["time_base"]
+        pts = np.asarray(video["pts"], dtype=np.float64)
+        return self.options.edit.strength.at((pts - pts[0]) * numerator / denominator)
+
+    def renderer(self, wplus: np.ndarray, renders: FrameDir) -> Callable[[list], None]:
+        """A function rendering [(frame index, crop uint8 [H_in,W_in,3]), ...] into `renders`."""
+        import torch
+
+        from ganvid.pipeline.render import to_float, to_tensor, to_uint8
+
+        model, device = self.model, self.device
+        vector = self.edit_vector()
+        strengths = self.strengths(self.workdir_path)
+
+        def render(batch: list[tuple[int, np.ndarray]]) -> None:
+            indices = [index for index, _ in batch]
+            crops = to_float([crop for _, crop in batch], device)
+            rows = to_tensor(wplus[indices], device)
+            editing_w = None
+            if vector is not None:
+                scale = to_tensor(strengths[indices], device)
+                editing_w = scale[:, None, None] * vector[None]
+            with torch.no_grad():
+                features = model.encode_features(crops)
+                images = model.decode(rows, features, editing_w, noise_mode="none")
+            for index, image in zip(indices, to_uint8(images.clamp(-1.0, 1.0)), strict=True):
+                renders.write(index, image)
+
+        return render
+
+    def run(self) -> StyleganexSummary:
+        o = self.options
+        records: list[StageRecord] = []
+        inputs = {"job": self}
+        clip_file = {"clip": self.clip}
+        with Workdir(self.workdir_path) as wd:
+
+            def stage(name: str, fn: Callable, **kwargs: Any) -> StageRecord:
+                record = run_stage(wd, name, fn, inputs=inputs, fresh=o.fresh, **kwargs)
+                records.append(record)
+                return record
+
+            stage(
+                "decode",
+                stage_decode,
+                options={"clip": str(self.clip)},
+                files=clip_file,
+                outputs=["video.json"],
+            )
+            last = f"{frame_count(wd) - 1:06d}"
+            stage(
+                GEOMETRY_STAGE,
+                stage_geometry,
+                options={"clip": str(self.clip), "face": face_options(o.face)},
+                files=clip_file,
+                upstream=["decode"],
+                outputs=["track.npz", f"aligned/{last}.png"],
+            )
+            stage(
+                WINDOWS_STAGE,
+                stage_windows,
+                options={"crop": asdict(o.crop)},
+                upstream=[GEOMETRY_STAGE],
+                outputs=["windows.json"],
+            )
+            wplus_stage = f"{o.model_tag or o.tag}_wplus"
+            render_stage = f"{o.tag}_render"
+            stage(
+                wplus_stage,
+                stage_wplus,
+                options={"stage": wplus_stage, "mode": o.wplus},
+                files={"checkpoint": self.checkpoint},
+                upstream=[GEOMETRY_STAGE],
+                outputs=["wplus.npy"],
+            )
+            edit_files = {}
+            if o.edit is not None and isinstance(o.edit.direction, Path):
+                edit_files["direction"] = o.edit.direction
+            stage(
+                render_stage,
+                stage_render,
+                options={
+                    "stage": render_stage,
+                    "wplus": f"{wplus_stage}/wplus.npy",
+                    "edit": None if o.edit is None else o.edit.describe(),
+                },
+                files={"checkpoint": self.checkpoint, **edit_files},
+                upstream=[wplus_stage, WINDOWS_STAGE, "decode"],
+                outputs=[f"frames/{last}.png"],
+            )
+            stage(
+                f"{o.tag}_encode",
+                stage_encode,
+                options={
+                    "renders": f"{render_stage}/frames",
+                    "output": str(self.output.resolve()),
+                    "crop_only": o.crop_only,
+                    "paste": asdict(o.paste),
+                    "crf": o.crf,
+                    "preset": o.preset,
+                },
+                files=clip_file,
+                upstream=[render_stage, WINDOWS_STAGE, GEOMETRY_STAGE, "decode"],
+                outputs=[self.output.resolve()],
+            )
+            count = frame_count(wd)
+            windows = load_windows(wd.root)
+            render_size = FrameDir(wd.root / render_stage / "frames").read(0).shape[:2]
+        return StyleganexSummary(
+            self.workdir_path,
+            count,
+            records,
+            self.output,
+            windows.input_size,
+            (int(render_size[0]), int(render_size[1])),
+        )
+
+
+def face_options(face: dict) -> dict:
+    """The face options with their defaults filled in (so equal choices hash equally); the
+    alignment rule is always FFHQ's, the one the StyleGANEX encoders were trained on."""
+    return {
+        "detector": face.get("detector", "dlib"),
+        "cnn": bool(face.get("cnn", False)),
+        "face_index": int(face.get("face_index", 0)),
+        "rule": "ffhq",
+    }
+
+
+def _direction_rows(array: np.ndarray, n_styles: int, w_dim: int) -> np.ndarray:
+    """[w_dim] / [1, w_dim] / [n_styles, w_dim] (/ [1, n_styles, w_dim]) -> [n_styles, w_dim]."""
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+    if array.shape in ((w_dim,), (1, w_dim)):
+        array = np.broadcast_to(array.reshape(1, w_dim), (n_styles, w_dim))
+    if array.shape != (n_styles, w_dim):
+        raise InputError(
+            f"the edit direction has shape {array.shape}; this model needs ({w_dim},) or "
+            f"({n_styles}, {w_dim})"
+        )
+    if not np.all(np.isfinite(array)):
+        raise InputError("the edit direction contains NaN or infinite values")
+    return np.ascontiguousarray(array)
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def toonify_video(
+    clip: str | Path,
+    style: str = "cartoon",
+    checkpoint: str | Path | None = None,
+    **options: Any,
+) -> StyleganexSummary:
+    """Toonify a face video with a StyleGANEX toonify checkpoint.
+
+    style: cartoon | pixar | arcane (names the weights `styleganex-toonify-<style>` and the
+    output `<clip>_toon_<style>.mp4`); checkpoint: a file instead of the named weights.
+    options: the other fields of `StyleganexVideoOptions` (output, workdir, device, batch,
+    crop_only, wplus, crop, crf, preset, fresh, face). The window is pasted back whole
+    (feathered "full" mask) unless `paste` says otherwise.
+    """
+    name = toonify_weights_name(style)
+    job = StyleganexVideoJob(
+        StyleganexVideoOptions(
+            clip=Path(clip),
+            checkpoint=str(checkpoint) if checkpoint is not None else name,
+            tag=f"toon_{style}",
+            **{"paste": PasteOptions(mask="full"), **options},
+        )
+    )
+    return job.run()
+
+
+def styleganex_edit_video(
+    clip: str | Path,
+    checkpoint: str | Path = "styleganex-edit-age",
+    strength: float | str | Strength = 1.0,
+    direction: np.ndarray | str | Path | None = None,
+    **options: Any,
+) -> StyleganexSummary:
+    """Edit a face video with StyleGANEX (`ganvid edit --backend styleganex`).
+
+    checkpoint: 'styleganex-edit-age' | 'styleganex-edit-hair' (or a file): video edit models
+        whose stored editing_w is the edit; any StyleGANEX checkpoint with `direction`.
+    strength: a number, keyframes '0s:0,2s:1.5' (seconds from the first frame) or a Strength.
+    direction: None = the checkpoint's editing_w[0]; else an array or .npy/.pt file of shape
+        [512], [1, 512] or [18, 512] (e.g. an InterFaceGAN boundary for StyleGAN2-FFHQ).
+    Sign: the decoder renders w+ + strength x v (every row; the edit models' attention sees the
+    same vector). +strength applies v as the official video_editing.py does with
+    `--scale_factor strength`; its web demo uses the opposite sign, ganvid does not.
+    options: the other fields of `StyleganexVideoOptions`; by default the face-and-hair region
+    (mask "hull") is pasted back, and the output is `<clip>_edit_<name>_<strength>.mp4`.
+    """
+    if not isinstance(strength, Strength):
+        strength = Strength.parse(str(strength))
+    if isinstance(direction, str):
+        direction = Path(direction)
+    name = (
+        Path(str(checkpoint)).stem.removeprefix("styleganex-edit-").removeprefix("styleganex_edit_")
+    )
+    if direction is not None:
+        name = f"{name}_dir"
+    job = StyleganexVideoJob(
+        StyleganexVideoOptions(
+            clip=Path(clip),
+            checkpoint=str(checkpoint),
+            tag=f"edit_{name}_{strength.label()}",
+            model_tag=f"edit_{name}",
+            edit=EditSpec(strength, direction),
+            **{"paste": PasteOptions(mask="hull"), **options},
+        )
+    )
+    return job.run()
