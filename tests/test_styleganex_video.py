@@ -248,6 +248,36 @@ def test_edit_applies_plus_strength_times_the_stored_vector(assets):
     assert np.abs(stored - render(-1.5)).mean() > 5 * max(np.abs(stored - render(1.5)).mean(), 0.1)
 
 
+def test_edit_direction_files_and_keyframed_strength(assets, tmp_path):
+    from ganvid.edit.keyframes import Strength
+    from ganvid.errors import InputError
+    from ganvid.pipeline.styleganex_video import (
+        EditSpec,
+        StyleganexVideoJob,
+        StyleganexVideoOptions,
+    )
+
+    vector = np.random.default_rng(0).normal(size=(1, 32)).astype(np.float32)  # InterFaceGAN-like
+    np.save(tmp_path / "boundary.npy", vector)
+
+    def job(direction) -> StyleganexVideoJob:
+        edit = EditSpec(Strength.parse("0s:0,0.2s:2"), direction)
+        options = StyleganexVideoOptions(
+            assets["clip"], str(assets["toonify"]), "t", workdir=assets["workdir"], edit=edit
+        )
+        return StyleganexVideoJob(options)
+
+    rows = job(tmp_path / "boundary.npy").edit_vector()
+    assert tuple(rows.shape) == (18, 32)
+    np.testing.assert_array_equal(rows.numpy(), np.repeat(vector, 18, axis=0))
+    # frames at 0, 40, ... 200 ms: strength ramps 0 -> 2 over the first 0.2 s
+    np.testing.assert_allclose(job(vector).strengths(assets["workdir"]), np.linspace(0, 2, 6))
+    with pytest.raises(InputError, match="shape"):
+        job(np.ones(7)).edit_vector()
+    with pytest.raises(InputError, match="no editing vector"):
+        job(None).edit_vector()  # a toonify file stores no editing_w
+
+
 # ----------------------------------------------------------------------------- pieces
 
 

@@ -466,7 +466,7 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
     from ganvid.face.geometry import GeometryFile, build_geometry, detect_clip, save_geometry
     from ganvid.face.landmarks import make_detector
 
-    clip = Path(options["clip"])
+    clip = Path(inputs["clip"])
     count = frame_count(workdir)
     out = workdir.stage_dir(GEOMETRY_STAGE)
     face = face_configs(options["face"])
@@ -727,7 +727,8 @@ class StyleganexVideoJob:
     def run(self) -> StyleganexSummary:
         o = self.options
         records: list[StageRecord] = []
-        inputs = {"job": self}
+        # the clip's path is not hashed, its content is (files=): moving the clip costs nothing
+        inputs = {"job": self, "clip": self.clip}
         clip_file = {"clip": self.clip}
         with Workdir(self.workdir_path) as wd:
 
@@ -739,7 +740,7 @@ class StyleganexVideoJob:
             stage(
                 "decode",
                 stage_decode,
-                options={"clip": str(self.clip)},
+                options={},
                 files=clip_file,
                 outputs=["video.json"],
             )
@@ -747,7 +748,7 @@ class StyleganexVideoJob:
             stage(
                 GEOMETRY_STAGE,
                 stage_geometry,
-                options={"clip": str(self.clip), "face": face_options(o.face)},
+                options={"face": face_options(o.face)},
                 files=clip_file,
                 upstream=["decode"],
                 outputs=["track.npz", f"aligned/{last}.png"],
