@@ -142,19 +142,28 @@ def synthesize_fov(
     transforms: torch.Tensor,
     expansion: Expansion,
     band: int | None = None,
+    styles: dict[str, torch.Tensor] | None = None,
+    force_fp32: bool = True,
 ) -> torch.Tensor:
     """ws [B,num_ws,w_dim], transforms [B,3,3] -> expanded images [B,C,H',W'] in about [-1,1].
 
-    With zero expansion this is exactly `generator.synthesis(ws, transform=transforms)`.
+    styles: optional (edited) StyleSpace {layer: [B,C]} for `generator.synthesis`; every view
+    of a frame uses its frame's styles. force_fp32 as in `ganvid.pipeline.render.synthesize`.
+    With zero expansion this is exactly `generator.synthesis(ws, transform=transforms, ...)`.
     """
     resolution = generator.img_resolution
     if expansion.is_zero:
-        return generator.synthesis(ws, transform=transforms)
+        return generator.synthesis(ws, transform=transforms, styles=styles, force_fp32=force_fp32)
     band = default_band(resolution) if band is None else band
     views = plan_views(expansion, resolution, band)
     batch = ws.shape[0]
     all_ws = ws.repeat_interleave(len(views), dim=0)
     all_transforms = view_transforms(transforms, views, expansion, resolution)
-    images = generator.synthesis(all_ws, transform=all_transforms)
+    all_styles = None
+    if styles is not None:
+        all_styles = {k: v.repeat_interleave(len(views), dim=0) for k, v in styles.items()}
+    images = generator.synthesis(
+        all_ws, transform=all_transforms, styles=all_styles, force_fp32=force_fp32
+    )
     images = images.reshape(batch, len(views), *images.shape[1:])
     return blend_views(images, views, expansion, resolution, band)

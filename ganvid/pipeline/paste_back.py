@@ -102,6 +102,11 @@ class PasteBack:
         self.last_mask: np.ndarray | None = None
         """The blend mask [H,W] of the last pasted frame (0 = input pixel kept exactly)."""
 
+    def reset(self) -> None:
+        """Forget the previous mask (at a cut, or after frames without a face), so a mask never
+        leaks from one shot into the next."""
+        self._previous = None
+
     def __call__(
         self,
         frame: np.ndarray,
@@ -114,6 +119,7 @@ class PasteBack:
         import cv2
 
         if landmarks is None:
+            self.reset()  # the next face starts a fresh mask
             return frame
         shape = frame.shape[:2]
         side = render.shape[0]

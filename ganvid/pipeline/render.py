@@ -19,6 +19,10 @@ from ganvid.pipeline.workdir import FrameDir
 WsModifier = Callable[[np.ndarray, torch.Tensor], torch.Tensor]
 """modifier(frame_indices [B], ws [B,16,512] on the device) -> edited ws [B,16,512]."""
 
+Synthesize = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, np.ndarray], torch.Tensor]
+"""synthesize(generator, ws [B,num_ws,w_dim], transforms [B,3,3], frame_indices [B]) -> images
+[B,3,H,W] in about [-1, 1]: a job's own drawing of a batch (StyleSpace edits, FoV expansion)."""
+
 
 def synthesize(
     generator: torch.nn.Module, ws: torch.Tensor, transforms: torch.Tensor, force_fp32: bool = True
@@ -61,11 +65,15 @@ class RenderJob:
     ws: [N,num_ws,512] array (a memmap is fine: only one batch is read at a time).
     transforms: [N,3,3] input-transform matrices (see `ganvid.nn.sg3_transforms`).
     modifier: optional per-batch edit of the ws (e.g. `ganvid edit` directions).
+    synthesize: optional replacement for `synthesize(generator, ws, transforms)`, called once
+        per batch with the batch's frame indices (e.g. edited StyleSpace, an expanded FoV);
+        its images may be larger than the generator's resolution.
     """
 
     ws: np.ndarray
     transforms: np.ndarray
     modifier: WsModifier | None = None
+    synthesize: Synthesize | None = None
 
     def __post_init__(self) -> None:
         if len(self.ws) != len(self.transforms):
@@ -89,13 +97,19 @@ def render_frames(
     batch: int = 4,
     indices: Sequence[int] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (frame index, uint8 [R,R,3]) in order, rendering `batch` frames at a time."""
+    """Yield (frame index, uint8 [H,W,3]) in order, rendering `batch` frames at a time
+    (H = W = the generator's resolution unless `job.synthesize` draws larger images)."""
     indices = range(len(job)) if indices is None else indices
     for chunk in _batches(indices, max(1, batch)):
         ws = to_tensor(job.ws[chunk], device)
         if job.modifier is not None:
             ws = job.modifier(chunk, ws)
-        images = to_uint8(synthesize(generator, ws, to_tensor(job.transforms[chunk], device)))
+        transforms = to_tensor(job.transforms[chunk], device)
+        if job.synthesize is None:
+            images = synthesize(generator, ws, transforms)
+        else:
+            images = job.synthesize(generator, ws, transforms, chunk)
+        images = to_uint8(images)
         yield from zip(chunk.tolist(), images, strict=True)
 
 
