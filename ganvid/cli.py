@@ -50,6 +50,7 @@ def _register_commands() -> None:
         build_ops,
         demo,
         doctor,
+        edit,
         invert,
         invert_image,
         render,
@@ -57,7 +58,18 @@ def _register_commands() -> None:
         weights,
     )
 
-    for module in (demo, doctor, weights, align, invert, invert_image, toonify, build_ops, render):
+    for module in (
+        demo,
+        doctor,
+        weights,
+        align,
+        invert,
+        invert_image,
+        edit,
+        toonify,
+        build_ops,
+        render,
+    ):
         module.register(app)
 
 

@@ -1,0 +1,219 @@
+"""Write the output videos of a render: pasted back into the source frames, or the crops.
+
+One streaming pass over the source clip (only when a layout needs its frames), the per-frame
+renders (a `FrameDir`) and the geometry records, feeding one `VideoWriter` per output:
+
+    frame       the render pasted back into the full source frame (`paste_back.PasteBack`);
+                frames whose face was not detected pass through bit for bit
+    render      the render itself (crop space; larger than the crop after FoV expansion)
+    crop        the source crop the render reconstructs (resized to the render's crop size)
+    sbs_frame   source frame | pasted frame
+    sbs_crop    source crop | render (the crop placed where it sits in an expanded render)
+
+Every output keeps the source's frame count, timestamps (pts from decode/video.json) and sound.
+Memory holds one frame per output, whatever the clip's length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ganvid.errors import VideoError
+from ganvid.pipeline.paste_back import PasteBack, PasteConfig
+from ganvid.pipeline.workdir import FrameDir, read_json
+
+Layout = Literal["frame", "render", "crop", "sbs_frame", "sbs_crop"]
+LAYOUTS: tuple[str, ...] = ("frame", "render", "crop", "sbs_frame", "sbs_crop")
+_NEEDS_SOURCE = {"frame", "sbs_frame"}
+_NEEDS_CROP = {"crop", "sbs_crop"}
+
+FrameHook = Callable[[int, np.ndarray, np.ndarray | None], None]
+"""on_frame(index, render uint8 [H,W,3], source crop uint8 or None) after each frame."""
+
+
+@dataclass(frozen=True)
+class ComposeConfig:
+    paste: PasteConfig = field(default_factory=PasteConfig)
+    crf: int = 18
+    preset: str = "medium"
+    crop_offset: tuple[int, int] = (0, 0)
+    """(top, left) of the crop inside the render (an FoV expansion's top and left)."""
+
+
+def main_layouts(paste_back: bool, side_by_side: bool) -> dict[str, Layout]:
+    """{'video': frame|render[, 'side_by_side': sbs_frame|sbs_crop]} for the usual outputs."""
+    layouts: dict[str, Layout] = {"video": "frame" if paste_back else "render"}
+    if side_by_side:
+        layouts["side_by_side"] = "sbs_frame" if paste_back else "sbs_crop"
+    return layouts
+
+
+def sibling(path: Path, suffix: str) -> Path:
+    """talk_age3.mp4, 'sbs' -> talk_age3_sbs.mp4."""
+    return path.with_name(f"{path.stem}_{suffix}{path.suffix}")
+
+
+@dataclass
+class ComposeSources:
+    """Where the pieces of every frame are: the clip, its pts, the renders, crops, geometry."""
+
+    clip: Path
+    workdir: Path
+    renders: FrameDir
+
+    @property
+    def pts(self) -> list[int]:
+        return list(read_json(self.workdir / "decode" / "video.json")["pts"])
+
+    @property
+    def crops(self) -> FrameDir:
+        return FrameDir(self.workdir / "geometry" / "crops")
+
+    def records(self) -> list:
+        from ganvid.face.geometry import load_geometry
+
+        return load_geometry(self.workdir / "geometry" / "geometry.json").records
+
+
+def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    import cv2
+
+    if image.shape[:2] == (height, width):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _place(crop: np.ndarray, render_shape: tuple[int, ...], offset: tuple[int, int]) -> np.ndarray:
+    """The crop as big as the render: itself, or on a black canvas at `offset` (top, left) when
+    the render is an expanded field of view (the crop is the generator's size)."""
+    if crop.shape == tuple(render_shape):
+        return crop
+    canvas = np.zeros(render_shape, np.uint8)
+    top, left = offset
+    part = crop[: render_shape[0] - top, : render_shape[1] - left]
+    canvas[top : top + part.shape[0], left : left + part.shape[1]] = part
+    return canvas
+
+
+class _Paster:
+    """PasteBack over a clip: a fresh temporal mask at every cut and after faceless frames."""
+
+    def __init__(self, records: list, config: PasteConfig) -> None:
+        self.records, self.paste, self.shot = records, PasteBack(config), None
+
+    def __call__(self, index: int, frame: np.ndarray, render: np.ndarray) -> np.ndarray:
+        record = self.records[index]
+        if not record.detected or record.interpolated:
+            self.paste.reset()
+            self.shot = None
+            return frame
+        if record.shot != self.shot:
+            self.paste.reset()
+            self.shot = record.shot
+        return self.paste(frame, render, record.unaligned_quad, record.landmarks)
+
+
+def _layout_image(
+    layout: str,
+    frame: np.ndarray | None,
+    pasted: np.ndarray | None,
+    render: np.ndarray,
+    crop: np.ndarray | None,
+    offset: tuple[int, int],
+) -> np.ndarray:
+    """One output frame of `layout` from the frame's pieces."""
+    if layout == "frame":
+        return pasted
+    if layout == "render":
+        return render
+    if layout == "crop":
+        return _resize(crop, *render.shape[:2])
+    if layout == "sbs_frame":
+        return np.concatenate([frame, pasted], axis=1)
+    return np.concatenate([_place(crop, render.shape, offset), render], axis=1)
+
+
+def _sizes(layout: str, source: tuple[int, int], render: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of a layout's frames; source and render are (height, width)."""
+    (sh, sw), (rh, rw) = source, render
+    return {
+        "frame": (sw, sh),
+        "render": (rw, rh),
+        "crop": (rw, rh),
+        "sbs_frame": (2 * sw, sh),
+        "sbs_crop": (2 * rw, rh),
+    }[layout]
+
+
+def compose_videos(
+    sources: ComposeSources,
+    outputs: Mapping[str, tuple[Path, Layout]],
+    config: ComposeConfig = ComposeConfig(),
+    on_frame: FrameHook | None = None,
+    label: str = "encode",
+) -> dict[str, Path]:
+    """Write every output {name: (path, layout)}; returns {name: path}.
+
+    on_frame (e.g. a reconstruction meter) also gets the source crop of each frame.
+    """
+    from ganvid.io.video import VideoWriter, probe, read_frames
+    from ganvid.ui import progress
+
+    layouts = {layout for _, layout in outputs.values()}
+    unknown = layouts - set(LAYOUTS)
+    if unknown:
+        raise ValueError(f"unknown output layouts {sorted(unknown)}")
+    info = probe(sources.clip)
+    pts = sources.pts
+    if info.frame_count != len(pts):
+        raise VideoError(
+            f"{sources.clip} has {info.frame_count} frames, the work dir {len(pts)}: it is not "
+            "the clip this work dir was made from"
+        )
+    first = sources.renders.read(0)
+    need_crop = bool(layouts & _NEEDS_CROP) or on_frame is not None
+    paster = _Paster(sources.records(), config.paste) if layouts & {"frame", "sbs_frame"} else None
+    frames = read_frames(sources.clip) if layouts & _NEEDS_SOURCE else None
+    source_size = (info.height, info.width)
+    with ExitStack() as stack, progress() as bar:
+        task = bar.add_task(label, total=len(pts))
+        writers = {}
+        for name, (path, layout) in outputs.items():
+            width, height = _sizes(layout, source_size, first.shape[:2])
+            writers[name] = stack.enter_context(
+                VideoWriter(
+                    path,
+                    info,
+                    crf=config.crf,
+                    preset=config.preset,
+                    audio_from=sources.clip if info.has_audio else None,
+                    width=width,
+                    height=height,
+                )
+            )
+        for index, stamp in enumerate(pts):
+            render = first if index == 0 else sources.renders.read(index)
+            frame = None
+            if frames is not None:
+                decoded = next(frames, None)
+                if decoded is None or decoded.pts != stamp:
+                    raise VideoError(
+                        f"{sources.clip} differs from the clip this work dir was made from "
+                        f"(frame {index}); pass the original clip"
+                    )
+                frame = decoded.image
+            crop = sources.crops.read(index) if need_crop else None
+            pasted = paster(index, frame, render) if paster is not None else None
+            for name, (_, layout) in outputs.items():
+                image = _layout_image(layout, frame, pasted, render, crop, config.crop_offset)
+                writers[name].write(image, stamp)
+            if on_frame is not None:
+                on_frame(index, render, crop)
+            bar.advance(task)
+    return {name: path for name, (path, _) in outputs.items()}

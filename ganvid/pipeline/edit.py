@@ -1,0 +1,557 @@
+"""`ganvid edit` and `ganvid expand-fov`: re-render a stored inversion, edited, without inverting.
+
+Both build on a finished `ganvid invert` work dir (`ganvid.pipeline.invert.load_inversion`): the
+raw per-frame W+ (invert/ws.npy), the smoothed transforms and the PTI-tuned generator.
+
+Stages (per edit, under `edits/<tag>/`; `tag` names the edit, e.g. `age3_smile1`):
+
+    edits/<tag>/latents   ws.npy          edited W+ BEFORE smoothing [N,num_ws,w_dim]:
+                                          ws_raw[:, layers] + strength(t) * direction[layers]
+                          ws_smooth.npy   the same smoothing as the inversion's smooth stage
+                          strengths.json  per-frame strength of every edit, and the frame times
+    edits/<tag>/render    frames/*.png    tuned generator, smoothed transforms; StyleSpace edits
+                                          add strength(t) to their channel's style per frame
+    edits/<tag>/encode    <clip>_<tag>.mp4 (+ _sbs.mp4), pasted back into the source frames
+    fov/<tag>_<amounts>/{render,encode}   `expand-fov`: the expanded renders and <clip>_fov.mp4
+
+Each stage is keyed by the edit (directions by content), the smoothing options and its upstream
+stages, so a second identical run recomputes nothing and a killed one resumes frame by frame.
+
+Why edit before smoothing: the edit then goes through the very filter the inversion used, so an
+edit of strength 0 reproduces the inversion's smoothed W+ (and, rendered in the same batches by
+the same generator, its frames) bit for bit, and keyframed strengths are smoothed like the rest.
+StyleSpace edits are applied at render time to the styles of the smoothed W+: styles are affine
+in w, so this equals smoothing edited styles up to the smoothing of the (piecewise-linear)
+strength curve itself.
+
+Frame times for keyframes are seconds from the first frame (its pts), like the StyleGANEX path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganvid.edit.request import EditRequest, domain_of_generator
+from ganvid.errors import InputError, WorkdirError
+from ganvid.pipeline.compose import (
+    ComposeConfig,
+    ComposeSources,
+    Layout,
+    compose_videos,
+    main_layouts,
+    sibling,
+)
+from ganvid.pipeline.fov import Expansion
+from ganvid.pipeline.workdir import (
+    FrameDir,
+    StageRecord,
+    Workdir,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    default_workdir,
+    encode_image,
+    read_json,
+    run_stage,
+)
+
+NOTHING_TO_EDIT = (
+    "nothing to edit: give --direction, --file or --style (`ganvid edit --list` shows the "
+    "directions)"
+)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What `ganvid edit` and `ganvid expand-fov` share.
+
+    clip: the source video (None: the one the inversion recorded). workdir: None = from the clip
+    (`<clip>.ganvid`) or, without a clip, see `find_workdir`. domain: 'ffhq' | 'ffhqu' for the
+    published directions (None: from the generator's file name).
+    """
+
+    clip: Path | None = None
+    workdir: Path | None = None
+    output: Path | None = None
+    request: EditRequest = field(default_factory=EditRequest)
+    domain: str | None = None
+    device: str = "auto"
+    batch: int = 4
+    side_by_side: bool = False
+    crf: int = 18
+    preset: str = "medium"
+    fresh: bool = False
+
+
+@dataclass(frozen=True)
+class EditOptions(RenderOptions):
+    paste_back: bool = True
+    preview: int = 0
+    """> 0: render that many evenly spaced frames as a contact sheet PNG, and stop."""
+
+
+@dataclass(frozen=True)
+class FovOptions(RenderOptions):
+    expansion: Expansion = field(default_factory=Expansion)
+    band: int | None = None
+    """Blend band in pixels (None: resolution / 32)."""
+
+
+@dataclass
+class EditSummary:
+    workdir: Path
+    frames: int
+    tag: str
+    records: list[StageRecord]
+    outputs: dict[str, Path]
+    size: tuple[int, int] = (0, 0)
+    """(height, width) of each render."""
+
+
+# ----------------------------------------------------------------------------- finding the work
+
+
+def find_workdir(clip: Path | None, workdir: Path | None, cwd: Path | None = None) -> Path:
+    """The work dir to edit: --workdir, else `<clip>.ganvid` beside CLIP, else the current folder
+    if it is a work dir, else the only `*.ganvid/` folder in it."""
+    if workdir is not None:
+        return Path(workdir)
+    if clip is not None:
+        return default_workdir(clip)
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    if (cwd / "inversion.json").is_file() or cwd.suffix == ".ganvid":
+        return cwd
+    found = sorted(p for p in cwd.glob("*.ganvid") if p.is_dir())
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise WorkdirError(
+            f"no CLIP given and no *.ganvid work dir in {cwd}: run `ganvid invert CLIP` first "
+            "(or pass the CLIP)"
+        )
+    names = ", ".join(p.name for p in found)
+    raise InputError(f"several work dirs here ({names}): pass the CLIP or --workdir")
+
+
+def open_inversion(workdir: Path, clip: Path | None):
+    """The finished inversion in `workdir`; WorkdirError telling the user to invert first."""
+    from ganvid.pipeline.invert import load_inversion
+
+    hint = f"`ganvid invert {clip}`" if clip is not None else "`ganvid invert CLIP`"
+    if not (Path(workdir) / "inversion.json").is_file():
+        raise WorkdirError(f"no finished inversion in {workdir}: run {hint} first")
+    try:
+        return load_inversion(workdir)
+    except WorkdirError as error:
+        raise WorkdirError(f"{error} (run {hint} to finish the inversion)") from None
+
+
+def source_clip(clip: Path | None, inversion) -> Path:
+    """The clip to read frames and sound from: CLIP if given, else the inverted one."""
+    if clip is not None:
+        if not Path(clip).is_file():
+            raise InputError(f"{clip}: no such file")
+        return Path(clip)
+    if not inversion.clip.is_file():
+        raise InputError(
+            f"the inverted clip {inversion.clip} is gone; pass the clip as the CLIP argument"
+        )
+    return inversion.clip
+
+
+def frame_times(pts: list[int], time_base: tuple[int, int]) -> np.ndarray:
+    """Seconds from the first frame [N] (keyframe times)."""
+    pts_array = np.asarray(pts, dtype=np.float64)
+    return (pts_array - pts_array[0]) * time_base[0] / time_base[1]
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def stage_latents(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Edited W+ before smoothing (ws.npy), smoothed as the inversion was (ws_smooth.npy), and
+    the per-frame strengths (strengths.json)."""
+    import torch
+
+    from ganvid.edit.directions import apply_w_edits
+    from ganvid.pipeline.smoothing import smooth_ws_file
+
+    job: EditJob = inputs["job"]
+    out = workdir.stage_dir(options["stage"])
+    times = job.times_s
+    edits = job.w_edits
+    strengths = {
+        "times_s": times.tolist(),
+        "directions": [
+            {"name": e.direction.name, "strength": e.strength.at(times).tolist()} for e in edits
+        ],
+        "styles": [
+            {"layer": s.layer, "channel": s.channel, "strength": s.strength.at(times).tolist()}
+            for s in job.request.styles
+        ],
+    }
+    if edits:
+        raw = job.inversion.ws_raw
+        with atomic_path(out / "ws.npy") as tmp:
+            edited = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=raw.shape)
+            for lo in range(0, len(raw), 256):
+                hi = min(len(raw), lo + 256)
+                rows = torch.tensor(np.asarray(raw[lo:hi], dtype=np.float32))
+                edited[lo:hi] = apply_w_edits(rows, edits, times[lo:hi]).numpy()
+            edited.flush()
+            del edited
+        smooth_ws_file(
+            out / "ws.npy",
+            out / "ws_smooth.npy",
+            job.inversion.shot_ids,
+            fine_layer_mean=options["smoothing"]["fine_layer_mean"],
+            smooth=options["smoothing"]["smooth"],
+        )
+    atomic_write_json(out / "strengths.json", strengths)
+    return {"frames": len(times), "directions": len(edits), "styles": len(job.request.styles)}
+
+
+def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Render every frame (edited, maybe expanded) -> <stage>/frames/*.png."""
+    from ganvid.pipeline.invert import stage_bar
+    from ganvid.pipeline.render import render_to_dir
+
+    job: EditJob = inputs["job"]
+    render = job.render_job(inputs.get("expansion"), inputs.get("band"))
+    frames = FrameDir(workdir.stage_dir(options["stage"]) / "frames")
+    done = len(render) - len(frames.missing(len(render)))
+    with stage_bar(inputs.get("label", "render"), len(render), done) as update:
+        render_to_dir(
+            job.generator, render, frames, job.device, job.options.batch, lambda _: update()
+        )
+    height, width = frames.read(0).shape[:2]
+    return {"frames": len(render), "size": [height, width]}
+
+
+def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Write the output videos (pasted back or crops) with the source's pts and sound."""
+    from ganvid.pipeline.paste_back import PasteConfig
+
+    job: EditJob = inputs["job"]
+    sources = ComposeSources(job.clip, workdir.root, FrameDir(workdir.root / options["frames"]))
+    outputs = {name: (Path(path), layout) for name, (path, layout) in options["outputs"].items()}
+    config = ComposeConfig(
+        paste=PasteConfig(**options["paste"]),
+        crf=options["crf"],
+        preset=options["preset"],
+        crop_offset=tuple(options["crop_offset"]),
+    )
+    written = compose_videos(sources, outputs, config)
+    return {"outputs": {k: str(v) for k, v in written.items()}}
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+class EditJob:
+    """Resolve the work dir, inversion, clip and edit (failing early, before any rendering);
+    `run_edit()` / `run_fov()` / `run_preview()` do the work."""
+
+    def __init__(self, options: RenderOptions) -> None:
+        from ganvid.pipeline.invert import resolve_device
+
+        self.options = options
+        if options.batch < 1:
+            raise InputError("--batch must be at least 1")
+        self.workdir_path = find_workdir(options.clip, options.workdir)
+        self.inversion = open_inversion(self.workdir_path, options.clip)
+        self.clip = source_clip(options.clip, self.inversion)
+        self.request = options.request
+        self.domain = options.domain or domain_of_generator(self.inversion.generator_path)
+        self.direction_files = self.request.files(self.domain)  # missing weights fail here
+        self.device = resolve_device(options.device)
+        self.tag = self.request.tag() if not self.request.is_empty else None
+
+    # -- lazily loaded -----------------------------------------------------------------------
+
+    @cached_property
+    def generator(self):
+        """The PTI-tuned generator of the inversion."""
+        return self.inversion.generator(self.device, tuned=True)
+
+    @cached_property
+    def w_edits(self) -> list:
+        generator = self.generator
+        return self.request.w_edits(generator.num_ws, generator.w_dim, self.domain)
+
+    @cached_property
+    def times_s(self) -> np.ndarray:
+        video = read_json(self.workdir_path / "decode" / "video.json")
+        return frame_times(video["pts"], tuple(video["time_base"]))
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    @property
+    def edits_dir(self) -> str:
+        return f"edits/{self.tag}"
+
+    def ws_path(self) -> Path:
+        """The smoothed W+ to render: the edited one, or the inversion's."""
+        if self.request.directions:
+            return self.workdir_path / self.edits_dir / "latents" / "ws_smooth.npy"
+        return self.workdir_path / "smooth" / "ws.npy"
+
+    def check_styles(self) -> None:
+        """Unknown StyleSpace layers or channels fail before rendering (InputError)."""
+        import torch
+
+        from ganvid.edit.directions import apply_style_edits
+
+        if self.request.styles:
+            ws = torch.zeros(1, self.generator.num_ws, self.generator.w_dim, device=self.device)
+            with torch.no_grad():
+                styles = self.generator.synthesis.styles(ws)
+            apply_style_edits(styles, list(self.request.styles), np.zeros(1))
+
+    def synthesizer(self, expansion: Expansion | None, band: int | None) -> Callable | None:
+        """The job's own batch synthesis (StyleSpace edits and/or FoV), or None (plain)."""
+        from ganvid.edit.directions import apply_style_edits
+        from ganvid.pipeline.fov import synthesize_fov
+
+        style_edits, times = list(self.request.styles), self.times_s
+        if not style_edits and expansion is None:
+            return None
+
+        def synthesize(generator, ws, transforms, indices):
+            styles = None
+            if style_edits:
+                styles = apply_style_edits(
+                    generator.synthesis.styles(ws), style_edits, times[indices]
+                )
+            if expansion is not None:
+                return synthesize_fov(generator, ws, transforms, expansion, band, styles=styles)
+            return generator.synthesis(ws, transform=transforms, styles=styles, force_fp32=True)
+
+        return synthesize
+
+    def render_job(self, expansion: Expansion | None = None, band: int | None = None):
+        from ganvid.pipeline.render import RenderJob
+
+        ws = np.load(self.ws_path(), mmap_mode="r")
+        return RenderJob(
+            ws, self.inversion.transforms, synthesize=self.synthesizer(expansion, band)
+        )
+
+    # -- stages ------------------------------------------------------------------------------
+
+    def _stage(self, wd: Workdir, records: list, name: str, fn: Callable, **kwargs: Any):
+        inputs = {"job": self, **kwargs.pop("inputs", {})}
+        record = run_stage(wd, name, fn, inputs=inputs, fresh=self.options.fresh, **kwargs)
+        records.append(record)
+        return record
+
+    def _latents(self, wd: Workdir, records: list) -> list[str]:
+        """Run the latents stage; the upstream list a render stage depends on."""
+        if self.request.is_empty:
+            return ["smooth", "pti"]
+        self.check_styles()
+        _ = self.w_edits  # a bad direction file fails here, before any work
+        name = f"{self.edits_dir}/latents"
+        self._stage(
+            wd,
+            records,
+            name,
+            stage_latents,
+            options={
+                "stage": name,
+                "edit": self.request.describe(),
+                "domain": self.domain,
+                "smoothing": {
+                    "smooth": self.inversion.smooth,
+                    "fine_layer_mean": self.inversion.fine_layer_mean,
+                },
+            },
+            files=self.direction_files,
+            upstream=["invert", "geometry", "decode"],
+            outputs=["strengths.json", *(["ws_smooth.npy"] if self.request.directions else [])],
+        )
+        return [name, "smooth", "pti"]
+
+    def _render_and_encode(
+        self,
+        wd: Workdir,
+        records: list,
+        prefix: str,
+        upstream: list[str],
+        outputs: dict[str, tuple[Path, Layout]],
+        fov: dict | None = None,
+    ) -> None:
+        last = f"frames/{self.inversion.frames - 1:06d}.png"
+        render_name = f"{prefix}/render"
+        extra = {} if fov is None else {"expansion": fov["expansion"], "band": fov["band"]}
+        label = "render (fov)" if fov else "render (edit)"
+        self._stage(
+            wd,
+            records,
+            render_name,
+            stage_render,
+            inputs={**extra, "label": label},
+            options={
+                "stage": render_name,
+                "ws": str(self.ws_path().relative_to(self.workdir_path)),
+                "fov": None if fov is None else fov["describe"],
+            },
+            files={"generator": self.inversion.generator_path},
+            upstream=upstream,
+            outputs=[last],
+        )
+        from dataclasses import asdict
+
+        from ganvid.pipeline.paste_back import PasteConfig
+
+        self._stage(
+            wd,
+            records,
+            f"{prefix}/encode",
+            stage_encode,
+            options={
+                "frames": f"{render_name}/frames",
+                "outputs": {n: [str(p.resolve()), layout] for n, (p, layout) in outputs.items()},
+                "paste": asdict(PasteConfig()),
+                "crf": self.options.crf,
+                "preset": self.options.preset,
+                "crop_offset": [0, 0] if fov is None else fov["offset"],
+            },
+            files={"clip": self.clip},
+            upstream=[render_name, "geometry", "decode"],
+            outputs=[p.resolve() for p, _ in outputs.values()],
+        )
+
+    def _summary(self, records: list, outputs: dict, prefix: str) -> EditSummary:
+        size = tuple(records[-2].info.get("size", (0, 0))) if len(records) > 1 else (0, 0)
+        return EditSummary(
+            self.workdir_path,
+            self.inversion.frames,
+            self.tag or "inverted",
+            records,
+            {n: p for n, (p, _) in outputs.items()},
+            (int(size[0]), int(size[1])),
+        )
+
+    # -- entry points ------------------------------------------------------------------------
+
+    def default_output(self, suffix: str | None = None) -> Path:
+        name = "_".join(part for part in (self.clip.stem, self.tag, suffix) if part)
+        return self.clip.with_name(f"{name}.mp4")
+
+    def run_edit(self) -> EditSummary:
+        """`ganvid edit`: latents -> render -> encode."""
+        o = self.options
+        if self.request.is_empty:
+            raise InputError(NOTHING_TO_EDIT)
+        main = Path(o.output) if o.output is not None else self.default_output()
+        layouts = main_layouts(getattr(o, "paste_back", True), o.side_by_side)
+        outputs = {
+            n: (main if n == "video" else sibling(main, "sbs"), lay) for n, lay in layouts.items()
+        }
+        records: list[StageRecord] = []
+        with Workdir(self.workdir_path) as wd:
+            upstream = self._latents(wd, records)
+            self._render_and_encode(wd, records, self.edits_dir, upstream, outputs)
+        return self._summary(records, outputs, self.edits_dir)
+
+    def run_fov(self, expansion: Expansion, band: int | None) -> EditSummary:
+        """`ganvid expand-fov`: (latents) -> expanded render -> encode <clip>[_<tag>]_fov.mp4."""
+        from ganvid.pipeline.fov import default_band, plan_views
+
+        o = self.options
+        resolution = self.generator.img_resolution
+        band = default_band(resolution) if band is None else band
+        plan_views(expansion, resolution, band)  # too-large amounts fail before any work
+        e = expansion
+        amounts = f"l{e.left}r{e.right}t{e.top}b{e.bottom}w{band}"
+        prefix = f"fov/{self.tag or 'inverted'}_{amounts}"
+        main = Path(o.output) if o.output is not None else self.default_output("fov")
+        layouts = {"video": "render", **({"side_by_side": "sbs_crop"} if o.side_by_side else {})}
+        outputs = {
+            n: (main if n == "video" else sibling(main, "sbs"), lay) for n, lay in layouts.items()
+        }
+        fov = {
+            "expansion": expansion,
+            "band": band,
+            "describe": {"expansion": [e.left, e.right, e.top, e.bottom], "band": band},
+            "offset": [e.top, e.left],
+        }
+        records: list[StageRecord] = []
+        with Workdir(self.workdir_path) as wd:
+            upstream = self._latents(wd, records)
+            self._render_and_encode(wd, records, prefix, upstream, outputs, fov)
+        return self._summary(records, outputs, prefix)
+
+    def run_preview(self, count: int) -> Path:
+        """Render `count` evenly spaced frames and save a contact sheet PNG (input crop | edited
+        per tile) beside the output; the full render is not started."""
+        from ganvid.pipeline.render import render_frames
+
+        o = self.options
+        main = Path(o.output) if o.output is not None else self.default_output()
+        path = sibling(main, "preview").with_suffix(".png")
+        records: list[StageRecord] = []
+        with Workdir(self.workdir_path) as wd:
+            self._latents(wd, records)
+        frames = self.inversion.frames
+        indices = sorted(set(np.linspace(0, frames - 1, min(count, frames)).round().astype(int)))
+        crops = self.inversion.crops
+        tiles = [
+            np.concatenate([_fit(crops.read(i), image.shape[:2]), image], axis=1)
+            for i, image in render_frames(
+                self.generator, self.render_job(), self.device, o.batch, indices
+            )
+        ]
+        atomic_write_bytes(path, encode_image(contact_sheet(tiles)))
+        return path
+
+
+def _fit(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    if image.shape[:2] == tuple(shape):
+        return image
+    return cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def contact_sheet(tiles: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Equal-size uint8 tiles [h,w,3] in a near-square grid with `gap` px of white between."""
+    columns = int(np.ceil(np.sqrt(len(tiles))))
+    rows = int(np.ceil(len(tiles) / columns))
+    height, width = tiles[0].shape[:2]
+    sheet = np.full(
+        (rows * height + (rows - 1) * gap, columns * width + (columns - 1) * gap, 3), 255, np.uint8
+    )
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, columns)
+        y, x = r * (height + gap), c * (width + gap)
+        sheet[y : y + height, x : x + width] = tile
+    return sheet
+
+
+# ----------------------------------------------------------------------------- functions
+
+
+def edit_video(**options: Any) -> EditSummary | Path:
+    """`ganvid edit` as a function: fields of EditOptions; returns the summary, or the preview
+    PNG's path when `preview` > 0."""
+    edit = EditOptions(**options)
+    job = EditJob(edit)
+    if job.request.is_empty:
+        raise InputError(NOTHING_TO_EDIT)
+    if edit.preview > 0:
+        return job.run_preview(edit.preview)
+    return job.run_edit()
+
+
+def expand_fov(**options: Any) -> EditSummary:
+    """`ganvid expand-fov` as a function: fields of FovOptions."""
+    fov = FovOptions(**options)
+    return EditJob(fov).run_fov(fov.expansion, fov.band)

@@ -1,0 +1,115 @@
+"""Shared pieces for the pipeline tests: a synthetic clip with sound, tiny networks saved in the
+published layouts (generator, ReStyle encoder, LPIPS trunk), and the `ganvid invert` arguments
+that run them on the CPU.
+
+    assets = tiny_assets(tmp_dir, clip_frames)   # {'generator', 'encoder', 'lpips', 'clip'}
+    cli(*invert_args(assets, clip, workdir, "--pti-steps", "2"))
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from sg3_fixtures import save_generator, tiny_generator
+from videos import _add_audio, _write_tone
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25, audio: bool = True) -> Path:
+    """H.264 clip of RGB frames (ms time base) with an AAC tone."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.time_base = video.codec_context.time_base = Fraction(1, 1000)
+        video.options = {"crf": "12", "preset": "ultrafast"}
+        sound = _add_audio(container, "aac") if audio else None
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image)
+            frame.pts, frame.time_base = index * 1000 // fps, Fraction(1, 1000)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        if sound is not None:
+            _write_tone(container, sound, len(frames) / fps + 0.1)
+    return path
+
+
+def save_tiny_restyle(path: Path, generator, seed: int = 0) -> Path:
+    """A ReStyle-e4e checkpoint in the published layout with a tiny random encoder."""
+    from ganvid.nn.encoders import ReStyleEncoderConfig, build_encoder
+
+    torch.manual_seed(seed)
+    config = ReStyleEncoderConfig(
+        kind="e4e",
+        widths=(16, 32, 48, 64),  # distinct depths: the loader reads stages from them
+        units=(1, 1, 1, 1),
+        num_ws=generator.num_ws,
+        w_dim=generator.w_dim,
+        input_size=32,
+    )
+    encoder = build_encoder(config)
+    state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
+    for key, value in generator.state_dict().items():
+        state[f"decoder.{key}"] = value
+    opts = {"encoder_type": "ProgressiveBackboneEncoder", "n_iters_per_batch": 2}
+    latent_avg = generator.mapping.w_avg.detach().clone()
+    torch.save({"state_dict": state, "opts": opts, "latent_avg": latent_avg}, path)
+    return path
+
+
+def save_random_alexnet(path: Path) -> Path:
+    """torchvision AlexNet `features.*` weights, random (LPIPS trunk; no download)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    features = torchvision.models.alexnet(weights=None).features
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return path
+
+
+def tiny_assets(root: Path, frames: list[np.ndarray]) -> dict[str, Path]:
+    """A 32-px, 4-layer generator (CPU time drops 5x against 14 layers; the pipeline does not
+    care), its encoder, an LPIPS trunk and the clip, all under `root`."""
+    generator = tiny_generator("T", res=32, channel_base=256, channel_max=16, num_layers=4)
+    save_generator(generator, root / "g.pt")
+    return {
+        "generator": root / "g.pt",
+        "encoder": save_tiny_restyle(root / "encoder.pt", generator),
+        "lpips": save_random_alexnet(root / "alexnet.pth"),
+        "clip": write_clip(root / "clip.mp4", frames),
+        "root": root,
+    }
+
+
+def invert_args(assets: dict, clip: Path, workdir: Path, *extra: str) -> list[str]:
+    """`ganvid invert` on the tiny networks, on the CPU, quick to encode."""
+    return [
+        "invert",
+        str(clip),
+        "--workdir",
+        str(workdir),
+        "--generator",
+        str(assets["generator"]),
+        "--encoder",
+        str(assets["encoder"]),
+        "--lpips",
+        str(assets["lpips"]),
+        "--device",
+        "cpu",
+        "--preset",
+        "ultrafast",
+        "--pti-checkpoint-every",
+        "2",
+        *extra,
+    ]
+
+
+def video_frames(path: Path) -> tuple[list[int], list[np.ndarray]]:
+    """(pts, RGB frames) of a file's first video stream."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [(f.pts, f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
+    return [p for p, _ in frames], [image for _, image in frames]
