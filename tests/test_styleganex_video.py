@@ -33,6 +33,7 @@ from ganvid.pipeline.styleganex_video import (
     paste_window,
     shot_wplus,
     styleganex_edit_video,
+    wplus_samples,
 )
 from ganvid.pipeline.workdir import FrameDir, read_json
 
@@ -156,7 +157,7 @@ def test_second_run_recomputes_nothing(assets, cli):
 
 
 def test_interrupted_render_resumes_at_the_missing_frames(assets, cli):
-    renders = FrameDir(assets["workdir"] / "toon_cartoon_render" / "frames")
+    renders = FrameDir(assets["workdir"] / "toon_cartoon_render" / "frames", ".jpg")
     kept = {i: renders.file(i).stat().st_mtime_ns for i in range(3)}
     reference = [renders.read(i) for i in range(FRAMES)]
     for i in range(3, FRAMES):
@@ -167,8 +168,10 @@ def test_interrupted_render_resumes_at_the_missing_frames(assets, cli):
     code, _, err = cli(*toonify_args(assets))
     assert code == 0, err
     assert {i: renders.file(i).stat().st_mtime_ns for i in range(3)} == kept
-    for i in range(3, FRAMES):  # batch 3 instead of 4 after the resume: same pictures
-        assert np.abs(renders.read(i).astype(int) - reference[i].astype(int)).max() <= 1
+    for i in range(3, FRAMES):  # batch 3 instead of 4 after the resume: the same pictures up
+        # to float rounding (a 1-level change can move a JPEG block by a few levels)
+        diff = np.abs(renders.read(i).astype(int) - reference[i].astype(int))
+        assert diff.mean() < 0.05 and diff.max() <= 8
 
 
 def test_crop_only_writes_4x_the_snapped_crop(assets, cli):
@@ -225,6 +228,8 @@ def test_edit_applies_plus_strength_times_the_stored_vector(assets):
         device="cpu",
         crop=CropRule(eye_px=EYE_PX),
         preset="ultrafast",
+        render_format=".png",  # lossless, to compare with the network's own output
+        wplus="smooth",  # per-frame w+ through the whole job (the toonify runs use "mean")
     )
     assert summary.output.name == "talk_edit_edit_1.5.mp4"
     pts, images = decoded(summary.output)
@@ -288,15 +293,21 @@ def test_wplus_is_one_mean_per_shot_or_smoothed(tmp_path):
     raw = rng.normal(size=(9, 18, 8)).astype(np.float32)
     shots = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1])
     detected = np.array([1, 0, 1, 1, 1, 1, 1, 0, 1], dtype=bool)
-    np.save(tmp_path / "raw.npy", raw)
-    shot_wplus(tmp_path / "raw.npy", tmp_path / "mean.npy", shots, detected, "mean", chunk=2)
+    per_frame = FrameDir(tmp_path / "frames", ".npy")
+    for index, row in enumerate(raw):
+        per_frame.write(index, row)
+    # "mean": frames with a face only, evenly spread, at most per_shot of them per shot
+    assert wplus_samples(shots, detected, "mean") == [0, 2, 3, 4, 5, 6, 8]
+    samples = wplus_samples(shots, detected, "mean", per_shot=2)
+    assert samples == [0, 3, 4, 8]
+    shot_wplus(per_frame, tmp_path / "mean.npy", shots, samples, "mean")
     mean = np.load(tmp_path / "mean.npy")
-    # shot 0: frames 0, 2, 3 (frame 1 had no face); shot 1: frames 4, 5, 6, 8
-    for rows, frames in ((slice(0, 4), [0, 2, 3]), (slice(4, 9), [4, 5, 6, 8])):
-        np.testing.assert_allclose(
-            mean[rows], raw[frames].mean(0)[None].repeat(len(mean[rows]), 0), atol=1e-6
-        )
-    shot_wplus(tmp_path / "raw.npy", tmp_path / "smooth.npy", shots, detected, "smooth")
+    for rows, frames in ((slice(0, 4), [0, 3]), (slice(4, 9), [4, 8])):
+        expected = raw[frames].mean(0)[None].repeat(len(mean[rows]), 0)
+        np.testing.assert_allclose(mean[rows], expected, atol=1e-6)
+    # "smooth": every frame, the 5-tap filter within each shot
+    assert wplus_samples(shots, detected, "smooth") == list(range(9))
+    shot_wplus(per_frame, tmp_path / "smooth.npy", shots, list(range(9)), "smooth")
     expected = smooth_along_time(raw, shots)
     np.testing.assert_allclose(np.load(tmp_path / "smooth.npy"), expected, atol=1e-6)
 

@@ -14,9 +14,10 @@ same one, so it is reused):
                    sgx_geometry/aligned/*.png    FFHQ-aligned faces at 256 (the w+ input)
                    sgx_geometry/detections/      raw detections per frame (for resuming)
     sgx_windows    sgx_windows/windows.json      crop window per frame, encoder input size
-    <tag>_wplus    <tag>_wplus/raw.npy           encoder w+ per frame [N,18,512]
-                   <tag>_wplus/wplus.npy         the w+ rendered (per-shot mean or smoothed)
-    <tag>_render   <tag>_render/frames/*.png     decoder output per frame (4x the crop)
+    <tag>_wplus    <tag>_wplus/frames/*.npy      encoder w+ of the sampled frames [18,512]
+                   <tag>_wplus/wplus.npy         the w+ rendered [N,18,512] (per-shot mean or
+                                                 smoothed; "smooth" keeps raw.npy beside it)
+    <tag>_render   <tag>_render/frames/*.jpg     decoder output per frame (4x the crop)
     <tag>_encode   the output video              pasted back into the frames, or the crops
 
 `tag` names the task (`toon_cartoon`, `edit_age`, ...), so several styles and edits share the
@@ -33,12 +34,13 @@ on its (smoothed) eye midpoint and shifted, never shrunk, to stay inside the fra
 sub-pixel accuracy (area pre-filter when shrinking by 2x or more, then bilinear). Defaults
 eye_px = 64, window_eyes = 8 are the official ±256 px at 64 px between the eyes.
 
-w+ (`shot_wplus`). "mean" (default): one w+ per shot, the mean over the shot's frames with a
-detected face (all of its frames if none). This is the official fixed w+ (only f varies, as the
-video models were trained for with their temporal loss), made robust: no dependence on one
-frame's expression or blur, and a new w+ after every cut. "smooth": the per-frame w+ through the
-5-tap temporal filter of `ganvid.pipeline.smoothing` (keeps slow appearance changes, at the
-price of some texture flicker).
+w+ (`wplus_samples`, `shot_wplus`). "mean" (default): one w+ per shot, the mean over up to 32
+of the shot's frames with a detected face, evenly spread (over all of its frames if none has
+one). This is the official fixed w+ (only f varies, which the video models were trained for
+with their temporal loss), made robust: it does not hang on one frame's expression or blur,
+and a cut gets a new w+; the encoder runs 32 times per shot, not once per frame. "smooth": the
+per-frame w+ through the 5-tap temporal filter of `ganvid.pipeline.smoothing` (follows slow
+changes of the face's appearance, at the price of some texture flicker).
 
 Output. Default: each render is resized into its window and blended into the source frame at
 the source resolution with a feathered mask: "full" (toonify: the whole window is restyled;
@@ -92,6 +94,9 @@ from ganvid.pipeline.workdir import (
 )
 
 WplusMode = Literal["mean", "smooth"]
+RenderFormat = Literal[".jpg", ".png"]
+WRITER_THREADS = 4
+"""Threads encoding render files while the network works."""
 MaskMode = Literal["full", "hull"]
 STYLES = ("cartoon", "pixar", "arcane")
 SIZE_MULTIPLE = 8
@@ -215,7 +220,7 @@ def crop_windows(
             f"the face is too large for the {width}x{height} frame to give a crop of at least "
             f"{SIZE_MULTIPLE} px at {rule.eye_px:g} px between the eyes"
         )
-    sizes = np.stack([input_w / scales, input_h / scales], axis=1)
+    sizes = np.minimum(np.stack([input_w / scales, input_h / scales], axis=1), [width, height])
     centres = (left + right) / 2 + 0.5  # pixel-index -> continuous coordinates
     corner = np.clip(centres - sizes / 2, 0.0, np.array([width, height]) - sizes)
     return CropWindows(
@@ -350,37 +355,66 @@ def _chunks(count: int, size: int) -> Iterator[tuple[int, int]]:
         yield start, min(count, start + size)
 
 
-def shot_wplus(
-    source: Path,
-    target: Path,
-    shot_ids: np.ndarray,
-    detected: np.ndarray,
-    mode: WplusMode = "mean",
-    chunk: int = 256,
-) -> None:
-    """Stream per-frame w+ [N,18,512] (.npy) -> the w+ to render (.npy float32), see the module
-    docstring: "mean" = per-shot mean over frames with a detected face; "smooth" = 5-tap filter
-    within each shot. Memory: one chunk of frames."""
-    from ganvid.pipeline.smoothing import smooth_ws_file
+MEAN_SAMPLES = 32
+"""Frames per shot whose w+ the "mean" mode averages, evenly spread over the shot: the w+ of
+one face varies little, so 32 give the mean of all to within a small fraction of its spread
+while the encoder runs once per sample, not once per frame."""
 
+
+def wplus_samples(
+    shot_ids: np.ndarray, detected: np.ndarray, mode: WplusMode, per_shot: int = MEAN_SAMPLES
+) -> list[int]:
+    """Frames whose aligned face goes through the encoder: "smooth" all of them; "mean" up to
+    `per_shot` per shot, evenly spread over its frames with a detected face (over all of its
+    frames if it has none)."""
     shot_ids = np.asarray(shot_ids).reshape(-1)
     if mode == "smooth":
-        smooth_ws_file(source, target, shot_ids, smooth=True, chunk=chunk)
-        return
+        return list(range(len(shot_ids)))
     if mode != "mean":
         raise InputError(f"unknown w+ mode {mode!r}: use mean or smooth")
     detected = np.asarray(detected, dtype=bool).reshape(-1)
-    raw = np.load(source, mmap_mode="r")
+    samples: list[int] = []
+    for start, stop in _segments(shot_ids):
+        frames = np.arange(start, stop)
+        pool = frames[detected[start:stop]] if detected[start:stop].any() else frames
+        if len(pool) > per_shot:
+            pool = pool[np.round(np.linspace(0, len(pool) - 1, per_shot)).astype(int)]
+        samples.extend(int(i) for i in pool)
+    return samples
+
+
+def shot_wplus(
+    per_frame: FrameDir,
+    target: Path,
+    shot_ids: np.ndarray,
+    samples: list[int],
+    mode: WplusMode = "mean",
+) -> None:
+    """Per-frame w+ files (those of `samples`) -> the w+ to render, [N,18,512] float32 .npy:
+    "mean" = each shot's mean over its samples; "smooth" = every frame through the 5-tap
+    temporal filter within its shot (raw values kept beside `target` as raw.npy). Streams:
+    memory holds one shot's mean (or one chunk of frames), never the clip."""
+    from ganvid.pipeline.smoothing import smooth_ws_file
+
+    shot_ids = np.asarray(shot_ids).reshape(-1)
+    count = len(shot_ids)
+    if mode == "smooth":
+        raw = target.with_name("raw.npy")
+        gather_arrays(per_frame, count, raw)
+        smooth_ws_file(raw, target, shot_ids, smooth=True)
+        return
+    sampled = np.asarray(samples)
+    first = per_frame.read(int(sampled[0]))
     with atomic_path(target) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=raw.shape)
+        out = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.float32, shape=(count, *first.shape)
+        )
         for start, stop in _segments(shot_ids):
-            use = detected[start:stop] if detected[start:stop].any() else None
-            total = np.zeros(raw.shape[1:], dtype=np.float64)
-            for lo, hi in _chunks(stop - start, chunk):
-                rows = np.asarray(raw[start + lo : start + hi], dtype=np.float64)
-                total += (rows if use is None else rows[use[lo:hi]]).sum(axis=0)
-            mean = total / (stop - start if use is None else use.sum())
-            out[start:stop] = mean.astype(np.float32)
+            members = sampled[(sampled >= start) & (sampled < stop)]
+            total = np.zeros(first.shape, dtype=np.float64)
+            for index in members:
+                total += per_frame.read(int(index))
+            out[start:stop] = (total / len(members)).astype(np.float32)
         out.flush()
         del out
 
@@ -436,6 +470,9 @@ class StyleganexVideoOptions:
     fresh: bool = False
     face: dict = field(default_factory=dict)
     """Options for `ganvid.face` (detector, cnn, face_index, rule), as for `ganvid invert`."""
+    render_format: RenderFormat = ".jpg"
+    """Files of the renders in the work dir: ".jpg" (quality 95; at 2048 px 6x smaller and ~10x
+    faster to write than PNG, and below what H.264 at crf 18 loses) or ".png" (lossless)."""
 
 
 @dataclass
@@ -533,58 +570,69 @@ def stage_windows(workdir: Workdir, inputs: dict, options: dict) -> dict:
 
 
 def stage_wplus(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Encoder w+ of every aligned face -> raw.npy; per-shot w+ -> wplus.npy."""
+    """Encoder w+ of the sampled aligned faces -> frames/*.npy; per-shot w+ -> wplus.npy."""
     import torch
 
     from ganvid.pipeline.render import to_float
 
     job: StyleganexVideoJob = inputs["job"]
-    count = frame_count(workdir)
     out = workdir.stage_dir(options["stage"])
+    track = load_track(workdir.root)
+    samples = wplus_samples(track["shot_ids"], track["detected"], options["mode"])
     aligned = FrameDir(workdir.root / GEOMETRY_STAGE / "aligned")
     per_frame = FrameDir(out / "frames", ".npy")
-    todo = per_frame.missing(count)
-    model = job.model
-    with stage_bar("w+ (encoder)", count, count - len(todo)) as update:
+    todo = [i for i in samples if not per_frame.has(i)]
+    with stage_bar("w+ (encoder)", len(samples), len(samples) - len(todo)) as update:
         for start, stop in _chunks(len(todo), job.options.batch):
             chunk = todo[start:stop]
             images = to_float([aligned.read(i) for i in chunk], job.device)
             with torch.no_grad():
-                wplus = model.encode_wplus(images).float().cpu().numpy()
+                wplus = job.model.encode_wplus(images).float().cpu().numpy()
             for index, row in zip(chunk, wplus, strict=True):
                 per_frame.write(index, row)
             update(len(chunk))
-    gather_arrays(per_frame, count, out / "raw.npy")
-    track = load_track(workdir.root)
-    shot_wplus(
-        out / "raw.npy", out / "wplus.npy", track["shot_ids"], track["detected"], options["mode"]
-    )
-    return {"frames": count, "mode": options["mode"]}
+    shot_wplus(per_frame, out / "wplus.npy", track["shot_ids"], samples, options["mode"])
+    return {"frames": frame_count(workdir), "encoded": len(samples), "mode": options["mode"]}
 
 
 def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Decode every frame's crop -> <tag>_render/frames/*.png (4x the crop), in batches."""
+    """Decode every frame's crop -> <tag>_render/frames/* (4x the crop), in batches.
+
+    Files are encoded by a pool of threads while the network draws the next batch (at 2048 px
+    an image file takes about as long as a GPU render); at most a few batches wait in memory.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from ganvid.io.video import read_frames
 
     job: StyleganexVideoJob = inputs["job"]
     count = frame_count(workdir)
     windows = load_windows(workdir.root)
-    renders = FrameDir(workdir.stage_dir(options["stage"]) / "frames")
+    renders = FrameDir(workdir.stage_dir(options["stage"]) / "frames", options["ext"])
     todo = set(renders.missing(count))
-    renderer = job.renderer(np.load(workdir.root / options["wplus"], mmap_mode="r"), renders)
+    render = job.renderer(np.load(workdir.root / options["wplus"], mmap_mode="r"))
     last = max(todo, default=-1)
-    with stage_bar("render", count, count - len(todo)) as update:
+    batch = job.options.batch
+    with (
+        stage_bar("render", count, count - len(todo)) as update,
+        ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool,
+    ):
         pending: list[tuple[int, np.ndarray]] = []
+        writing: list = []
         for frame in read_frames(job.clip) if todo else ():
             if frame.index in todo:
                 crop = cut_window(frame.image, windows.boxes[frame.index], windows.input_size)
                 pending.append((frame.index, crop))
-            if pending and (len(pending) == job.options.batch or frame.index == last):
-                renderer(pending)
+            if pending and (len(pending) == batch or frame.index == last):
+                writing += [pool.submit(renders.write, *item) for item in render(pending)]
+                while len(writing) > 2 * batch + WRITER_THREADS:
+                    writing.pop(0).result()  # raises a failed write here
                 update(len(pending))
                 pending = []
             if frame.index >= last:
                 break
+        for future in writing:
+            future.result()
     return {"frames": count, "input_size": list(windows.input_size)}
 
 
@@ -597,7 +645,7 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
     clip = job.clip
     info = probe(clip)
     pts = read_json(workdir.root / "decode" / "video.json")["pts"]
-    renders = FrameDir(workdir.root / options["renders"])
+    renders = FrameDir(workdir.root / options["renders"], options["ext"])
     windows = load_windows(workdir.root)
     landmarks = load_track(workdir.root)["landmarks"]
     paste = PasteOptions(**options["paste"])
@@ -649,6 +697,8 @@ class StyleganexVideoJob:
             raise InputError(f"{self.clip}: no such file")
         if options.batch < 1:
             raise InputError("--batch must be at least 1")
+        if options.render_format not in (".jpg", ".png"):
+            raise InputError(f"render_format must be .jpg or .png, not {options.render_format!r}")
         if options.wplus not in ("mean", "smooth"):
             raise InputError(f"unknown w+ mode {options.wplus!r}: use mean or smooth")
         if options.crop.eye_px <= 0 or options.crop.window_eyes <= 0:
@@ -698,8 +748,9 @@ class StyleganexVideoJob:
         pts = np.asarray(video["pts"], dtype=np.float64)
         return self.options.edit.strength.at((pts - pts[0]) * numerator / denominator)
 
-    def renderer(self, wplus: np.ndarray, renders: FrameDir) -> Callable[[list], None]:
-        """A function rendering [(frame index, crop uint8 [H_in,W_in,3]), ...] into `renders`."""
+    def renderer(self, wplus: np.ndarray) -> Callable[[list], list]:
+        """render([(frame index, crop uint8 [H_in,W_in,3]), ...]) -> [(frame index, uint8
+        [4 H_in, 4 W_in, 3]), ...] with w+ rows `wplus[index]` and the edit, if any."""
         import torch
 
         from ganvid.pipeline.render import to_float, to_tensor, to_uint8
@@ -708,7 +759,7 @@ class StyleganexVideoJob:
         vector = self.edit_vector()
         strengths = self.strengths(self.workdir_path)
 
-        def render(batch: list[tuple[int, np.ndarray]]) -> None:
+        def render(batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
             indices = [index for index, _ in batch]
             crops = to_float([crop for _, crop in batch], device)
             rows = to_tensor(wplus[indices], device)
@@ -719,8 +770,7 @@ class StyleganexVideoJob:
             with torch.no_grad():
                 features = model.encode_features(crops)
                 images = model.decode(rows, features, editing_w, noise_mode="none")
-            for index, image in zip(indices, to_uint8(images.clamp(-1.0, 1.0)), strict=True):
-                renders.write(index, image)
+            return list(zip(indices, to_uint8(images.clamp(-1.0, 1.0)), strict=True))
 
         return render
 
@@ -780,16 +830,18 @@ class StyleganexVideoJob:
                     "stage": render_stage,
                     "wplus": f"{wplus_stage}/wplus.npy",
                     "edit": None if o.edit is None else o.edit.describe(),
+                    "ext": o.render_format,
                 },
                 files={"checkpoint": self.checkpoint, **edit_files},
                 upstream=[wplus_stage, WINDOWS_STAGE, "decode"],
-                outputs=[f"frames/{last}.png"],
+                outputs=[f"frames/{last}{o.render_format}"],
             )
             stage(
                 f"{o.tag}_encode",
                 stage_encode,
                 options={
                     "renders": f"{render_stage}/frames",
+                    "ext": o.render_format,
                     "output": str(self.output.resolve()),
                     "crop_only": o.crop_only,
                     "paste": asdict(o.paste),
@@ -802,7 +854,8 @@ class StyleganexVideoJob:
             )
             count = frame_count(wd)
             windows = load_windows(wd.root)
-            render_size = FrameDir(wd.root / render_stage / "frames").read(0).shape[:2]
+            renders = FrameDir(wd.root / render_stage / "frames", o.render_format)
+            render_size = renders.read(0).shape[:2]
         return StyleganexSummary(
             self.workdir_path,
             count,
