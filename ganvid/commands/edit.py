@@ -273,27 +273,35 @@ def _styleganex(
 
 
 def show_registry(domain: str | None, workdir: Path | None, clip: Path | None) -> None:
-    """The published directions for the domain: present or missing, and how to get them."""
-    from rich.table import Table
-
+    """The published directions for the domain (on stdout): present or missing, how to get them.
+    The domain defaults to the one of the inversion found like `ganvid edit` finds it."""
     from ganvid.edit.request import registry
-    from ganvid.ui import console
 
-    domain = domain or "ffhq"
-    table = Table(title=f"InterFaceGAN directions ({domain})", title_justify="left")
-    for column in ("direction", "weights name", "status", "how to get it"):
-        table.add_column(column)
+    domain = domain or _inverted_domain(workdir, clip)
+    typer.echo(f"InterFaceGAN directions for {domain} (--domain ffhq|ffhqu):")
     for row in registry(domain):
-        status = f"present ({row.path})" if row.path else "missing"
-        table.add_row(row.name, row.weights, status, "-" if row.path else row.how)
-    console.print(table)
-    console.print(
+        status = f"present  {row.path}" if row.path else f"missing  get it: {row.how}"
+        typer.echo(f"  {row.name:<6} {row.weights:<24} {status}")
+    typer.echo(
         "Other CelebA attributes (Eyeglasses, Bald, Young, ...): fetch <attr>_boundary.npy from "
-        "the folder named in `ganvid weights list` and pass it with --file. StyleSpace: "
-        "--style LAYER:CHANNEL[:STRENGTH]. StyleGANEX (--backend styleganex): age, hair "
-        "(ganvid weights download styleganex-edit).",
-        highlight=False,
+        "the folder named in `ganvid weights list` and pass it with --file.\n"
+        "StyleSpace: --style LAYER:CHANNEL[:STRENGTH].\n"
+        "StyleGANEX (--backend styleganex): age, hair; `ganvid weights download styleganex-edit`."
     )
+
+
+def _inverted_domain(workdir: Path | None, clip: Path | None) -> str:
+    """'ffhq' or 'ffhqu' from the inversion's generator, 'ffhq' when there is none here."""
+    from ganvid.edit.request import domain_of_generator
+    from ganvid.errors import GanvidError
+    from ganvid.pipeline.edit import find_workdir
+    from ganvid.pipeline.workdir import read_json
+
+    try:
+        record = read_json(find_workdir(clip, workdir) / "inversion.json") or {}
+    except GanvidError:
+        record = {}
+    return domain_of_generator(record.get("generator", ""))
 
 
 def show_summary(summary, title: str) -> None:

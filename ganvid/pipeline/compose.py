@@ -16,7 +16,7 @@ Memory holds one frame per output, whatever the clip's length.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +151,53 @@ def _sizes(layout: str, source: tuple[int, int], render: tuple[int, int]) -> tup
     }[layout]
 
 
+@dataclass
+class ComposedFrame:
+    """One frame's pieces and its images per layout."""
+
+    index: int
+    pts: int
+    render: np.ndarray
+    crop: np.ndarray | None
+    images: dict[str, np.ndarray]
+
+
+def composed_frames(
+    sources: ComposeSources,
+    layouts: set[str],
+    config: ComposeConfig = ComposeConfig(),
+    need_crop: bool = False,
+) -> Iterator[ComposedFrame]:
+    """Stream every frame's images for `layouts`, in order (the source clip is decoded only
+    when a layout shows it). VideoError if the clip is not the one the work dir was made from."""
+    from ganvid.io.video import read_frames
+
+    unknown = set(layouts) - set(LAYOUTS)
+    if unknown:
+        raise ValueError(f"unknown output layouts {sorted(unknown)}")
+    need_crop = need_crop or bool(layouts & _NEEDS_CROP)
+    paster = _Paster(sources.records(), config.paste) if layouts & _NEEDS_SOURCE else None
+    frames = read_frames(sources.clip) if layouts & _NEEDS_SOURCE else None
+    for index, stamp in enumerate(sources.pts):
+        render = sources.renders.read(index)
+        frame = pasted = None
+        if frames is not None:
+            decoded = next(frames, None)
+            if decoded is None or decoded.pts != stamp:
+                raise VideoError(
+                    f"{sources.clip} differs from the clip this work dir was made from "
+                    f"(frame {index}); pass the original clip"
+                )
+            frame = decoded.image
+            pasted = paster(index, frame, render)
+        crop = sources.crops.read(index) if need_crop else None
+        images = {
+            layout: _layout_image(layout, frame, pasted, render, crop, config.crop_offset)
+            for layout in layouts
+        }
+        yield ComposedFrame(index, stamp, render, crop, images)
+
+
 def compose_videos(
     sources: ComposeSources,
     outputs: Mapping[str, tuple[Path, Layout]],
@@ -162,13 +209,9 @@ def compose_videos(
 
     on_frame (e.g. a reconstruction meter) also gets the source crop of each frame.
     """
-    from ganvid.io.video import VideoWriter, probe, read_frames
+    from ganvid.io.video import VideoWriter, probe
     from ganvid.ui import progress
 
-    layouts = {layout for _, layout in outputs.values()}
-    unknown = layouts - set(LAYOUTS)
-    if unknown:
-        raise ValueError(f"unknown output layouts {sorted(unknown)}")
     info = probe(sources.clip)
     pts = sources.pts
     if info.frame_count != len(pts):
@@ -176,16 +219,14 @@ def compose_videos(
             f"{sources.clip} has {info.frame_count} frames, the work dir {len(pts)}: it is not "
             "the clip this work dir was made from"
         )
-    first = sources.renders.read(0)
-    need_crop = bool(layouts & _NEEDS_CROP) or on_frame is not None
-    paster = _Paster(sources.records(), config.paste) if layouts & {"frame", "sbs_frame"} else None
-    frames = read_frames(sources.clip) if layouts & _NEEDS_SOURCE else None
+    render_size = sources.renders.read(0).shape[:2]
     source_size = (info.height, info.width)
+    layouts = {layout for _, layout in outputs.values()}
     with ExitStack() as stack, progress() as bar:
         task = bar.add_task(label, total=len(pts))
         writers = {}
         for name, (path, layout) in outputs.items():
-            width, height = _sizes(layout, source_size, first.shape[:2])
+            width, height = _sizes(layout, source_size, render_size)
             writers[name] = stack.enter_context(
                 VideoWriter(
                     path,
@@ -197,23 +238,10 @@ def compose_videos(
                     height=height,
                 )
             )
-        for index, stamp in enumerate(pts):
-            render = first if index == 0 else sources.renders.read(index)
-            frame = None
-            if frames is not None:
-                decoded = next(frames, None)
-                if decoded is None or decoded.pts != stamp:
-                    raise VideoError(
-                        f"{sources.clip} differs from the clip this work dir was made from "
-                        f"(frame {index}); pass the original clip"
-                    )
-                frame = decoded.image
-            crop = sources.crops.read(index) if need_crop else None
-            pasted = paster(index, frame, render) if paster is not None else None
+        for composed in composed_frames(sources, layouts, config, on_frame is not None):
             for name, (_, layout) in outputs.items():
-                image = _layout_image(layout, frame, pasted, render, crop, config.crop_offset)
-                writers[name].write(image, stamp)
+                writers[name].write(composed.images[layout], composed.pts)
             if on_frame is not None:
-                on_frame(index, render, crop)
+                on_frame(composed.index, composed.render, composed.crop)
             bar.advance(task)
     return {name: path for name, (path, _) in outputs.items()}
