@@ -149,14 +149,20 @@ def save_checkpoint(model, path: Path) -> Path:
     return path
 
 
-def time_pipeline(device, frames: int, batch: int, folder: Path) -> None:
-    from ganvid.pipeline.styleganex_video import toonify_video
+def time_pipeline(device, frames: int, batch: int, eye_px: float, folder: Path) -> None:
+    from ganvid.pipeline.styleganex_video import CropRule, toonify_video
 
     clip = make_clip(folder / "clip.mp4", frames)
     checkpoint = save_checkpoint(build_model("cpu"), folder / "toonify.pt")
     started = time.perf_counter()
     summary = toonify_video(
-        clip, "cartoon", checkpoint, device=str(device), batch=batch, workdir=folder / "work"
+        clip,
+        "cartoon",
+        checkpoint,
+        device=str(device),
+        batch=batch,
+        workdir=folder / "work",
+        crop=CropRule(eye_px=eye_px),
     )
     wall = time.perf_counter() - started
     (in_h, in_w), (out_h, out_w) = summary.input_size, summary.render_size
@@ -182,6 +188,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--pipeline", action="store_true", help="also time the whole job")
     parser.add_argument("--pipeline-frames", type=int, default=24)
+    parser.add_argument(
+        "--pipeline-eye-px", type=float, default=64.0, help="64: 512x512 crops; 8 for a CPU try"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -212,7 +221,9 @@ def main() -> None:
     if args.pipeline:
         device = torch.device(devices[0])
         with tempfile.TemporaryDirectory() as folder:
-            time_pipeline(device, args.pipeline_frames, max(args.batches), Path(folder))
+            time_pipeline(
+                device, args.pipeline_frames, max(args.batches), args.pipeline_eye_px, Path(folder)
+            )
 
 
 if __name__ == "__main__":

@@ -94,10 +94,10 @@ from ganvid.pipeline.workdir import (
 )
 
 WplusMode = Literal["mean", "smooth"]
+MaskMode = Literal["full", "hull"]
 RenderFormat = Literal[".jpg", ".png"]
 WRITER_THREADS = 4
 """Threads encoding render files while the network works."""
-MaskMode = Literal["full", "hull"]
 STYLES = ("cartoon", "pixar", "arcane")
 SIZE_MULTIPLE = 8
 """Encoder input sides are multiples of 8 (f is 1/8 of the input)."""
