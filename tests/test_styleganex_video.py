@@ -4,7 +4,6 @@ with narrow random networks in the published checkpoint layout."""
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -20,8 +19,9 @@ from face_clips import (
     similarity,
     warp,
 )
+from pipeline_fixtures import write_clip
 from styleganex_fixtures import write_checkpoint
-from videos import _add_audio, _write_tone, audio_packets
+from videos import audio_packets
 
 from ganvid.cli import run as run_cli
 from ganvid.pipeline.styleganex_video import (
@@ -54,24 +54,6 @@ STAGES = (
 def face_motion(k: int) -> np.ndarray:
     """Astronaut -> frame matrix of frame k: the face slides 16 px right per frame, turning."""
     return similarity(1.5 * k, FACE_SCALE, ASTRONAUT_FACE_CENTRE, (120 + 16 * k, 84))
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
-    """H.264 clip of RGB frames (ms time base) with an AAC tone."""
-    height, width = frames[0].shape[:2]
-    with av.open(str(path), mode="w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.time_base = video.codec_context.time_base = Fraction(1, 1000)
-        video.options = {"crf": "12", "preset": "ultrafast"}
-        sound = _add_audio(container, "aac")
-        for index, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image)
-            frame.pts, frame.time_base = index * 1000 // fps, Fraction(1, 1000)
-            container.mux(video.encode(frame))
-        container.mux(video.encode())
-        _write_tone(container, sound, len(frames) / fps + 0.1)
-    return path
 
 
 def decoded(path: Path) -> tuple[list[int], list[np.ndarray]]:
