@@ -497,6 +497,12 @@ def default_output(clip: Path, tag: str, crop_only: bool) -> Path:
 # ----------------------------------------------------------------------------- stages
 
 
+def _decode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """`ganvid invert`'s decode stage (same name and key, so one work dir shares it); the clip
+    is handed over both ways that stage has read it (inputs, and options outside the key)."""
+    return stage_decode(workdir, inputs, {**options, "clip": str(inputs["clip"])})
+
+
 def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
     """Tracked, smoothed landmarks and the FFHQ-aligned faces at 256 (the w+ input)."""
     from ganvid.face.align import CropConfig, ffhq_crop
@@ -789,7 +795,7 @@ class StyleganexVideoJob:
 
             stage(
                 "decode",
-                stage_decode,
+                _decode,
                 options={},
                 files=clip_file,
                 outputs=["video.json"],
