@@ -15,7 +15,7 @@ from restyle_fixtures import (
     save_restyle_checkpoint,
     tiny_restyle_encoder,
 )
-from sg3_fixtures import tiny_generator
+from sg3_fixtures import save_editing_pt, tiny_generator
 
 from ganvid.errors import CheckpointError, NoFaceError
 from ganvid.nn.encoders import ReStyleEncoderConfig, ReStyleInverter, build_encoder
@@ -270,3 +270,26 @@ def test_invert_image_without_a_face_says_to_use_no_align(cli, checkpoints, tmp_
     )  # fmt: skip
     assert code == NoFaceError.exit_code and "--no-align" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_invert_image_optimize_alone_renders_with_the_given_generator(cli, checkpoints, tmp_path):
+    G2 = tiny_generator("R", res=16, seed=9, channel_base=256, channel_max=16)
+    save_editing_pt(G2, tmp_path / "tuned.pt")  # e.g. a PTI-tuned generator
+    save_alexnet_trunk(tmp_path / "alexnet.pth")
+    rgb = (np.random.default_rng(2).random((16, 16, 3)) * 255).astype(np.uint8)
+    _write_png(tmp_path / "face.png", rgb)
+    code, _, err = cli(
+        "invert-image", tmp_path / "face.png", "--encoder", checkpoints["e4e"][0],
+        "--generator", tmp_path / "tuned.pt", "--method", "optimize", "--space", "w",
+        "--steps", "5", "--lpips-net", "alex", "--lpips", tmp_path / "alexnet.pth",
+        "--no-align", "--device", "cpu", "-o", tmp_path / "out",
+    )  # fmt: skip
+    assert code == 0, err
+    saved = np.load(tmp_path / "out" / "face.npz")
+    assert "ws_encoder" not in saved and len(saved["losses"]) == 5
+    ws = torch.tensor(saved["ws"])[None]
+    assert torch.equal(ws, ws[:, :1].expand_as(ws))  # W space: one code for every layer
+    with torch.no_grad():
+        want = ((G2.synthesis(ws)[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255)
+    recon = _read_png(tmp_path / "out" / "face_reconstruction.png")
+    assert np.abs(recon.astype(int) - want.numpy().astype(int)).max() <= 1
