@@ -18,7 +18,10 @@ from face_clips import blank_clip, moving_clip
 from sg3_fixtures import save_generator, tiny_generator
 from videos import _add_audio, _write_tone, audio_packets
 
-from ganvid.pipeline.workdir import read_json
+from ganvid.errors import WorkdirError
+from ganvid.pipeline.invert import load_inversion
+from ganvid.pipeline.render import render_frames
+from ganvid.pipeline.workdir import FrameDir, read_json
 
 FRAMES = 12
 STAGES = ("decode", "geometry", "invert", "smooth", "pti", "render", "encode")
@@ -159,19 +162,35 @@ def test_invert_end_to_end_then_everything_cached(assets, tmp_path, cli):
     assert not (workdir / "pti" / "checkpoint.pt").exists()
     assert "PSNR" in err and "LPIPS" in err
 
+    # what `ganvid edit` builds on: the stored inversion re-renders the same frames exactly
+    inversion = load_inversion(workdir)
+    assert inversion.frames == FRAMES and inversion.pts == source_pts
+    generator = inversion.generator(torch.device("cpu"))
+    renders = FrameDir(workdir / "render" / "frames")
+    for index, image in render_frames(generator, inversion.render_job(), torch.device("cpu"), 5):
+        np.testing.assert_array_equal(image, renders.read(index))
+
     finished = {s: read_json(workdir / f"{s}.json")["finished"] for s in STAGES}
     mtime = outputs["video"].stat().st_mtime_ns
-    code, _, err = cli(*invert_args(assets, clip, workdir, "--pti-steps", "4", "--side-by-side"))
+    moved = tmp_path / "elsewhere" / "renamed.mp4"  # same content, new path: still cached
+    moved.parent.mkdir()
+    clip.rename(moved)
+    again = ["--pti-steps", "4", "--side-by-side", "-o", str(outputs["video"])]
+    code, _, err = cli(*invert_args(assets, moved, workdir, *again))
     assert code == 0, err
     assert {s: read_json(workdir / f"{s}.json")["finished"] for s in STAGES} == finished
     assert outputs["video"].stat().st_mtime_ns == mtime
     assert err.count("cached") == len(STAGES)
 
 
+def test_no_inversion_tells_the_user_to_invert_first(tmp_path):
+    with pytest.raises(WorkdirError, match="ganvid invert"):
+        load_inversion(tmp_path)
+
+
 def _render_error(workdir: Path, generator) -> float:
     """Mean squared error of the renders of the smoothed pivots against the crops."""
-    from ganvid.pipeline.render import RenderJob, render_frames
-    from ganvid.pipeline.workdir import FrameDir
+    from ganvid.pipeline.render import RenderJob
 
     job = RenderJob(np.load(workdir / "smooth/ws.npy"), np.load(workdir / "smooth/transforms.npy"))
     crops = FrameDir(workdir / "geometry" / "crops")

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ganvid.errors import InputError
+from ganvid.errors import InputError, WorkdirError
 from ganvid.pipeline.workdir import (
     FrameDir,
     StageRecord,
@@ -46,6 +46,7 @@ from ganvid.pipeline.workdir import (
     atomic_save_npy,
     atomic_write_bytes,
     atomic_write_json,
+    completed_manifest,
     default_workdir,
     gather_arrays,
     read_json,
@@ -106,6 +107,94 @@ class InvertSummary:
     outputs: dict[str, Path]
     pti: dict[str, Any]
     metrics: dict[str, Any]
+
+
+INVERSION_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Inversion:
+    """A finished inversion in a work dir: what `ganvid edit` and FoV/paste-back build on.
+
+    Arrays (all N = `frames` rows, in decode order):
+      ws_raw      invert/ws.npy        encoder W+ before smoothing [N,num_ws,w_dim]
+      ws          smooth/ws.npy        smoothed W+ (the PTI pivots, what the render used)
+      transforms  smooth/transforms.npy input transforms [N,3,3] (smoothed)
+      params      smooth/params.npy    (angle_deg, tx_frac, ty_frac) [N,3] (smoothed)
+      geometry    geometry/geometry.npz raw params, shot_ids, detected, interpolated
+    plus geometry/geometry.json (quads and windows per frame, for paste-back), the unaligned
+    crops in geometry/crops/, pts in decode/video.json and the tuned weights pti/generator.pt.
+    """
+
+    workdir: Path
+    clip: Path
+    frames: int
+    generator_path: Path
+    smooth: bool
+    fine_layer_mean: bool
+
+    def path(self, relative: str) -> Path:
+        return self.workdir / relative
+
+    @property
+    def ws_raw(self) -> np.ndarray:
+        return np.load(self.path("invert/ws.npy"), mmap_mode="r")
+
+    @property
+    def ws(self) -> np.ndarray:
+        return np.load(self.path("smooth/ws.npy"), mmap_mode="r")
+
+    @property
+    def transforms(self) -> np.ndarray:
+        return np.load(self.path("smooth/transforms.npy"))
+
+    @property
+    def shot_ids(self) -> np.ndarray:
+        return np.load(self.path("geometry/geometry.npz"))["shot_ids"]
+
+    @property
+    def pts(self) -> list[int]:
+        return list(read_json(self.path("decode/video.json"))["pts"])
+
+    @property
+    def crops(self) -> FrameDir:
+        return FrameDir(self.path("geometry/crops"))
+
+    def generator(self, device, tuned: bool = True):
+        """The generator the inversion used; with `tuned`, its PTI weights loaded."""
+        from ganvid.nn.checkpoints import load_generator
+        from ganvid.pipeline.pti import load_tuned
+
+        generator = load_generator(self.generator_path, device=device).eval()
+        if tuned:
+            load_tuned(generator, self.path("pti/generator.pt"))
+        return generator.requires_grad_(False)
+
+    def render_job(self, ws: np.ndarray | None = None, modifier=None):
+        """A RenderJob over the smoothed transforms (and `ws`, default the smoothed pivots)."""
+        from ganvid.pipeline.render import RenderJob
+
+        return RenderJob(self.ws if ws is None else ws, self.transforms, modifier)
+
+
+def load_inversion(workdir: str | Path) -> Inversion:
+    """The finished inversion in `workdir`, or WorkdirError telling the user to invert first."""
+    workdir = Path(workdir)
+    record = read_json(workdir / "inversion.json")
+    if not record or record.get("version") != INVERSION_VERSION:
+        raise WorkdirError(
+            f"{workdir} holds no finished inversion; run `ganvid invert <clip>` first"
+        )
+    for stage in ("decode", "geometry", "invert", "smooth", "pti"):
+        completed_manifest(workdir, stage)
+    return Inversion(
+        workdir=workdir,
+        clip=Path(record["clip"]),
+        frames=int(record["frames"]),
+        generator_path=Path(record["generator"]),
+        smooth=bool(record["smooth"]),
+        fine_layer_mean=bool(record["fine_layer_mean"]),
+    )
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -199,7 +288,7 @@ def stage_decode(workdir: Workdir, inputs: dict, options: dict) -> dict:
     """Decode the clip once: frame count, pts and sizes into decode/video.json."""
     from ganvid.io.video import probe, read_frames
 
-    clip = Path(options["clip"])
+    clip = Path(inputs["clip"])
     info = probe(clip)
     pts: list[int] = []
     with stage_bar("decode", info.frame_count) as update:
@@ -271,7 +360,7 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
     from ganvid.face.geometry import GeometryFile, build_geometry, detect_clip, save_geometry
     from ganvid.face.landmarks import make_detector
 
-    clip = Path(options["clip"])
+    clip = Path(inputs["clip"])
     count = frame_count(workdir)
     out = workdir.stage_dir("geometry")
     face = face_configs(options["face"])
@@ -443,7 +532,7 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
     from ganvid.io.video import VideoWriter, probe
 
     models: Models = inputs["models"]
-    clip = Path(options["clip"])
+    clip = Path(inputs["clip"])
     info = probe(clip)
     pts = read_json(workdir.root / "decode" / "video.json")["pts"]
     renders = FrameDir(workdir.root / "render" / "frames")
@@ -552,6 +641,32 @@ class InvertJob:
             raise InputError("--batch must be at least 1")
         self.weights = self._resolve_weights()
         self.models = Models(self.weights, self.device)
+        self._limit_cuda_memory()
+
+    def _record_inversion(self, count: int) -> None:
+        """inversion.json: what `load_inversion` (ganvid edit, FoV, paste-back) reads."""
+        record = {
+            "version": INVERSION_VERSION,
+            "clip": str(self.clip.resolve()),
+            "frames": count,
+            "generator": str(self.weights["generator"].resolve()),
+            "encoder": str(self.weights["encoder"].resolve()),
+            "smooth": self.options.smooth,
+            "fine_layer_mean": self.options.fine_layer_mean,
+            "outputs": {k: str(v.resolve()) for k, v in self.outputs.items()},
+        }
+        atomic_write_json(self.workdir_path / "inversion.json", record)
+
+    def _limit_cuda_memory(self) -> None:
+        """Make CUDA allocations beyond --max-memory fail, so PTI's OOM handling halves the
+        batch instead of the GPU's other tenants paying for it."""
+        import torch
+
+        budget = self.options.max_memory_bytes
+        if budget is None or self.device.type != "cuda":
+            return
+        total = torch.cuda.get_device_properties(self.device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, budget / total), self.device)
 
     def _resolve_weights(self) -> dict[str, Path]:
         from ganvid.weights import resolve
@@ -589,7 +704,6 @@ class InvertJob:
 
     def geometry_options(self) -> dict:
         return {
-            "clip": str(self.clip),
             "face": dict(self.options.face),
             "aligned_size": ALIGNED_SIZE,
             "crop_size": int(self.models.base_generator.img_resolution),
@@ -598,7 +712,8 @@ class InvertJob:
 
     def run(self) -> InvertSummary:
         o = self.options
-        inputs = {"models": self.models, "batch": o.batch}
+        # not hashed: the clip's content is (files=), so moving or renaming it costs nothing
+        inputs = {"models": self.models, "batch": o.batch, "clip": self.clip}
         records: list[StageRecord] = []
         weights = self.weights
         with Workdir(self.workdir_path) as wd:
@@ -612,7 +727,7 @@ class InvertJob:
             stage(
                 "decode",
                 stage_decode,
-                options={"clip": str(self.clip)},
+                options={},
                 files=clip,
                 outputs=["video.json"],
             )
@@ -657,7 +772,6 @@ class InvertJob:
                 outputs=[f"frames/{last}.png"],
             )
             encode_options = {
-                "clip": str(self.clip),
                 "outputs": {k: str(v) for k, v in self.outputs.items()},
                 "crf": o.crf,
                 "preset": o.preset,
@@ -671,5 +785,6 @@ class InvertJob:
                 outputs=["metrics.json", *self.outputs.values()],
             )
             count = frame_count(wd)
+            self._record_inversion(count)
         metrics = {"lpips": encode.info.get("lpips"), "psnr_db": encode.info.get("psnr_db")}
         return InvertSummary(self.workdir_path, count, records, self.outputs, pti.info, metrics)

@@ -330,6 +330,10 @@ class PivotalTuner:
     def steps(self) -> Iterator[int]:
         """Run to the end (or early stop), yielding the step number after each step."""
         config = self.config
+        if self.device.type == "cuda":
+            # Same seed, same result: no autotuned (run-dependent) convolution algorithms.
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
         if not self.load():
             torch.manual_seed(config.seed)
             self.fit_batch_to_budget()

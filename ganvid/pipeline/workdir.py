@@ -249,6 +249,17 @@ class StageRecord:
 StageFn = Callable[["Workdir", Mapping[str, Any], Any], Mapping[str, Any] | None]
 
 
+def completed_manifest(root: str | os.PathLike, name: str) -> dict:
+    """The manifest of stage `name` in work dir `root` if it completed, else WorkdirError.
+
+    Read-only: takes no lock (for commands that only read a finished stage's outputs).
+    """
+    manifest = read_json(Path(root) / f"{name}.json")
+    if not manifest or not manifest.get("complete"):
+        raise WorkdirError(f"stage '{name}' has not completed in {root}")
+    return manifest
+
+
 def default_workdir(clip: str | os.PathLike) -> Path:
     """`<dir>/<stem>.ganvid` beside the clip (e.g. `talk.mp4` -> `talk.ganvid/`)."""
     clip = Path(clip)
@@ -301,10 +312,7 @@ class Workdir:
 
     def completed(self, name: str) -> dict:
         """The manifest of a completed stage, or WorkdirError naming what is missing."""
-        manifest = self.manifest(name)
-        if not manifest or not manifest.get("complete"):
-            raise WorkdirError(f"stage '{name}' has not completed in {self.root}")
-        return manifest
+        return completed_manifest(self.root, name)
 
     def stage_key(
         self,
