@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from face_clips import blank_clip, moving_clip
+from restyle_fixtures import save_restyle_checkpoint, tiny_restyle_encoder
 from sg3_fixtures import save_generator, tiny_generator
 from videos import _add_audio, _write_tone, audio_packets
 
@@ -46,29 +47,6 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25, audio: bool 
     return path
 
 
-def save_tiny_restyle(path: Path, generator, seed: int = 0) -> Path:
-    """A ReStyle-e4e checkpoint in the published layout with a tiny random encoder."""
-    from ganvid.nn.encoders import ReStyleEncoderConfig, build_encoder
-
-    torch.manual_seed(seed)
-    config = ReStyleEncoderConfig(
-        kind="e4e",
-        widths=(16, 32, 48, 64),  # distinct depths: the loader reads stages from them
-        units=(1, 1, 1, 1),
-        num_ws=generator.num_ws,
-        w_dim=generator.w_dim,
-        input_size=32,
-    )
-    encoder = build_encoder(config)
-    state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
-    for key, value in generator.state_dict().items():
-        state[f"decoder.{key}"] = value
-    opts = {"encoder_type": "ProgressiveBackboneEncoder", "n_iters_per_batch": 2}
-    latent_avg = generator.mapping.w_avg.detach().clone()
-    torch.save({"state_dict": state, "opts": opts, "latent_avg": latent_avg}, path)
-    return path
-
-
 def save_random_alexnet(path: Path) -> Path:
     """torchvision AlexNet `features.*` weights, random (LPIPS trunk; no download)."""
     import torchvision
@@ -87,7 +65,9 @@ def assets(tmp_path_factory) -> dict[str, Path]:
     clip = moving_clip(n_frames=FRAMES, size=(160, 160), blank=(), noise=2.0)
     return {
         "generator": save_generator(generator, root / "g.pt") or root / "g.pt",
-        "encoder": save_tiny_restyle(root / "encoder.pt", generator),
+        "encoder": save_restyle_checkpoint(
+            root / "encoder.pt", "e4e", tiny_restyle_encoder("e4e", generator), generator
+        ),
         "lpips": save_random_alexnet(root / "alexnet.pth"),
         "clip": write_clip(root / "clip.mp4", clip.frames),
         "root": root,
@@ -111,6 +91,8 @@ def invert_args(assets: dict, clip: Path, workdir: Path, *extra: str) -> list[st
         "--preset",
         "ultrafast",
         "--pti-checkpoint-every",
+        "2",
+        "--encoder-iters",
         "2",
         *extra,
     ]
@@ -298,3 +280,15 @@ def test_no_face_corrupt_file_and_missing_weights_are_one_line_errors(assets, tm
     args[args.index("--generator") + 1] = "sg3-r-ffhq-1024"
     code, _, err = cli(*args)
     assert code == 5 and "ganvid weights download" in _one_error_line(err)
+
+
+def test_memory_budget_sizes_parse_and_nonsense_is_refused():
+    from ganvid.commands.invert import parse_size
+    from ganvid.errors import InputError
+
+    assert parse_size("6G") == parse_size("6GiB") == parse_size("6gb") == 6 * 2**30
+    assert parse_size("512M") == 512 * 2**20 and parse_size("1.5G") == int(1.5 * 2**30)
+    assert parse_size("1048576") == 2**20
+    for bad in ("", "lots", "-1G", "0"):
+        with pytest.raises(InputError, match="--max-memory"):
+            parse_size(bad)
