@@ -279,7 +279,9 @@ def test_no_face_corrupt_file_and_missing_weights_are_one_line_errors(assets, tm
     args = invert_args(assets, assets["clip"], tmp_path / "w3")
     args[args.index("--generator") + 1] = "sg3-r-ffhq-1024"
     code, _, err = cli(*args)
-    assert code == 5 and "ganvid weights download" in _one_error_line(err)
+    assert code == 5 and "ganvid weights download sg3-r-ffhq-1024" in _one_error_line(err)
+    code, _, err = cli("invert", str(assets["clip"]), "--workdir", str(tmp_path / "w4"))
+    assert code == 5 and "ganvid weights download invert" in _one_error_line(err)
 
 
 def test_memory_budget_sizes_parse_and_nonsense_is_refused():

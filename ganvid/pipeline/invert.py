@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ganvid.errors import InputError, WorkdirError
+from ganvid.errors import InputError, WeightsError, WorkdirError
 from ganvid.pipeline.workdir import (
     FrameDir,
     StageRecord,
@@ -676,7 +676,20 @@ class InvertJob:
             "encoder": self.options.encoder,
             "lpips": self.options.lpips,
         }
-        return {role: resolve(name) for role, name in names.items()}
+        found, failed = {}, {}
+        for role, name in names.items():
+            try:
+                found[role] = resolve(name)
+            except WeightsError as error:
+                failed[name] = error
+        if len(failed) == 1:
+            raise next(iter(failed.values()))
+        if failed:  # several: one download command fetches them all
+            raise WeightsError(
+                f"pretrained files {', '.join(failed)} are missing: run `ganvid weights download "
+                f"{WEIGHTS_GROUP}` (or pass your own files with --generator/--encoder/--lpips)"
+            )
+        return found
 
     def pti_config(self) -> dict:
         from ganvid.pipeline.pti import PTIConfig, default_steps
