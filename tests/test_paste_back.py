@@ -66,3 +66,16 @@ def test_mask_is_smoothed_over_time(scene):
     # With temporal smoothing the second frame still blends part of the first frame's mask.
     assert not np.array_equal(second, still)
     assert first.shape == second.shape
+
+
+def test_crop_partly_or_wholly_outside_the_frame(scene):
+    frame, points, quad = scene
+    render = np.full((64, 64, 3), 200, np.uint8)
+    shift = np.array([-quad[:, 0].mean(), 0.0])  # the crop's centre on the left edge
+    paste = PasteBack(PasteConfig(mask="full", temporal=0))
+    out = paste(frame, render, quad + shift, points + shift)
+    outside = paste.last_mask == 0
+    assert out.shape == frame.shape and np.array_equal(out[outside], frame[outside])
+    assert (~outside[:, :5]).any() and outside[:, -5:].all()
+    far = np.array([-10_000.0, 0.0])
+    assert np.array_equal(paste(frame, render, quad + far, points + far), frame)

@@ -48,22 +48,36 @@ def _hull_points(landmarks: np.ndarray, hairline: float) -> np.ndarray:
 
 
 def face_mask(shape: tuple[int, int], landmarks: np.ndarray, config: PasteConfig) -> np.ndarray:
-    """Soft mask float32 [H,W] in [0,1] of the face and hair region in frame coordinates."""
+    """Soft mask float32 [H,W] in [0,1] of the face and hair region in frame coordinates.
+
+    The hull is grown geometrically (the convex hull of the points moved around a circle of
+    the dilation radius: the exact dilation of a convex region, up to the circle's sampling),
+    and, being smooth at the scale of the feather, filled and blurred on a grid up to sigma/4
+    times coarser, then resized back: the cost follows neither the face's size nor the frame's.
+    """
     import cv2
 
     points = _hull_points(np.asarray(landmarks, dtype=np.float64), config.hairline)
     size = float(np.linalg.norm(points.max(axis=0) - points.min(axis=0)))
-    hull = cv2.convexHull(np.round(points * 16).astype(np.int32))
-    mask = np.zeros(shape, np.float32)
-    cv2.fillConvexPoly(mask, hull, 1.0, lineType=cv2.LINE_AA, shift=4)
-    grow = int(round(config.dilate * size))
+    grow = config.dilate * size
     if grow > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-        mask = cv2.dilate(mask, kernel)
+        angles = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+        ring = grow * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        points = (points[:, None, :] + ring[None]).reshape(-1, 2)
     sigma = config.feather * size
-    if sigma > 0.3:
-        mask = cv2.GaussianBlur(mask, (0, 0), sigma)
-    return mask
+    step = max(1, int(sigma // 4))
+    height, width = shape
+    coarse = (-(-height // step), -(-width // step))
+    # coarse pixel j is the centre of fine pixels j*step .. j*step+step-1
+    hull = cv2.convexHull(np.round((points - (step - 1) / 2) / step * 16).astype(np.int32))
+    mask = np.zeros(coarse, np.float32)
+    cv2.fillConvexPoly(mask, hull, 1.0, lineType=cv2.LINE_AA, shift=4)
+    if sigma / step > 0.3:
+        mask = cv2.GaussianBlur(mask, (0, 0), sigma / step)
+    if step > 1:
+        size_up = (coarse[1] * step, coarse[0] * step)
+        mask = cv2.resize(mask, size_up, interpolation=cv2.INTER_LINEAR)[:height, :width]
+    return np.ascontiguousarray(mask)
 
 
 def _footprint(shape: tuple[int, int], matrix: np.ndarray, side: int, feather: float) -> np.ndarray:
@@ -93,14 +107,60 @@ def _match_colour(render: np.ndarray, frame: np.ndarray, mask: np.ndarray) -> np
     return render + np.clip(offset, -40.0, 40.0)
 
 
+Box = tuple[int, int, int, int]
+"""(x0, y0, x1, y1): a region of the frame, pixel-index columns x0..x1-1 and rows y0..y1-1."""
+
+
+def _crop_box(matrix: np.ndarray, side: int, shape: tuple[int, int], margin: int = 2) -> Box | None:
+    """The frame region the crop covers (its corners, plus `margin` px), clipped to the frame;
+    None when the crop lies outside the frame."""
+    edges = np.array([[-0.5, -0.5, 1.0], [side - 0.5, -0.5, 1.0], [-0.5, side - 0.5, 1.0],
+                      [side - 0.5, side - 0.5, 1.0]])  # fmt: skip
+    corners = edges @ matrix[:2].T
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int) - margin
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + margin + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, shape[1]), min(y1, shape[0])
+    return (int(x0), int(y0), int(x1), int(y1)) if x0 < x1 and y0 < y1 else None
+
+
+def _union(a: Box, b: Box) -> Box:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+@dataclass
+class _RegionMask:
+    """A mask over a region `box` of the frame (zero elsewhere)."""
+
+    box: Box
+    mask: np.ndarray
+
+    def within(self, box: Box) -> np.ndarray:
+        """The mask over `box` (which contains self.box)."""
+        x0, y0, x1, y1 = self.box
+        out = np.zeros((box[3] - box[1], box[2] - box[0]), np.float32)
+        out[y0 - box[1] : y1 - box[1], x0 - box[0] : x1 - box[0]] = self.mask
+        return out
+
+
 class PasteBack:
-    """Pastes the renders of one clip, frame after frame (keeps only the previous mask)."""
+    """Pastes the renders of one clip, frame after frame (keeps only the previous mask).
+
+    Only the frame region under the crop (and the previous frame's mask) is computed, so the
+    cost follows the face's size, not the frame's.
+    """
 
     def __init__(self, config: PasteConfig = PasteConfig()) -> None:
         self.config = config
-        self._previous: np.ndarray | None = None
-        self.last_mask: np.ndarray | None = None
+        self._previous: _RegionMask | None = None
+        self._last: _RegionMask | None = None
+        self._shape: tuple[int, int] = (0, 0)
+
+    @property
+    def last_mask(self) -> np.ndarray | None:
         """The blend mask [H,W] of the last pasted frame (0 = input pixel kept exactly)."""
+        if self._last is None:
+            return None
+        return self._last.within((0, 0, self._shape[1], self._shape[0]))
 
     def reset(self) -> None:
         """Forget the previous mask (at a cut, or after frames without a face), so a mask never
@@ -118,27 +178,41 @@ class PasteBack:
         landmarks [68,2] or None (no face: the frame is returned unchanged) -> uint8 [H,W,3]."""
         import cv2
 
-        if landmarks is None:
-            self.reset()  # the next face starts a fresh mask
-            return frame
-        shape = frame.shape[:2]
+        self._shape = frame.shape[:2]
+        self._last = None
         side = render.shape[0]
         matrix = quad_to_frame_matrix(quad, side)
+        box = None if landmarks is None else _crop_box(matrix, side, self._shape)
+        if box is None:
+            self.reset()  # the next face starts a fresh mask
+            return frame
+        previous = self._previous if self.config.temporal > 0 else None
+        if previous is not None:
+            box = _union(box, previous.box)
+        x0, y0, x1, y1 = box
+        shape = (y1 - y0, x1 - x0)
+        local = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]]) @ matrix
         warped = cv2.warpAffine(
-            render, matrix[:2], (shape[1], shape[0]), flags=cv2.INTER_LINEAR
+            render, local[:2], (shape[1], shape[0]), flags=cv2.INTER_LINEAR
         ).astype(np.float32)
-        mask = _footprint(shape, matrix, side, self.config.edge_feather_px)
+        mask = _footprint(shape, local, side, self.config.edge_feather_px)
         if self.config.mask == "hull":
-            mask = mask * face_mask(shape, landmarks, self.config)
-        if self._previous is not None and self.config.temporal > 0:
-            mask = (1 - self.config.temporal) * mask + self.config.temporal * self._previous
-        self._previous = mask
-        mask = self.last_mask = _quantise(mask)
-        original = frame.astype(np.float32)
+            offset = np.array([x0, y0], dtype=np.float64)
+            mask = mask * face_mask(shape, np.asarray(landmarks) - offset, self.config)
+        if previous is not None:
+            t = self.config.temporal
+            mask = (1 - t) * mask + t * previous.within(box)
+        self._previous = _RegionMask(box, mask)
+        mask = _quantise(mask)
+        self._last = _RegionMask(box, mask)
+        region = frame[y0:y1, x0:x1]
+        original = region.astype(np.float32)
         if self.config.colour_match and self.config.mask == "hull":
             warped = _match_colour(warped, original, mask)
         blended = original + mask[..., None] * (warped - original)
-        out = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+        pasted = np.clip(np.round(blended), 0, 255).astype(np.uint8)
         untouched = mask == 0
-        out[untouched] = frame[untouched]
+        pasted[untouched] = region[untouched]
+        out = frame.copy()
+        out[y0:y1, x0:x1] = pasted
         return out
