@@ -128,32 +128,16 @@ def edit(
         return
     if backend not in ("sg3", "styleganex"):
         raise InputError(f"--backend {backend!r}: use sg3 or styleganex")
-    common = {"device": device, "batch": batch, "crf": crf, "preset": preset, "fresh": fresh}
+    common = _common(clip, workdir, output, side_by_side, device, batch, crf, preset, fresh)
     if backend == "styleganex":
-        _styleganex(
-            clip,
-            direction,
-            file,
-            style,
-            layers,
-            strength,
-            preview,
-            side_by_side,
-            paste_back,
-            output,
-            workdir,
-            common,
-        )
+        unsupported = {"--style": style, "--layers": layers, "--preview": preview}
+        _styleganex(common, direction, file, strength, paste_back, unsupported)
         return
     from ganvid.pipeline.edit import edit_video
 
     result = edit_video(
-        clip=clip,
-        workdir=workdir,
-        output=output,
         request=_request(direction, file, style, strength, layers),
         domain=domain,
-        side_by_side=side_by_side,
         paste_back=paste_back,
         preview=preview,
         **common,
@@ -206,13 +190,21 @@ def expand_fov(
     from ganvid.pipeline.fov import Expansion
 
     summary = run_fov(
-        clip=clip,
-        workdir=workdir,
-        output=output,
         request=_request(direction, file, style, strength, layers),
         domain=domain,
         expansion=Expansion(left, right, top, bottom),
         band=band,
+        **_common(clip, workdir, output, side_by_side, device, batch, crf, preset, fresh),
+    )
+    show_summary(summary, f"ganvid expand-fov ({summary.tag})")
+
+
+def _common(clip, workdir, output, side_by_side, device, batch, crf, preset, fresh) -> dict:
+    """The options every rendering command shares (fields of ganvid.pipeline.edit options)."""
+    return dict(
+        clip=clip,
+        workdir=workdir,
+        output=output,
         side_by_side=side_by_side,
         device=device,
         batch=batch,
@@ -220,37 +212,19 @@ def expand_fov(
         preset=preset,
         fresh=fresh,
     )
-    show_summary(summary, f"ganvid expand-fov ({summary.tag})")
 
 
-def _styleganex(
-    clip,
-    direction,
-    file,
-    style,
-    layers,
-    strength,
-    preview,
-    side_by_side,
-    paste_back,
-    output,
-    workdir,
-    common,
-) -> None:
+def _styleganex(common: dict, direction, file, strength, paste_back, unsupported: dict) -> None:
     """`ganvid edit --backend styleganex`: one StyleGANEX edit model over the clip."""
     from ganvid.commands.toonify import show_summary as show_sgx
     from ganvid.errors import InputError
     from ganvid.pipeline.styleganex_video import styleganex_edit_video
 
-    unsupported = {
-        "--style": style,
-        "--layers": layers,
-        "--preview": preview,
-        "--side-by-side": side_by_side,
-    }
+    unsupported["--side-by-side"] = common.pop("side_by_side")
     given = [flag for flag, value in unsupported.items() if value]
     if given:
         raise InputError(f"--backend styleganex does not take {', '.join(given)}")
+    clip = common.pop("clip")
     if clip is None:
         raise InputError("--backend styleganex needs the CLIP (it does not use an inversion)")
     direction = list(direction or [])
@@ -264,8 +238,6 @@ def _styleganex(
         checkpoint=f"styleganex-edit-{name}",
         strength=own if sep else strength,
         direction=(file or [None])[0],
-        output=output,
-        workdir=workdir,
         crop_only=not paste_back,
         **common,
     )

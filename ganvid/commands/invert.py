@@ -63,7 +63,13 @@ def invert(
         False, "--fine-layer-mean", help="Replace W+ layers 9-15 by their mean over each shot."
     ),
     side_by_side: bool = typer.Option(
-        False, "--side-by-side", help="Also write <output>_sbs.mp4: input crop | reconstruction."
+        False, "--side-by-side", help="Also write <output>_sbs.mp4: input | reconstruction."
+    ),
+    paste_back: bool = typer.Option(
+        True,
+        "--paste-back/--no-paste-back",
+        help="Paste the reconstructed face back into the full frames (frames without a face "
+        "stay untouched), or write the crop render.",
     ),
     detector: str = typer.Option("dlib", "--detector", help="Landmark detector: dlib or fan."),
     cnn: bool = typer.Option(False, "--cnn", help="dlib's CNN face detector (slower, more poses)."),
@@ -74,8 +80,9 @@ def invert(
 ) -> None:
     """Invert a face video into StyleGAN3: landmarks, encoder, smoothing, PTI, render.
 
-    Writes <clip>_inverted.mp4 (the reconstruction, same frames, timestamps and sound),
-    <clip>_inverted_crop.mp4 (what was reconstructed) and keeps every step in the work
+    Writes <clip>_inverted.mp4 (the reconstruction pasted back into the full frames, same
+    frames, timestamps and sound), <clip>_inverted_crop.mp4 (the crop that was reconstructed)
+    and keeps every step in the work
     directory, so a second run reuses it and an interrupted run resumes.
     """
     from ganvid.pipeline.invert import InvertJob, InvertOptions
@@ -99,6 +106,7 @@ def invert(
         smooth=smooth,
         fine_layer_mean=fine_layer_mean,
         side_by_side=side_by_side,
+        paste_back=paste_back,
         crf=crf,
         preset=preset,
         fresh=fresh,

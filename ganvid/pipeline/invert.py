@@ -15,7 +15,9 @@ skips what is done and a killed run resumes):
     pti       pti/generator.pt           tuned synthesis weights (+ checkpoint.pt while running)
               pti/log.json               loss per step
     render    render/frames/*.png        reconstruction per frame (tuned G, smoothed pivots)
-    encode    <clip>_inverted.mp4 (+ _crop.mp4, _sbs.mp4) and encode/metrics.json
+    encode    <clip>_inverted.mp4 (+ _crop.mp4, _sbs.mp4) and encode/metrics.json; the main
+              video is pasted back into the source frames (`ganvid.pipeline.compose`) unless
+              paste_back is off, then it is the crop render
 
 Every output video keeps the source's frame count, timestamps and sound.
 
@@ -90,6 +92,9 @@ class InvertOptions:
     smooth: bool = True
     fine_layer_mean: bool = False
     side_by_side: bool = False
+    paste_back: bool = True
+    """The main output is the reconstruction pasted back into the source frames (False: the
+    crop render)."""
     crf: int = 18
     preset: str = "medium"
     fresh: bool = False
@@ -526,54 +531,34 @@ def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
 
 
 def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Write the output videos with the source's pts and sound; measure LPIPS / PSNR."""
-    from contextlib import ExitStack
-
-    from ganvid.io.video import VideoWriter, probe
+    """Write the output videos with the source's pts and sound (the reconstruction pasted back
+    into the frames, or the crop); measure LPIPS / PSNR against the crops."""
+    from ganvid.pipeline.compose import (
+        ComposeConfig,
+        ComposeSources,
+        compose_videos,
+        main_layouts,
+    )
 
     models: Models = inputs["models"]
-    clip = Path(inputs["clip"])
-    info = probe(clip)
-    pts = read_json(workdir.root / "decode" / "video.json")["pts"]
     renders = FrameDir(workdir.root / "render" / "frames")
-    crops = FrameDir(workdir.root / "geometry" / "crops")
-    size = renders.read(0).shape[0]
-    outputs = {name: Path(path) for name, path in options["outputs"].items()}
+    sources = ComposeSources(Path(inputs["clip"]), workdir.root, renders)
+    side_by_side = "side_by_side" in options["outputs"]
+    layouts = {**main_layouts(options["paste_back"], side_by_side), "crop": "crop"}
+    outputs = {name: (Path(path), layouts[name]) for name, path in options["outputs"].items()}
     meter = ReconstructionMeter(models, inputs["batch"])
-    with ExitStack() as stack, stage_bar("encode", len(pts)) as update:
 
-        def writer(name: str, width: int) -> VideoWriter:
-            return stack.enter_context(
-                VideoWriter(
-                    outputs[name],
-                    info,
-                    crf=options["crf"],
-                    preset=options["preset"],
-                    audio_from=clip if info.has_audio else None,
-                    width=width,
-                    height=size,
-                )
-            )
+    def measure(index: int, render: np.ndarray, crop: np.ndarray) -> None:
+        meter.add(render, crop if crop.shape == render.shape else _resize(crop, render.shape[0]))
 
-        writers = {
-            name: writer(name, size * (2 if name == "side_by_side" else 1)) for name in outputs
-        }
-        for index, stamp in enumerate(pts):
-            render, crop = renders.read(index), crops.read(index)
-            if crop.shape != render.shape:
-                crop = _resize(crop, size)
-            writers["video"].write(render, stamp)
-            writers["crop"].write(crop, stamp)
-            if "side_by_side" in writers:
-                writers["side_by_side"].write(np.concatenate([crop, render], axis=1), stamp)
-            meter.add(render, crop)
-            update()
+    config = ComposeConfig(crf=options["crf"], preset=options["preset"])
+    compose_videos(sources, outputs, config, on_frame=measure)
     metrics = meter.finish()
     atomic_write_json(workdir.stage_dir("encode") / "metrics.json", metrics)
     return {
         "lpips": metrics["lpips_mean"],
         "psnr_db": metrics["psnr_mean_db"],
-        "outputs": {k: str(v) for k, v in outputs.items()},
+        "outputs": {k: str(path) for k, (path, _) in outputs.items()},
     }
 
 
@@ -788,6 +773,7 @@ class InvertJob:
                 "outputs": {k: str(v) for k, v in self.outputs.items()},
                 "crf": o.crf,
                 "preset": o.preset,
+                "paste_back": o.paste_back,
             }
             encode = stage(
                 "encode",
