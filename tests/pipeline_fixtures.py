@@ -13,7 +13,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-import torch
+from restyle_fixtures import save_alexnet_trunk, save_restyle_checkpoint, tiny_restyle_encoder
 from sg3_fixtures import save_generator, tiny_generator
 from videos import _add_audio, _write_tone
 
@@ -37,48 +37,17 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25, audio: bool 
     return path
 
 
-def save_tiny_restyle(path: Path, generator, seed: int = 0) -> Path:
-    """A ReStyle-e4e checkpoint in the published layout with a tiny random encoder."""
-    from ganvid.nn.encoders import ReStyleEncoderConfig, build_encoder
-
-    torch.manual_seed(seed)
-    config = ReStyleEncoderConfig(
-        kind="e4e",
-        widths=(16, 32, 48, 64),  # distinct depths: the loader reads stages from them
-        units=(1, 1, 1, 1),
-        num_ws=generator.num_ws,
-        w_dim=generator.w_dim,
-        input_size=32,
-    )
-    encoder = build_encoder(config)
-    state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
-    for key, value in generator.state_dict().items():
-        state[f"decoder.{key}"] = value
-    opts = {"encoder_type": "ProgressiveBackboneEncoder", "n_iters_per_batch": 2}
-    latent_avg = generator.mapping.w_avg.detach().clone()
-    torch.save({"state_dict": state, "opts": opts, "latent_avg": latent_avg}, path)
-    return path
-
-
-def save_random_alexnet(path: Path) -> Path:
-    """torchvision AlexNet `features.*` weights, random (LPIPS trunk; no download)."""
-    import torchvision
-
-    torch.manual_seed(0)
-    features = torchvision.models.alexnet(weights=None).features
-    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
-    return path
-
-
 def tiny_assets(root: Path, frames: list[np.ndarray]) -> dict[str, Path]:
     """A 32-px, 4-layer generator (CPU time drops 5x against 14 layers; the pipeline does not
     care), its encoder, an LPIPS trunk and the clip, all under `root`."""
     generator = tiny_generator("T", res=32, channel_base=256, channel_max=16, num_layers=4)
     save_generator(generator, root / "g.pt")
+    encoder = tiny_restyle_encoder("e4e", generator)
+    save_alexnet_trunk(root / "alexnet.pth")
     return {
         "generator": root / "g.pt",
-        "encoder": save_tiny_restyle(root / "encoder.pt", generator),
-        "lpips": save_random_alexnet(root / "alexnet.pth"),
+        "encoder": save_restyle_checkpoint(root / "encoder.pt", "e4e", encoder, generator),
+        "lpips": root / "alexnet.pth",
         "clip": write_clip(root / "clip.mp4", frames),
         "root": root,
     }
@@ -102,6 +71,8 @@ def invert_args(assets: dict, clip: Path, workdir: Path, *extra: str) -> list[st
         "--preset",
         "ultrafast",
         "--pti-checkpoint-every",
+        "2",
+        "--encoder-iters",
         "2",
         *extra,
     ]

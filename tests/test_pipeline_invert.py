@@ -7,17 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 from face_clips import blank_clip, moving_clip
-from restyle_fixtures import save_restyle_checkpoint, tiny_restyle_encoder
-from sg3_fixtures import save_generator, tiny_generator
-from videos import _add_audio, _write_tone, audio_packets
+from pipeline_fixtures import invert_args, tiny_assets, video_frames, write_clip
+from videos import audio_packets
 
 from ganvid.errors import WorkdirError
 from ganvid.pipeline.invert import load_inversion
@@ -28,81 +25,11 @@ FRAMES = 12
 STAGES = ("decode", "geometry", "invert", "smooth", "pti", "render", "encode")
 
 
-def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25, audio: bool = True) -> Path:
-    """H.264 clip of RGB frames (ms time base) with an AAC tone."""
-    height, width = frames[0].shape[:2]
-    with av.open(str(path), mode="w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.time_base = video.codec_context.time_base = Fraction(1, 1000)
-        video.options = {"crf": "12", "preset": "ultrafast"}
-        sound = _add_audio(container, "aac") if audio else None
-        for index, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image)
-            frame.pts, frame.time_base = index * 1000 // fps, Fraction(1, 1000)
-            container.mux(video.encode(frame))
-        container.mux(video.encode())
-        if sound is not None:
-            _write_tone(container, sound, len(frames) / fps + 0.1)
-    return path
-
-
-def save_random_alexnet(path: Path) -> Path:
-    """torchvision AlexNet `features.*` weights, random (LPIPS trunk; no download)."""
-    import torchvision
-
-    torch.manual_seed(0)
-    features = torchvision.models.alexnet(weights=None).features
-    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("invert_assets")
-    # 4 layers instead of 14: the pipeline does not care, and CPU time drops 5x
-    generator = tiny_generator("T", res=32, channel_base=256, channel_max=16, num_layers=4)
     clip = moving_clip(n_frames=FRAMES, size=(160, 160), blank=(), noise=2.0)
-    return {
-        "generator": save_generator(generator, root / "g.pt") or root / "g.pt",
-        "encoder": save_restyle_checkpoint(
-            root / "encoder.pt", "e4e", tiny_restyle_encoder("e4e", generator), generator
-        ),
-        "lpips": save_random_alexnet(root / "alexnet.pth"),
-        "clip": write_clip(root / "clip.mp4", clip.frames),
-        "root": root,
-    }
-
-
-def invert_args(assets: dict, clip: Path, workdir: Path, *extra: str) -> list[str]:
-    return [
-        "invert",
-        str(clip),
-        "--workdir",
-        str(workdir),
-        "--generator",
-        str(assets["generator"]),
-        "--encoder",
-        str(assets["encoder"]),
-        "--lpips",
-        str(assets["lpips"]),
-        "--device",
-        "cpu",
-        "--preset",
-        "ultrafast",
-        "--pti-checkpoint-every",
-        "2",
-        "--encoder-iters",
-        "2",
-        *extra,
-    ]
-
-
-def video_frames(path: Path) -> tuple[list[int], list[np.ndarray]]:
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = [(f.pts, f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
-    return [p for p, _ in frames], [image for _, image in frames]
+    return tiny_assets(root, clip.frames)
 
 
 def test_invert_end_to_end_then_everything_cached(assets, tmp_path, cli):
