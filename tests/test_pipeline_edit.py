@@ -243,3 +243,15 @@ def test_paste_back_changes_only_the_face_and_passes_faceless_frames(inverted):
         v = to_crop[1, 0] * xs + to_crop[1, 1] * ys + to_crop[1, 2]
         assert u.min() > -1 and v.min() > -1 and u.max() < 32 and v.max() < 32
     assert seen == list(range(FRAMES))
+
+
+def test_styleganex_backend_names_its_model_and_refuses_what_it_cannot_do(inverted, cli):
+    clip = str(inverted["clip"])
+    code, _, err = cli("edit", clip, "--backend", "styleganex", "-d", "hair:2", "--device", "cpu")
+    assert code == 5 and "ganvid weights download styleganex-edit-hair" in _error_line(err)
+    code, _, err = cli("edit", clip, "--backend", "styleganex", "--style", "L0:1")
+    assert code == 2 and "--style" in _error_line(err)
+    code, _, err = cli("edit", clip, "--backend", "styleganex", "-d", "smile")
+    assert code == 2 and "age or hair" in _error_line(err)
+    code, out, _ = cli("edit", "--help")
+    assert "scale_factor" in " ".join(out.split())  # the sign convention is documented
