@@ -10,7 +10,9 @@ from ganvid.pipeline.fov import Expansion, plan_views, synthesize_fov
 @pytest.fixture(scope="module")
 def generator():
     torch.manual_seed(0)
-    cfg = SG3Config.config_t(32, z_dim=32, w_dim=32, channel_base=1024, channel_max=64)
+    cfg = SG3Config.config_t(
+        32, z_dim=32, w_dim=32, channel_base=1024, channel_max=64, num_layers=4
+    )
     return Generator(cfg).eval()
 
 
@@ -73,3 +75,25 @@ def test_expanded_pixels_come_from_the_shifted_render(generator, ws):
     shift = torch.tensor([[1, 0, -8 / 32], [0, 1, 0], [0, 0, 1.0]])  # inverse of +8 px user shift
     shifted = generator.synthesis(ws, transform=t @ shift)
     torch.testing.assert_close(out[..., :, :8], shifted[..., :, :8])
+
+
+class _DisagreeingViews(torch.nn.Module):
+    """A stand-in generator whose views disagree: each renders a flat image whose value is its
+    input transform's x translation, so a hard paste would leave a step at every join."""
+
+    img_resolution = 32
+
+    def synthesis(self, ws, transform, styles=None, force_fp32=True):
+        value = transform[:, 0, 2] * 32  # the view's shift in pixels
+        return value[:, None, None, None].expand(len(ws), 3, 32, 32).clone()
+
+
+def test_joins_ramp_over_the_band_instead_of_stepping():
+    ws = torch.zeros(1, 4, 8)
+    out = synthesize_fov(_DisagreeingViews(), ws, torch.eye(3)[None], Expansion(left=8), band=4)
+    row = out[0, 0, 0]
+    step = float(row[0] - row[-1])  # the left view's value minus the centre's
+    assert abs(step) >= 7.5  # the views do disagree
+    grad = (row[1:] - row[:-1]).abs()
+    assert grad.max() <= abs(step) / 4 + 1e-5  # spread evenly over the 4-px band
+    torch.testing.assert_close(row[8 + 4 :], row[-1].expand(len(row) - 12))  # centre untouched
