@@ -21,8 +21,8 @@ DIRECTION = typer.Option(
     None,
     "--direction",
     "-d",
-    help="A published InterFaceGAN direction (age, smile, pose, male; see --list), optionally "
-    "with its own strength: age:3 or age:0s:0,2s:3. Repeat for several edits.",
+    help="A published InterFaceGAN direction (age, smile, pose, male; `ganvid edit --list`), "
+    "optionally with its own strength: age:3 or age:0s:0,2s:3. Repeat for several edits.",
     show_default=False,
 )
 FILE = typer.Option(
