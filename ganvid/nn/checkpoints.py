@@ -23,6 +23,7 @@ import os
 import pickle
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -38,39 +39,47 @@ FORMAT_VERSION = 1
 TRANSFORM_KEY = "synthesis.input.transform"
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LIST_LIMIT = 12
+_NETWORK = "a StyleGAN3 generator"
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def _name_list(names: list[str]) -> str:
-    shown = ", ".join(names[:_LIST_LIMIT])
-    more = len(names) - _LIST_LIMIT
+def name_list(names: list[str], limit: int = _LIST_LIMIT) -> str:
+    """The first `limit` names, comma-separated, and how many more: for error messages."""
+    shown = ", ".join(names[:limit])
+    more = len(names) - limit
     return shown + (f" (+{more} more)" if more > 0 else "")
 
 
-def load_state_dict_strict(G: Generator, sd: dict[str, torch.Tensor], source: str) -> None:
-    """Copy sd into G; every name and shape must match, else CheckpointError listing them."""
-    expected = G.state_dict()
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
+def load_state_dict_strict(
+    module: torch.nn.Module,
+    sd: Mapping[str, torch.Tensor],
+    source: str,
+    prefix: str = "",
+    network: str = "the network",
+) -> None:
+    """Copy sd into module; every name and shape must match, else a CheckpointError naming the
+    missing, unexpected and mis-shaped tensors (as `prefix` + key, the names in the file) and
+    loading nothing. network: what the message says sd does not match."""
+    expected = module.state_dict()
+    missing = [prefix + k for k in expected if k not in sd]
+    unexpected = [prefix + k for k in sd if k not in expected]
     reshaped = [
-        f"{k} {tuple(sd[k].shape)} (expected {tuple(expected[k].shape)})"
-        for k in expected
-        if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)
+        f"{prefix}{k} {list(v.shape)} != {list(expected[k].shape)}"
+        for k, v in sd.items()
+        if k in expected and tuple(v.shape) != tuple(expected[k].shape)
     ]
     problems = []
     if missing:
-        problems.append(f"missing {len(missing)} tensors: {_name_list(missing)}")
+        problems.append(f"missing {name_list(missing)}")
     if unexpected:
-        problems.append(f"unexpected {len(unexpected)} tensors: {_name_list(unexpected)}")
+        problems.append(f"unexpected {name_list(unexpected)}")
     if reshaped:
-        problems.append(f"wrong shapes: {_name_list(reshaped)}")
+        problems.append(f"wrong shape {name_list(reshaped)}")
     if problems:
-        raise CheckpointError(
-            f"{source} does not match a StyleGAN3 generator: {'; '.join(problems)}"
-        )
-    G.load_state_dict(sd, strict=True)
+        raise CheckpointError(f"{source} does not match {network}: {'; '.join(problems)}")
+    module.load_state_dict(dict(sd), strict=True)
 
 
 # ----------------------------------------------------------------------------- config inference
@@ -146,7 +155,7 @@ def infer_config(sd: dict[str, torch.Tensor], source: str = "state dict") -> SG3
         if [spec.name for spec in synthesis_schedule(cfg)[1]] == wanted:
             return cfg
     raise CheckpointError(
-        f"{source}: the synthesis layers {_name_list(wanted)} do not follow StyleGAN3's layer "
+        f"{source}: the synthesis layers {name_list(wanted)} do not follow StyleGAN3's layer "
         "schedule for any channel_base; this generator has a non-standard architecture"
     )
 
@@ -177,10 +186,10 @@ def generator_from_state_dict(
             raise CheckpointError(f"{source} has no tensors under the prefix {prefix!r}")
     bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise CheckpointError(f"{source}: entries that are not tensors: {_name_list(bad)}")
+        raise CheckpointError(f"{source}: entries that are not tensors: {name_list(bad)}")
     sd = _prepare_transform(sd)
     G = Generator(infer_config(sd, source))
-    load_state_dict_strict(G, sd, source)
+    load_state_dict_strict(G, sd, source, network=_NETWORK)
     return G.eval()
 
 
@@ -394,7 +403,7 @@ def generator_from_network_pickle(data: Any, which: str, source: str) -> Generat
     G = Generator(config_from_init_kwargs(init_args, init_kwargs, source))
     sd: dict[str, torch.Tensor] = {}
     _record_tensors(record, "", sd)
-    load_state_dict_strict(G, sd, source)
+    load_state_dict_strict(G, sd, source, network=_NETWORK)
     _check_derived(G, record, source)
     return G.eval()
 
@@ -435,7 +444,7 @@ def _generator_from_ours(payload: dict, source: str) -> Generator:
     except (InputError, TypeError, KeyError) as error:
         raise CheckpointError(f"{source}: bad generator config: {error}") from error
     G = Generator(config)
-    load_state_dict_strict(G, payload.get("state_dict") or {}, source)
+    load_state_dict_strict(G, payload.get("state_dict") or {}, source, network=_NETWORK)
     return G.eval()
 
 
@@ -476,7 +485,7 @@ def _generator_from_torch_object(obj: Any, source: str) -> Generator:
     nested = obj.get("state_dict")
     if isinstance(nested, dict) and "decoder.mapping.w_avg" in nested:
         return generator_from_state_dict(nested, prefix="decoder.", source=source)
-    keys = _name_list(sorted(map(str, obj)))
+    keys = name_list(sorted(map(str, obj)))
     raise CheckpointError(f"{source} is not a StyleGAN3 generator checkpoint (keys: {keys})")
 
 

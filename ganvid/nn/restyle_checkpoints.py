@@ -26,7 +26,12 @@ import torch
 from torch import nn
 
 from ganvid.errors import CheckpointError
-from ganvid.nn.checkpoints import TRANSFORM_KEY, generator_from_state_dict
+from ganvid.nn.checkpoints import (
+    TRANSFORM_KEY,
+    generator_from_state_dict,
+    load_state_dict_strict,
+    name_list,
+)
 from ganvid.nn.encoders import (
     ENCODER_TYPES,
     BackboneEncoder,
@@ -163,7 +168,7 @@ def _reject_foreign_keys(path: Path, state: Mapping) -> None:
     foreign = [k for k in state if not k.startswith((ENCODER_PREFIX, DECODER_PREFIX))]
     if foreign:
         raise CheckpointError(
-            f"{path}: unexpected keys outside encoder./decoder.: {_names(foreign)}"
+            f"{path}: unexpected keys outside encoder./decoder.: {name_list(foreign)}"
         )
 
 
@@ -218,33 +223,8 @@ def _build_encoder(path: Path, state: Mapping, kind: str) -> BackboneEncoder:
     except ValueError as error:
         raise CheckpointError(f"{path}: not a ReStyle IR-SE50 encoder layout ({error})") from error
     encoder = build_encoder(config)
-    load_exact(encoder, weights, f"{path} encoder", ENCODER_PREFIX)
+    load_state_dict_strict(encoder, weights, f"{path} encoder", ENCODER_PREFIX)
     return encoder
-
-
-def load_exact(
-    module: nn.Module, weights: Mapping[str, torch.Tensor], what: str, prefix: str = ""
-) -> None:
-    """load_state_dict that names every missing / unexpected key and shape mismatch in a
-    CheckpointError instead of loading partially."""
-    expected = module.state_dict()
-    missing = [prefix + k for k in expected if k not in weights]
-    unexpected = [prefix + k for k in weights if k not in expected]
-    wrong = [
-        f"{prefix}{k} {list(v.shape)} != {list(expected[k].shape)}"
-        for k, v in weights.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing {_names(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {_names(unexpected)}")
-    if wrong:
-        problems.append(f"wrong shape {_names(wrong)}")
-    if problems:
-        raise CheckpointError(f"{what} does not match the network: {'; '.join(problems)}")
-    module.load_state_dict(dict(weights))
 
 
 def _build_decoder(path: Path, state: Mapping) -> nn.Module:
@@ -272,8 +252,3 @@ def _latent_avg(
             f"{path}: latent_avg has shape {list(latent.shape)}, expected [{w_dim}]"
         )
     return latent.clone()
-
-
-def _names(names: list[str], limit: int = 6) -> str:
-    shown = ", ".join(names[:limit])
-    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"

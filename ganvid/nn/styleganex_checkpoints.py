@@ -31,8 +31,9 @@ import torch
 from torch import nn
 
 from ganvid.errors import CheckpointError
+from ganvid.nn.checkpoints import load_state_dict_strict, name_list
 from ganvid.nn.irse50 import irse_config_from_state_dict
-from ganvid.nn.restyle_checkpoints import load_exact, safe_torch_load
+from ganvid.nn.restyle_checkpoints import safe_torch_load
 from ganvid.nn.stylegan2 import Generator, stylegan2_config_from_state_dict
 from ganvid.nn.styleganex import (
     MAX_FUSION_LAYERS,
@@ -88,7 +89,7 @@ def load_styleganex(
     except ValueError as error:
         raise CheckpointError(f"{path}: {error}") from error
     check_constant_buffers(model, state, str(path))
-    load_exact(model, state, str(path))
+    load_state_dict_strict(model, state, str(path))
     return model.to(device=torch.device(device), dtype=dtype).eval().requires_grad_(False)
 
 
@@ -137,9 +138,9 @@ def checked_state_dict(path: Path, state: object) -> dict[str, torch.Tensor]:
     foreign = [str(k) for k in state if not str(k).startswith((ENCODER_PREFIX, DECODER_PREFIX))]
     not_tensors = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if foreign or not_tensors:
-        detail = f"keys outside encoder./decoder.: {_names(foreign)}" if foreign else ""
+        detail = f"keys outside encoder./decoder.: {name_list(foreign)}" if foreign else ""
         if not_tensors:
-            detail += ("; " if detail else "") + f"non-tensor values: {_names(not_tensors)}"
+            detail += ("; " if detail else "") + f"non-tensor values: {name_list(not_tensors)}"
         raise CheckpointError(f"{path}: unexpected state_dict contents ({detail})")
     return dict(state)
 
@@ -240,7 +241,7 @@ def check_constant_buffers(module: nn.Module, state: Mapping[str, torch.Tensor],
     ]
     if differ:
         raise CheckpointError(
-            f"{what}: the fixed blur filters differ from StyleGAN2's at {_names(differ)}; "
+            f"{what}: the fixed blur filters differ from StyleGAN2's at {name_list(differ)}; "
             "this is not a generator ganvid can run"
         )
 
@@ -301,7 +302,7 @@ def load_generator_weights(
             if key.endswith(STOCK_ABSENT_SUFFIX) and key not in state:
                 state[key] = own[key]
     check_constant_buffers(generator, state, what)
-    load_exact(generator, state, what)
+    load_state_dict_strict(generator, state, what)
 
 
 def _count(state: Mapping, pattern: str) -> int:
@@ -311,8 +312,3 @@ def _count(state: Mapping, pattern: str) -> int:
     if n == 0:
         raise KeyError(pattern.format(0))
     return n
-
-
-def _names(names: list[str], limit: int = 6) -> str:
-    shown = ", ".join(names[:limit])
-    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
