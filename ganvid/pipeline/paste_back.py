@@ -6,24 +6,38 @@ jaw line and the eyebrows, grown up to the hairline, dilated and feathered, limi
 crop's footprint with feathered edges, and smoothed over time. In the seam band the render's
 mean colour is matched to the frame's, so the join does not show. Pixels where the mask is
 zero are the input's, bit for bit; frames whose face was not detected pass through unchanged.
+
+With `mask="parsing"` the face-and-hair region comes from a BiSeNet face-parsing network
+(`ganvid.nn.face_parsing`, weights `styleganex-faceparsing`) instead of the landmark hull: it
+follows the real hairline, ears and glasses, and leaves neck, clothes and background alone.
+The network parses both the render and the source crop (one batch of two) and the union of the
+two masks is used: parsing only the render would leave the original face showing where an edit
+shrinks it (a younger face, shorter hair); parsing only the source would cut off what an edit
+adds (longer hair, a wider face). The union is dilated and feathered in crop space with the
+hull mask's `dilate` and `feather` (fractions of the landmark face size), then warped into the
+frame like the render.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from ganvid.face.align import quad_to_frame_matrix
 
-MaskMode = Literal["hull", "full"]
+if TYPE_CHECKING:
+    from ganvid.nn.face_parsing import FaceParser
+
+MaskMode = Literal["hull", "full", "parsing"]
 
 
 @dataclass(frozen=True)
 class PasteConfig:
     mask: MaskMode = "hull"
-    """hull: face + hair from landmarks; full: the whole crop footprint (for checks)."""
+    """hull: face + hair from landmarks; parsing: face + hair from the face-parsing network
+    (needs weights `styleganex-faceparsing`); full: the whole crop footprint (for checks)."""
     hairline: float = 0.55
     """How far above the brows the mask reaches, in units of the brow-to-chin distance."""
     dilate: float = 0.06
@@ -78,6 +92,55 @@ def face_mask(shape: tuple[int, int], landmarks: np.ndarray, config: PasteConfig
         size_up = (coarse[1] * step, coarse[0] * step)
         mask = cv2.resize(mask, size_up, interpolation=cv2.INTER_LINEAR)[:height, :width]
     return np.ascontiguousarray(mask)
+
+
+def _face_size(landmarks: np.ndarray, hairline: float) -> float:
+    """Diagonal of the face-and-hair hull's bounding box, in the landmarks' units."""
+    points = _hull_points(np.asarray(landmarks, dtype=np.float64), hairline)
+    return float(np.linalg.norm(points.max(axis=0) - points.min(axis=0)))
+
+
+def parsing_mask(
+    parser: FaceParser,
+    frame: np.ndarray,
+    render: np.ndarray,
+    matrix: np.ndarray,
+    landmarks: np.ndarray,
+    config: PasteConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Face-and-hair mask on the parser's square grid over the crop, and the grid -> frame
+    matrix: (float32 [N,N] in [0,1], [3,3]), N = parser.input_size.
+
+    matrix: crop -> frame ([3,3], `quad_to_frame_matrix` for the render's side). The mask is the
+    union of the parses of the render and of the source crop cut from the frame, dilated and
+    feathered by config.dilate / config.feather times the face size.
+    """
+    import cv2
+
+    n, side = parser.input_size, render.shape[0]
+    step = side / n  # grid pixel j is centred on crop coordinate j * step + (step - 1) / 2
+    grid_to_crop = np.array([[step, 0, (step - 1) / 2], [0, step, (step - 1) / 2], [0, 0, 1]])
+    grid_to_frame = matrix @ grid_to_crop
+    render_n = render if side == n else cv2.resize(render, (n, n), interpolation=cv2.INTER_AREA)
+    source_n = cv2.warpAffine(
+        frame,
+        grid_to_frame[:2],
+        (n, n),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REFLECT_101,
+    )
+    masks = parser.masks(np.stack([render_n, source_n]))
+    mask = masks.max(dim=0).values.float().cpu().numpy()
+    frame_px_per_grid = float(np.sqrt(abs(np.linalg.det(grid_to_frame[:2, :2]))))
+    size = _face_size(landmarks, config.hairline) / max(frame_px_per_grid, 1e-6)
+    radius = int(round(config.dilate * size))
+    if radius > 0:
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        mask = cv2.dilate(mask, disc)
+    sigma = config.feather * size
+    if sigma > 0.3:
+        mask = cv2.GaussianBlur(mask, (0, 0), sigma)
+    return np.ascontiguousarray(mask, dtype=np.float32), grid_to_frame
 
 
 def _footprint(shape: tuple[int, int], matrix: np.ndarray, side: int, feather: float) -> np.ndarray:
@@ -147,10 +210,17 @@ class PasteBack:
 
     Only the frame region under the crop (and the previous frame's mask) is computed, so the
     cost follows the face's size, not the frame's.
+
+    With config.mask == "parsing", `parser` is the face-parsing network to use; by default it
+    is loaded here from the weights `styleganex-faceparsing` (on the GPU when there is one), so
+    missing weights stop the job before its first frame (WeightsError naming the download).
     """
 
-    def __init__(self, config: PasteConfig = PasteConfig()) -> None:
+    def __init__(self, config: PasteConfig = PasteConfig(), parser: FaceParser | None = None):
         self.config = config
+        self.parser = parser
+        if config.mask == "parsing" and parser is None:
+            self.parser = _default_parser()
         self._previous: _RegionMask | None = None
         self._last: _RegionMask | None = None
         self._shape: tuple[int, int] = (0, 0)
@@ -199,6 +269,15 @@ class PasteBack:
         if self.config.mask == "hull":
             offset = np.array([x0, y0], dtype=np.float64)
             mask = mask * face_mask(shape, np.asarray(landmarks) - offset, self.config)
+        elif self.config.mask == "parsing":
+            grid, grid_to_frame = parsing_mask(
+                self.parser, frame, render, matrix, landmarks, self.config
+            )
+            to_region = grid_to_frame[:2] - np.array([[0, 0, x0], [0, 0, y0]])
+            region_mask = cv2.warpAffine(
+                grid, to_region, (shape[1], shape[0]), flags=cv2.INTER_LINEAR
+            )
+            mask = mask * region_mask
         if previous is not None:
             t = self.config.temporal
             mask = (1 - t) * mask + t * previous.within(box)
@@ -207,7 +286,7 @@ class PasteBack:
         self._last = _RegionMask(box, mask)
         region = frame[y0:y1, x0:x1]
         original = region.astype(np.float32)
-        if self.config.colour_match and self.config.mask == "hull":
+        if self.config.colour_match and self.config.mask != "full":
             warped = _match_colour(warped, original, mask)
         blended = original + mask[..., None] * (warped - original)
         pasted = np.clip(np.round(blended), 0, 255).astype(np.uint8)
@@ -216,3 +295,12 @@ class PasteBack:
         out = frame.copy()
         out[y0:y1, x0:x1] = pasted
         return out
+
+
+def _default_parser() -> FaceParser:
+    """The published face-parsing network, on the GPU when there is one."""
+    import torch
+
+    from ganvid.nn.face_parsing import FaceParser
+
+    return FaceParser.load(device="cuda" if torch.cuda.is_available() else "cpu")
