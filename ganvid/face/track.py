@@ -120,11 +120,18 @@ class FaceTracker:
 # ----------------------------------------------------------------------------- smoothing
 
 
-def shot_ranges(count: int, shot_ids: np.ndarray | None) -> list[tuple[int, int]]:
-    """[start, stop) ranges of equal consecutive shot ids (the whole clip if None)."""
-    if shot_ids is None or count == 0:
-        return [(0, count)] if count else []
+def shot_ranges(count: int, shot_ids: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """[start, stop) ranges of equal consecutive shot ids (the whole clip if None).
+
+    shot_ids: [count] or None. ValueError when there are not `count` of them.
+    """
+    if count == 0:
+        return []
+    if shot_ids is None:
+        return [(0, count)]
     ids = np.asarray(shot_ids).reshape(-1)
+    if len(ids) != count:
+        raise ValueError(f"{len(ids)} shot ids for {count} frames")
     cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
     bounds = [0, *cuts.tolist(), count]
     return list(zip(bounds[:-1], bounds[1:], strict=True))

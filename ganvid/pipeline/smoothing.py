@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganvid.face.track import shot_ranges
 from ganvid.pipeline.workdir import atomic_path
 
 TEMPORAL_TAPS = np.array([0.25, 0.75, 1.0, 0.75, 0.25]) / 3.0
@@ -29,20 +30,6 @@ TEMPORAL_TAPS = np.array([0.25, 0.75, 1.0, 0.75, 0.25]) / 3.0
 
 FINE_LAYERS_FIRST = 9
 """W+ layers 9..15 (the fine ones) can be replaced by their mean over the clip (or shot)."""
-
-
-def shot_segments(count: int, shot_ids: np.ndarray | None = None) -> list[tuple[int, int]]:
-    """[start, stop) ranges of consecutive frames with equal shot id (one range if None)."""
-    if count == 0:
-        return []
-    if shot_ids is None:
-        return [(0, count)]
-    shot_ids = np.asarray(shot_ids).reshape(-1)
-    if len(shot_ids) != count:
-        raise ValueError(f"{len(shot_ids)} shot ids for {count} frames")
-    cuts = np.flatnonzero(shot_ids[1:] != shot_ids[:-1]) + 1
-    bounds = [0, *cuts.tolist(), count]
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def smooth_range(
@@ -58,7 +45,7 @@ def smooth_range(
     window = np.asarray(x[lo_read:hi_read], dtype=np.float64)
     total = np.zeros((stop - start, *x.shape[1:]), dtype=np.float64)
     weight = np.zeros(stop - start, dtype=np.float64)
-    for seg_start, seg_stop in shot_segments(count, shot_ids):
+    for seg_start, seg_stop in shot_ranges(count, shot_ids):
         for tap, w in enumerate(TEMPORAL_TAPS):
             offset = tap - half
             # outputs i with i in [start, stop) ∩ [seg_start, seg_stop) and i+offset in the shot
@@ -106,7 +93,7 @@ def fine_layer_means(
     chunk: int = 256,
 ) -> np.ndarray:
     """Mean of ws[:, first_layer:] over each frame's shot -> [S, L, 512] for the S segments."""
-    segments = shot_segments(len(ws), shot_ids)
+    segments = shot_ranges(len(ws), shot_ids)
     means = np.zeros((len(segments), *ws[:1, first_layer:].shape[1:]), dtype=np.float64)
     for k, (seg_start, seg_stop) in enumerate(segments):
         for lo, hi in _chunks(seg_stop - seg_start, chunk):
@@ -122,7 +109,7 @@ def replace_fine_layers(
     """ws [N,16,512] with layers first_layer.. replaced by their mean over the clip (or shot)."""
     out = np.array(ws, dtype=np.float64, copy=True)
     means = fine_layer_means(ws, shot_ids, first_layer)
-    for k, (seg_start, seg_stop) in enumerate(shot_segments(len(ws), shot_ids)):
+    for k, (seg_start, seg_stop) in enumerate(shot_ranges(len(ws), shot_ids)):
         out[seg_start:seg_stop, first_layer:] = means[k]
     return out
 
@@ -142,7 +129,7 @@ def smooth_ws_file(
     """
     ws = np.load(source, mmap_mode="r")
     shot_ids = None if shot_ids is None else np.asarray(shot_ids).reshape(-1)
-    segments = shot_segments(len(ws), shot_ids)
+    segments = shot_ranges(len(ws), shot_ids)
     means = fine_layer_means(ws, shot_ids, chunk=chunk) if fine_layer_mean else None
     segment_of = np.zeros(len(ws), dtype=np.int64)
     for k, (seg_start, seg_stop) in enumerate(segments):

@@ -177,9 +177,9 @@ class CropWindows:
 
 
 def _segments(shot_ids: np.ndarray) -> list[tuple[int, int]]:
-    from ganvid.pipeline.smoothing import shot_segments
+    from ganvid.face.track import shot_ranges
 
-    return shot_segments(len(shot_ids), shot_ids)
+    return shot_ranges(len(shot_ids), shot_ids)
 
 
 def _floor8(value: float) -> int:
