@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ganvid import ops
-from ganvid.nn.stylegan3 import Generator, SG3Config, lowpass_filter, synthesis_schedule
+from ganvid.nn.stylegan3 import Generator, SG3Config, layer_filters, synthesis_schedule
 
 
 @dataclass
@@ -90,16 +90,7 @@ def _ratio(ref: float | None, cuda: float | None) -> str:
 
 def layer_case(spec, batch: int, device: torch.device, dtype: torch.dtype):
     """Inputs of one SynthesisLayer's filtered_lrelu call (shapes from the SG3 schedule)."""
-    fu = lowpass_filter(
-        spec.up_taps, spec.in_cutoff, spec.in_half_width * 2, spec.tmp_sampling_rate
-    )
-    fd = lowpass_filter(
-        spec.down_taps,
-        spec.out_cutoff,
-        spec.out_half_width * 2,
-        spec.tmp_sampling_rate,
-        radial=spec.down_radial,
-    )
+    fu, fd = layer_filters(spec)
     size = spec.in_size + spec.conv_kernel - 1
     x = torch.randn(batch, spec.out_channels, size, size, device=device, dtype=dtype)
     b = torch.zeros(spec.out_channels, device=device, dtype=dtype)

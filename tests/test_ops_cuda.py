@@ -149,19 +149,10 @@ def test_emulated_upfirdn2d_matches_reference_to_second_order(kernels, case):
 
 
 def _sg3_layers(cfg):
-    from ganvid.nn.stylegan3 import lowpass_filter, synthesis_schedule
+    from ganvid.nn.stylegan3 import layer_filters, synthesis_schedule
 
     for spec in synthesis_schedule(cfg)[1]:
-        fu = lowpass_filter(
-            spec.up_taps, spec.in_cutoff, spec.in_half_width * 2, spec.tmp_sampling_rate
-        )
-        fd = lowpass_filter(
-            spec.down_taps,
-            spec.out_cutoff,
-            spec.out_half_width * 2,
-            spec.tmp_sampling_rate,
-            radial=spec.down_radial,
-        )
+        fu, fd = layer_filters(spec)
         yield spec, fu, fd
 
 

@@ -291,6 +291,22 @@ def lowpass_filter(
     return torch.as_tensor(taps / np.sum(taps), dtype=torch.float32)
 
 
+def layer_filters(spec: LayerSpec) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(up_filter, down_filter) of a synthesis layer: low-pass FIRs at the layer's temporary
+    sampling rate, cutting off at its input and output cutoffs (`lowpass_filter`; None = 1 tap)."""
+    up_filter = lowpass_filter(
+        spec.up_taps, spec.in_cutoff, spec.in_half_width * 2, spec.tmp_sampling_rate
+    )
+    down_filter = lowpass_filter(
+        spec.down_taps,
+        spec.out_cutoff,
+        spec.out_half_width * 2,
+        spec.tmp_sampling_rate,
+        radial=spec.down_radial,
+    )
+    return up_filter, down_filter
+
+
 # ----------------------------------------------------------------------------- layers
 
 
@@ -532,16 +548,7 @@ class SynthesisLayer(nn.Module):
         self.weight = nn.Parameter(torch.randn([spec.out_channels, spec.in_channels, k, k]))
         self.bias = nn.Parameter(torch.zeros([spec.out_channels]))
         self.register_buffer("magnitude_ema", torch.ones([]))
-        up_filter = lowpass_filter(
-            spec.up_taps, spec.in_cutoff, spec.in_half_width * 2, spec.tmp_sampling_rate
-        )
-        down_filter = lowpass_filter(
-            spec.down_taps,
-            spec.out_cutoff,
-            spec.out_half_width * 2,
-            spec.tmp_sampling_rate,
-            radial=spec.down_radial,
-        )
+        up_filter, down_filter = layer_filters(spec)
         self.register_buffer("up_filter", up_filter)  # None (absent from state_dict) = identity
         self.register_buffer("down_filter", down_filter)
 
