@@ -207,3 +207,23 @@ def test_parsing_loads_the_cached_published_file(published):
     target.write_bytes(path.read_bytes())
     paste = PasteBack(PasteConfig(mask="parsing"))
     assert isinstance(paste.parser, FaceParser) and paste.parser.input_size == 512
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_mask_choice_is_checked_before_any_work(tmp_path, cli):
+    from face_clips import moving_clip
+    from pipeline_fixtures import invert_args, tiny_assets
+
+    assets = tiny_assets(tmp_path, moving_clip(n_frames=2, size=(64, 48)).frames)
+    workdir = tmp_path / "clip.ganvid"
+    code, _, err = cli(*invert_args(assets, assets["clip"], workdir, "--mask", "parsing"))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 5 and len(lines) == 1 and "Traceback" not in err
+    assert "ganvid weights download styleganex-faceparsing" in lines[0]
+    assert not (workdir / "decode").exists()  # nothing ran
+    code, _, err = cli(*invert_args(assets, assets["clip"], workdir, "--mask", "blob"))
+    assert code == 2 and "--mask 'blob'" in err
+    code, _, err = cli("edit", str(assets["clip"]), "--backend", "styleganex", "--mask", "parsing")
+    assert code == 2 and "--mask" in err

@@ -61,6 +61,12 @@ BATCH = typer.Option(
 CRF = typer.Option(18, "--crf", min=0, max=51, help="H.264 quality (lower is better).")
 PRESET = typer.Option("medium", "--preset", help="x264 speed preset.")
 FRESH = typer.Option(False, "--fresh", help="Recompute this edit's stages.")
+MASK = typer.Option(
+    "hull",
+    "--mask",
+    help="Paste-back mask: hull (landmarks' convex hull grown to the hairline) or parsing (a "
+    "face-parsing network: follows hair, ears and glasses; weights styleganex-faceparsing).",
+)
 
 
 def _request(direction, file, style, strength, layers):
@@ -96,6 +102,7 @@ def edit(
         help="Paste the edited face back into the full frame (frames without a face stay "
         "untouched), or write the edited crop.",
     ),
+    mask: str = MASK,
     output: Path | None = typer.Option(
         None, "-o", "--output", help="Output video [default: <clip>_<edit>.mp4, e.g. talk_age3]."
     ),
@@ -131,6 +138,7 @@ def edit(
     common = _common(clip, workdir, output, side_by_side, device, batch, crf, preset, fresh)
     if backend == "styleganex":
         unsupported = {"--style": style, "--layers": layers, "--preview": preview}
+        unsupported["--mask"] = mask != "hull"
         _styleganex(common, direction, file, strength, paste_back, unsupported)
         return
     from ganvid.pipeline.edit import edit_video
@@ -139,6 +147,7 @@ def edit(
         request=_request(direction, file, style, strength, layers),
         domain=domain,
         paste_back=paste_back,
+        mask=mask,
         preview=preview,
         **common,
     )

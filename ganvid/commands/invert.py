@@ -71,6 +71,13 @@ def invert(
         help="Paste the reconstructed face back into the full frames (frames without a face "
         "stay untouched), or write the crop render.",
     ),
+    mask: str = typer.Option(
+        "hull",
+        "--mask",
+        help="Paste-back mask: hull (landmarks' convex hull grown to the hairline) or parsing "
+        "(a face-parsing network: follows hair, ears and glasses; weights "
+        "styleganex-faceparsing).",
+    ),
     detector: str = typer.Option("dlib", "--detector", help="Landmark detector: dlib or fan."),
     cnn: bool = typer.Option(False, "--cnn", help="dlib's CNN face detector (slower, more poses)."),
     face: int = typer.Option(0, "--face", min=0, help="Which face: 0 = largest, 1 = next..."),
@@ -107,6 +114,7 @@ def invert(
         fine_layer_mean=fine_layer_mean,
         side_by_side=side_by_side,
         paste_back=paste_back,
+        mask=mask,
         crf=crf,
         preset=preset,
         fresh=fresh,

@@ -48,6 +48,7 @@ from ganvid.pipeline.compose import (
     sibling,
 )
 from ganvid.pipeline.fov import Expansion
+from ganvid.pipeline.paste_back import paste_config
 from ganvid.pipeline.workdir import (
     FrameDir,
     StageRecord,
@@ -92,6 +93,8 @@ class RenderOptions:
 @dataclass(frozen=True)
 class EditOptions(RenderOptions):
     paste_back: bool = True
+    mask: str = "hull"
+    """Paste-back mask: hull (landmarks) or parsing (face-parsing network)."""
     preview: int = 0
     """> 0: render that many evenly spaced frames as a contact sheet PNG, and stop."""
 
@@ -270,6 +273,8 @@ class EditJob:
         self.request = options.request
         self.domain = options.domain or domain_of_generator(self.inversion.generator_path)
         self.direction_files = self.request.files(self.domain)  # missing weights fail here
+        pasting = getattr(options, "paste_back", False)
+        self.paste = paste_config(getattr(options, "mask", "hull") if pasting else "hull")
         self.device = resolve_device(options.device)
         self.tag = self.request.tag() if not self.request.is_empty else None
 
@@ -408,8 +413,6 @@ class EditJob:
         )
         from dataclasses import asdict
 
-        from ganvid.pipeline.paste_back import PasteConfig
-
         self._stage(
             wd,
             records,
@@ -418,7 +421,7 @@ class EditJob:
             options={
                 "frames": f"{render_name}/frames",
                 "outputs": {n: [str(p.resolve()), layout] for n, (p, layout) in outputs.items()},
-                "paste": asdict(PasteConfig()),
+                "paste": asdict(self.paste),
                 "crf": self.options.crf,
                 "preset": self.options.preset,
                 "crop_offset": [0, 0] if fov is None else fov["offset"],

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ganvid.errors import InputError, WeightsError, WorkdirError
+from ganvid.pipeline.paste_back import PasteConfig, paste_config
 from ganvid.pipeline.workdir import (
     FrameDir,
     StageRecord,
@@ -95,6 +96,8 @@ class InvertOptions:
     paste_back: bool = True
     """The main output is the reconstruction pasted back into the source frames (False: the
     crop render)."""
+    mask: str = "hull"
+    """Paste-back mask: hull (landmarks) or parsing (face-parsing network)."""
     crf: int = 18
     preset: str = "medium"
     fresh: bool = False
@@ -551,7 +554,8 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
     def measure(index: int, render: np.ndarray, crop: np.ndarray) -> None:
         meter.add(render, crop if crop.shape == render.shape else _resize(crop, render.shape[0]))
 
-    config = ComposeConfig(crf=options["crf"], preset=options["preset"])
+    paste = PasteConfig(mask=options.get("mask", "hull"))
+    config = ComposeConfig(paste=paste, crf=options["crf"], preset=options["preset"])
     compose_videos(sources, outputs, config, on_frame=measure)
     metrics = meter.finish()
     atomic_write_json(workdir.stage_dir("encode") / "metrics.json", metrics)
@@ -625,6 +629,7 @@ class InvertJob:
         if options.batch < 1:
             raise InputError("--batch must be at least 1")
         self.weights = self._resolve_weights()
+        self.paste = paste_config(options.mask if options.paste_back else "hull")
         self.models = Models(self.weights, self.device)
         self._limit_cuda_memory()
 
@@ -775,6 +780,8 @@ class InvertJob:
                 "preset": o.preset,
                 "paste_back": o.paste_back,
             }
+            if self.paste.mask != "hull":  # absent for the default: earlier runs stay cached
+                encode_options["mask"] = self.paste.mask
             encode = stage(
                 "encode",
                 stage_encode,

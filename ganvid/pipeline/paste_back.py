@@ -25,12 +25,17 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from ganvid.errors import InputError
 from ganvid.face.align import quad_to_frame_matrix
 
 if TYPE_CHECKING:
     from ganvid.nn.face_parsing import FaceParser
 
 MaskMode = Literal["hull", "full", "parsing"]
+
+
+MASK_CHOICES = ("hull", "parsing")
+"""The masks a user can pick (`--mask`); "full" is for checks only."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,20 @@ class PasteConfig:
     colour_match: bool = True
     temporal: float = 0.4
     """Weight of the previous frame's mask (0 = no temporal smoothing)."""
+
+
+def paste_config(mask: str = "hull") -> PasteConfig:
+    """The PasteConfig for a `--mask` choice, checked before any work is done: InputError for
+    an unknown choice, WeightsError (one line naming the download) when parsing's weights are
+    missing."""
+    if mask not in MASK_CHOICES:
+        raise InputError(f"--mask {mask!r}: use {' or '.join(MASK_CHOICES)}")
+    if mask == "parsing":
+        from ganvid.nn.face_parsing import WEIGHTS_NAME
+        from ganvid.weights import resolve
+
+        resolve(WEIGHTS_NAME)
+    return PasteConfig(mask=mask)
 
 
 def _hull_points(landmarks: np.ndarray, hairline: float) -> np.ndarray:
@@ -303,4 +322,8 @@ def _default_parser() -> FaceParser:
 
     from ganvid.nn.face_parsing import FaceParser
 
+    if not torch.cuda.is_available():
+        from ganvid.ui import warn
+
+        warn("--mask parsing runs the face-parsing network on the CPU: seconds per frame")
     return FaceParser.load(device="cuda" if torch.cuda.is_available() else "cpu")
