@@ -22,15 +22,7 @@ from ganvid.nn.encoders import ReStyleEncoderConfig, ReStyleInverter, build_enco
 from ganvid.nn.irse50 import INPUT_TAP, IRSE50
 from ganvid.nn.restyle_checkpoints import load_restyle
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These networks are tiny: one thread is as fast alone and avoids the 10x slowdown of
-    OpenMP threads fighting over a busy shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,7 @@ from ganvid.errors import CheckpointError, WeightsError
 from ganvid.nn.lpips import build_lpips
 from ganvid.nn.projector import Projector, ProjectorConfig, learning_rate
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one thread avoids OpenMP oversubscription on a busy shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks
 
 
 @pytest.fixture(scope="module")
