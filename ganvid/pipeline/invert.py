@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,6 +55,9 @@ from ganvid.pipeline.workdir import (
     read_json,
     run_stage,
 )
+
+if TYPE_CHECKING:
+    from ganvid.face.geometry import ClipDetections, FrameGeometry
 
 DEFAULT_GENERATOR = "sg3-r-ffhq-1024"
 DEFAULT_ENCODER = "restyle-e4e-ffhq"
@@ -355,40 +358,54 @@ class CachedDetector:
         return faces
 
 
-def _frames(clip: Path) -> Iterator[np.ndarray]:
+def clip_images(clip: Path) -> Iterator[np.ndarray]:
+    """The clip's frames, uint8 RGB [H, W, 3], decoded one at a time."""
     from ganvid.io.video import read_frames
 
     for frame in read_frames(clip):
         yield frame.image
 
 
+def track_geometry(
+    clip: Path, count: int, out: Path, face_options: dict
+) -> tuple[list[FrameGeometry], ClipDetections]:
+    """Landmarks of the clip's `count` frames (cached in out/detections for resume), tracked and
+    smoothed into per-frame geometry (`face_configs(face_options)`), saved to out/geometry.json.
+
+    Returns (one FrameGeometry per frame, the raw detections with the frame size).
+    """
+    from ganvid.face.geometry import GeometryFile, build_geometry, detect_clip, save_geometry
+    from ganvid.face.landmarks import make_detector
+
+    face = face_configs(face_options)
+    detector = CachedDetector(make_detector(face["detector"]), out / "detections")
+    with stage_bar("landmarks", count) as update:
+        detections = detect_clip(
+            clip_images(clip), detector, face["geometry"].track, lambda _: update()
+        )
+    records = build_geometry(detections, face["geometry"])
+    facts = {"clip": str(clip), "options": face_options}
+    save_geometry(
+        out / "geometry.json", GeometryFile(records, detections.width, detections.height, facts)
+    )
+    return records, detections
+
+
 def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
     """Landmarks, tracking, shots, windows and transforms; then the two crops of every frame."""
     from ganvid.face.align import CropConfig, ffhq_crop
-    from ganvid.face.geometry import GeometryFile, build_geometry, detect_clip, save_geometry
-    from ganvid.face.landmarks import make_detector
 
     clip = Path(inputs["clip"])
     count = frame_count(workdir)
     out = workdir.stage_dir("geometry")
-    face = face_configs(options["face"])
-    detector = CachedDetector(make_detector(face["detector"]), out / "detections")
-    with stage_bar("landmarks", count) as update:
-        detections = detect_clip(
-            _frames(clip), detector, face["geometry"].track, lambda _: update()
-        )
-    records = build_geometry(detections, face["geometry"])
-    info = {"clip": str(clip), "options": options["face"]}
-    save_geometry(
-        out / "geometry.json", GeometryFile(records, detections.width, detections.height, info)
-    )
+    records, _ = track_geometry(clip, count, out, options["face"])
     aligned = FrameDir(out / "aligned")
     crops = FrameDir(out / "crops")
     aligned_config = CropConfig(options["aligned_size"], "ffhq")
     crop_config = CropConfig(options["crop_size"], options["unaligned_fill"])
     todo = set(aligned.missing(count)) | set(crops.missing(count))
     with stage_bar("crops", count, count - len(todo)) as update:
-        for index, frame in enumerate(_frames(clip)):
+        for index, frame in enumerate(clip_images(clip)):
             if index in todo:
                 record = records[index]
                 aligned.write(index, ffhq_crop(frame, record.aligned_quad, aligned_config))

@@ -73,12 +73,12 @@ from ganvid.edit.keyframes import Strength
 from ganvid.errors import InputError
 from ganvid.pipeline.invert import (
     ALIGNED_SIZE,
-    CachedDetector,
-    face_configs,
+    clip_images,
     frame_count,
     resolve_device,
     stage_bar,
     stage_decode,
+    track_geometry,
 )
 from ganvid.pipeline.workdir import (
     FrameDir,
@@ -506,28 +506,16 @@ def _decode(workdir: Workdir, inputs: dict, options: dict) -> dict:
 def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
     """Tracked, smoothed landmarks and the FFHQ-aligned faces at 256 (the w+ input)."""
     from ganvid.face.align import CropConfig, ffhq_crop
-    from ganvid.face.geometry import GeometryFile, build_geometry, detect_clip, save_geometry
-    from ganvid.face.landmarks import make_detector
 
     clip = Path(inputs["clip"])
     count = frame_count(workdir)
     out = workdir.stage_dir(GEOMETRY_STAGE)
-    face = face_configs(options["face"])
-    detector = CachedDetector(make_detector(face["detector"]), out / "detections")
-    with stage_bar("landmarks", count) as update:
-        detections = detect_clip(
-            _images(clip), detector, face["geometry"].track, lambda _: update()
-        )
-    records = build_geometry(detections, face["geometry"])
-    facts = {"clip": str(clip), "options": options["face"]}
-    save_geometry(
-        out / "geometry.json", GeometryFile(records, detections.width, detections.height, facts)
-    )
+    records, detections = track_geometry(clip, count, out, options["face"])
     aligned = FrameDir(out / "aligned")
     config = CropConfig(ALIGNED_SIZE, "ffhq")
     todo = set(aligned.missing(count))
     with stage_bar("aligned faces", count, count - len(todo)) as update:
-        for index, image in enumerate(_images(clip)):
+        for index, image in enumerate(clip_images(clip)):
             if index in todo:
                 aligned.write(index, ffhq_crop(image, records[index].aligned_quad, config))
                 update()
@@ -541,13 +529,6 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
     )
     atomic_write_bytes(out / "track.npz", buffer.getvalue())
     return {"frames": count, "shots": len(_segments(np.array([r.shot for r in records])))}
-
-
-def _images(clip: Path) -> Iterator[np.ndarray]:
-    from ganvid.io.video import read_frames
-
-    for frame in read_frames(clip):
-        yield frame.image
 
 
 def load_track(workdir: Path) -> dict[str, np.ndarray]:
