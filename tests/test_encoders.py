@@ -21,6 +21,7 @@ from ganvid.errors import CheckpointError, NoFaceError
 from ganvid.nn.encoders import ReStyleEncoderConfig, ReStyleInverter, build_encoder
 from ganvid.nn.irse50 import INPUT_TAP, IRSE50
 from ganvid.nn.restyle_checkpoints import load_restyle
+from ganvid.nn.sg3_transforms import input_transforms
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks
 
@@ -285,3 +286,19 @@ def test_invert_image_optimize_alone_renders_with_the_given_generator(cli, check
         want = ((G2.synthesis(ws)[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255)
     recon = _read_png(tmp_path / "out" / "face_reconstruction.png")
     assert np.abs(recon.astype(int) - want.numpy().astype(int)).max() <= 1
+
+
+def test_unaligned_transforms_change_only_the_final_render():
+    """Feedback between iterations uses the aligned render; the per-frame transforms place
+    only the returned image (stylegan3-editing's rule for unaligned video frames)."""
+    G = tiny_generator("R", res=16, num_layers=4, channel_max=32)
+    inverter = ReStyleInverter(tiny_restyle_encoder("e4e", G).eval(), G, G.mapping.w_avg.clone())
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    transforms = input_transforms(np.array([[10.0, 0.1, 0.0], [-5.0, 0.0, 0.05]]))
+    aligned = inverter.invert(images)
+    unaligned = inverter.invert(images, transforms=transforms)
+    torch.testing.assert_close(unaligned.ws, aligned.ws)
+    with torch.no_grad():
+        expected = G.synthesis(unaligned.ws, transform=transforms)
+    torch.testing.assert_close(unaligned.images, expected)
+    assert not torch.allclose(unaligned.images, aligned.images, atol=1e-3)

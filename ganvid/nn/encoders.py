@@ -277,16 +277,16 @@ class ReStyleInverter(nn.Module):
         for step in range(n_iters):
             ws = self.refine(x, previous, ws)
             last = step == n_iters - 1
-            if last and not (keep_steps or return_images):
-                break
-            rendered = self.render(ws)
+            aligned = None
+            if not last or keep_steps or (return_images and transforms is None):
+                aligned = self.render(ws)
             if keep_steps:
                 result.ws_steps.append(ws)
-                result.images_steps.append(rendered)
+                result.images_steps.append(aligned)
             if not last:
-                previous = self.pool(rendered)
+                previous = self.pool(aligned)
             elif return_images:
-                result.images = rendered if transforms is None else self.render(ws, transforms)
+                result.images = aligned if transforms is None else self.render(ws, transforms)
         result.ws = ws
         return result
 
