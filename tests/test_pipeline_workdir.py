@@ -133,3 +133,17 @@ def test_lock_refuses_a_second_run_and_default_workdir(tmp_path):
             Workdir(tmp_path / "wd").__enter__()
     with Workdir(tmp_path / "wd"):
         pass
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    """mkstemp makes 0600 files; outputs must be readable like any file the user makes."""
+    import os
+
+    from ganvid.files import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "out.bin", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o644

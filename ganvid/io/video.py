@@ -40,7 +40,6 @@ from __future__ import annotations
 import collections
 import itertools
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -52,6 +51,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ganvid.errors import InputError, VideoError
+from ganvid.files import temp_path_beside
 from ganvid.ui import warn
 
 __all__ = [
@@ -436,12 +436,7 @@ class VideoWriter:
             raise ValueError(f"frame size must be positive, got {self.width}x{self.height}")
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}"
-        )
-        os.close(fd)
-        self._tmp_path = Path(tmp)
+        self._tmp_path = temp_path_beside(self.path)
         try:
             try:
                 self._start(reencode_audio=False)

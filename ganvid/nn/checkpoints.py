@@ -22,7 +22,6 @@ import io
 import os
 import pickle
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 
 from ganvid.errors import CheckpointError, InputError
+from ganvid.files import atomic_path
 from ganvid.nn.stylegan3 import Generator, SG3Config, synthesis_schedule
 
 FORMAT_NAME = "ganvid.stylegan3"
@@ -420,17 +420,10 @@ def save_generator(G: Generator, path: str | os.PathLike) -> None:
         "config": G.config.to_dict(),
         "state_dict": {k: v.detach().cpu().clone() for k, v in G.state_dict().items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _generator_from_ours(payload: dict, source: str) -> Generator:

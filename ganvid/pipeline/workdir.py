@@ -27,10 +27,8 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,44 +36,13 @@ from typing import Any
 import numpy as np
 
 from ganvid.errors import InputError, WorkdirError
+from ganvid.files import atomic_path, atomic_write_bytes
 
 FRAME_DIGITS = 6
 """Per-frame files are named `000000.png`, `000001.png`, ... (0-based frame index)."""
 
 
 # ----------------------------------------------------------------------------- atomic writes
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success move it onto `path` with `os.replace`.
-
-    `suffix` (default: the final suffix of `path`) lets writers that pick a format from the file
-    name (video muxers, cv2) see the right extension. On error the temp file is removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix if suffix is None else suffix
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` atomically (fsync'ed before the rename)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

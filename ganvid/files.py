@@ -1,0 +1,57 @@
+"""Atomic file writes shared by every module that writes user-visible files.
+
+A writer gets a temp file beside its destination and renames it over the destination only when
+complete, so a killed run leaves the old file or the new one, never half a file. The temp file
+gets the permissions a plain `open()` would give (0666 minus the umask), not mkstemp's 0600:
+outputs must be readable like any other file the user makes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def temp_path_beside(path: str | os.PathLike, suffix: str | None = None) -> Path:
+    """Create an empty temp file in `path`'s folder (created if needed) and return its path.
+
+    `suffix` (default: `path`'s) keeps the extension, for writers that choose a format by name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix if suffix is None else suffix
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    os.chmod(name, 0o666 & ~_umask())
+    return Path(name)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temp path beside `path`; on success move it onto `path` with `os.replace`.
+    On error the temp file is removed and `path` is left as it was."""
+    tmp = temp_path_beside(path, suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically (fsync'ed before the rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
