@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ganvid.commands.options import CRF, DEVICE, MASK, PRESET
 from ganvid.pipeline.styleganex_video import EDIT_SIGN_HELP
 
 CLIP = typer.Argument(
@@ -54,19 +55,10 @@ DOMAIN = typer.Option(
     help="Which published directions: ffhq (aligned generator) or ffhqu (unaligned) "
     "[default: from the generator's file name].",
 )
-DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
 BATCH = typer.Option(
     4, "--batch", min=1, help="Frames per render batch (use the inversion's for exact repeats)."
 )
-CRF = typer.Option(18, "--crf", min=0, max=51, help="H.264 quality (lower is better).")
-PRESET = typer.Option("medium", "--preset", help="x264 speed preset.")
 FRESH = typer.Option(False, "--fresh", help="Recompute this edit's stages.")
-MASK = typer.Option(
-    "hull",
-    "--mask",
-    help="Paste-back mask: hull (landmarks' convex hull grown to the hairline) or parsing (a "
-    "face-parsing network: follows hair, ears and glasses; weights styleganex-faceparsing).",
-)
 
 
 def _request(direction, file, style, strength, layers):

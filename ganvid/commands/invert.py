@@ -7,6 +7,19 @@ from pathlib import Path
 
 import typer
 
+from ganvid.commands.options import (
+    CNN,
+    CRF,
+    DETECTOR,
+    DEVICE,
+    FACE,
+    FRESH,
+    MASK,
+    PRESET,
+    WORKDIR,
+    face_options,
+)
+
 _SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
@@ -25,9 +38,7 @@ def invert(
     output: Path | None = typer.Option(
         None, "-o", "--output", help="Output video [default: <clip>_inverted.mp4 beside the clip]."
     ),
-    workdir: Path | None = typer.Option(
-        None, "--workdir", help="Work directory for every intermediate [default: <clip>.ganvid/]."
-    ),
+    workdir: Path | None = WORKDIR,
     generator: str = typer.Option(
         "sg3-r-ffhq-1024", "--generator", help="StyleGAN3 generator: a weights name or a file."
     ),
@@ -37,7 +48,7 @@ def invert(
     lpips: str = typer.Option(
         "lpips-alex", "--lpips", help="AlexNet weights for the LPIPS loss: a name or a file."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = DEVICE,
     batch: int = typer.Option(4, "--batch", min=1, help="Frames per batch (encoder, PTI, render)."),
     pti_steps: int | None = typer.Option(
         None, "--pti-steps", min=0, help="PTI steps [default: 8000 on a GPU, 50 on CPU]."
@@ -71,19 +82,13 @@ def invert(
         help="Paste the reconstructed face back into the full frames (frames without a face "
         "stay untouched), or write the crop render.",
     ),
-    mask: str = typer.Option(
-        "hull",
-        "--mask",
-        help="Paste-back mask: hull (landmarks' convex hull grown to the hairline) or parsing "
-        "(a face-parsing network: follows hair, ears and glasses; weights "
-        "styleganex-faceparsing).",
-    ),
-    detector: str = typer.Option("dlib", "--detector", help="Landmark detector: dlib or fan."),
-    cnn: bool = typer.Option(False, "--cnn", help="dlib's CNN face detector (slower, more poses)."),
-    face: int = typer.Option(0, "--face", min=0, help="Which face: 0 = largest, 1 = next..."),
-    crf: int = typer.Option(18, "--crf", min=0, max=51, help="H.264 quality (lower is better)."),
-    preset: str = typer.Option("medium", "--preset", help="x264 speed preset."),
-    fresh: bool = typer.Option(False, "--fresh", help="Recompute every stage."),
+    mask: str = MASK,
+    detector: str = DETECTOR,
+    cnn: bool = CNN,
+    face: int = FACE,
+    crf: int = CRF,
+    preset: str = PRESET,
+    fresh: bool = FRESH,
 ) -> None:
     """Invert a face video into StyleGAN3: landmarks, encoder, smoothing, PTI, render.
 
@@ -118,7 +123,7 @@ def invert(
         crf=crf,
         preset=preset,
         fresh=fresh,
-        face={"detector": detector, "cnn": cnn, "face_index": face},
+        face=face_options(detector, cnn, face),
     )
     summary = InvertJob(options).run()
     show_summary(summary)

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from ganvid.commands.options import DEVICE
+
 METHODS = ("encoder", "optimize", "encoder+optimize")
 SPACES = ("w", "w+")
 LPIPS_NETS = ("vgg", "alex")
@@ -271,7 +273,7 @@ def invert_image(
     rule: str = typer.Option(
         "ffhq", "--rule", help="Alignment rule: ffhq (dataset rule) or eyes (video rule)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = DEVICE,
     seed: int = typer.Option(0, "--seed", help="Seed for the projector's latent noise."),
     backend: str = typer.Option(
         "sg3",

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from ganvid.commands.options import DEVICE
+
 SEEDS_HELP = "Seeds: a list and/or ranges, e.g. 0-3,7 (z = RandomState(seed).randn, as NVIDIA)."
 
 
@@ -112,7 +114,7 @@ def render(
         "0,0", "--translate", help="Move the image by X,Y image widths (right, down)."
     ),
     batch: int = typer.Option(4, "--batch", min=1, help="Images per forward pass."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = DEVICE,
     fp32: bool = typer.Option(False, "--fp32", help="No float16 layers on CUDA."),
 ) -> None:
     """Render PNGs from a StyleGAN3 generator (seedNNNN.png or wsNNNN.png in OUTDIR)."""

@@ -6,6 +6,18 @@ from pathlib import Path
 
 import typer
 
+from ganvid.commands.options import (
+    CNN,
+    CRF,
+    DETECTOR,
+    DEVICE,
+    FACE,
+    FRESH,
+    PRESET,
+    WORKDIR,
+    face_options,
+)
+
 
 def toonify(
     clip: Path = typer.Argument(..., help="The video to toonify (any format FFmpeg reads)."),
@@ -21,11 +33,9 @@ def toonify(
         "--output",
         help="Output video [default: <clip>_toon_<style>.mp4, or ..._crop.mp4 with --crop-only].",
     ),
-    workdir: Path | None = typer.Option(
-        None, "--workdir", help="Work directory for every intermediate [default: <clip>.ganvid/]."
-    ),
+    workdir: Path | None = WORKDIR,
     batch: int = typer.Option(4, "--batch", min=1, help="Frames per batch on the network."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = DEVICE,
     crop_only: bool = typer.Option(
         False,
         "--crop-only",
@@ -45,12 +55,12 @@ def toonify(
         help="Eye distance in the network's input, px: 64 as the models were run; smaller is "
         "faster and gives a smaller, coarser render.",
     ),
-    detector: str = typer.Option("dlib", "--detector", help="Landmark detector: dlib or fan."),
-    cnn: bool = typer.Option(False, "--cnn", help="dlib's CNN face detector (slower, more poses)."),
-    face: int = typer.Option(0, "--face", min=0, help="Which face: 0 = largest, 1 = next..."),
-    crf: int = typer.Option(18, "--crf", min=0, max=51, help="H.264 quality (lower is better)."),
-    preset: str = typer.Option("medium", "--preset", help="x264 speed preset."),
-    fresh: bool = typer.Option(False, "--fresh", help="Recompute every stage."),
+    detector: str = DETECTOR,
+    cnn: bool = CNN,
+    face: int = FACE,
+    crf: int = CRF,
+    preset: str = PRESET,
+    fresh: bool = FRESH,
 ) -> None:
     """Turn the face in a video into a cartoon, Pixar or Arcane character (StyleGANEX).
 
@@ -75,7 +85,7 @@ def toonify(
         crf=crf,
         preset=preset,
         fresh=fresh,
-        face={"detector": detector, "cnn": cnn, "face_index": face},
+        face=face_options(detector, cnn, face),
     )
     show_summary(summary, f"ganvid toonify ({style})")
 

@@ -1,0 +1,30 @@
+"""Options that several commands share, defined once so that their flags, defaults and help
+read the same in every command. Each is a typer OptionInfo used as a parameter's default
+(`device: str = DEVICE`)."""
+
+from __future__ import annotations
+
+import typer
+
+WORKDIR = typer.Option(
+    None, "--workdir", help="Work directory for every intermediate [default: <clip>.ganvid/]."
+)
+DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+DETECTOR = typer.Option("dlib", "--detector", help="Landmark detector: dlib or fan.")
+CNN = typer.Option(False, "--cnn", help="dlib's CNN face detector (slower, more poses).")
+FACE = typer.Option(0, "--face", min=0, help="Which face: 0 = largest, 1 = next...")
+MASK = typer.Option(
+    "hull",
+    "--mask",
+    help="Paste-back mask: hull (landmarks' convex hull grown to the hairline) or parsing (a "
+    "face-parsing network: follows hair, ears and glasses; weights styleganex-faceparsing).",
+)
+CRF = typer.Option(18, "--crf", min=0, max=51, help="H.264 quality (lower is better).")
+PRESET = typer.Option("medium", "--preset", help="x264 speed preset.")
+FRESH = typer.Option(False, "--fresh", help="Recompute every stage.")
+
+
+def face_options(detector: str, cnn: bool, face: int) -> dict:
+    """--detector, --cnn and --face as a job's `face` dict (read by
+    `ganvid.pipeline.invert.face_configs`)."""
+    return {"detector": detector, "cnn": cnn, "face_index": face}
