@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -11,6 +14,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -41,3 +45,26 @@ def warn(message: str) -> None:
 
 def info(message: str) -> None:
     console.print(message, highlight=False)
+
+
+def stage_table(title: str, frames: int, records: Iterable) -> None:
+    """One row per pipeline stage: name, done or cached, seconds, seconds per frame.
+
+    title: heading, followed by the frame count; records: StageRecords (name, skipped,
+    total_seconds) in the order they ran.
+    """
+    table = Table(title=f"{title}: {frames} frames", title_justify="left")
+    for column in ("stage", "status", "seconds", "s/frame"):
+        table.add_column(column, justify="left" if column in ("stage", "status") else "right")
+    for record in records:
+        seconds = record.total_seconds
+        status = "cached" if record.skipped else "done"
+        table.add_row(record.name, status, f"{seconds:.1f}", f"{seconds / max(1, frames):.3f}")
+    console.print(table)
+
+
+def output_lines(outputs: Mapping[str, Any], workdir: Any) -> None:
+    """`name: path` for each file written, then the work dir."""
+    for name, path in outputs.items():
+        console.print(f"{name}: {path}", highlight=False)
+    console.print(f"work dir: {workdir}", highlight=False)

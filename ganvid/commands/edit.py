@@ -279,21 +279,10 @@ def _inverted_domain(workdir: Path | None, clip: Path | None) -> str:
 
 def show_summary(summary, title: str) -> None:
     """Time per stage and the output files."""
-    from rich.table import Table
+    from ganvid.ui import output_lines, stage_table
 
-    from ganvid.ui import console
-
-    table = Table(title=f"{title}: {summary.frames} frames", title_justify="left")
-    for column in ("stage", "status", "seconds", "s/frame"):
-        table.add_column(column, justify="left" if column in ("stage", "status") else "right")
-    for record in summary.records:
-        seconds = record.total_seconds
-        status = "cached" if record.skipped else "done"
-        table.add_row(record.name, status, f"{seconds:.1f}", f"{seconds / summary.frames:.3f}")
-    console.print(table)
-    for name, path in summary.outputs.items():
-        console.print(f"{name}: {path}", highlight=False)
-    console.print(f"work dir: {summary.workdir}", highlight=False)
+    stage_table(title, summary.frames, summary.records)
+    output_lines(summary.outputs, summary.workdir)
 
 
 def register(app: typer.Typer) -> None:

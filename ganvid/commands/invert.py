@@ -131,19 +131,9 @@ def invert(
 
 def show_summary(summary) -> None:
     """One screen: time per stage, PTI loss, reconstruction quality, output files."""
-    from rich.table import Table
+    from ganvid.ui import console, output_lines, stage_table
 
-    from ganvid.ui import console
-
-    table = Table(title=f"ganvid invert: {summary.frames} frames", title_justify="left")
-    for column in ("stage", "status", "seconds", "s/frame"):
-        table.add_column(column, justify="left" if column in ("stage", "status") else "right")
-    for record in summary.records:
-        status = "cached" if record.skipped else "done"
-        seconds = record.total_seconds
-        per_frame = seconds / max(1, summary.frames)
-        table.add_row(record.name, status, f"{seconds:.1f}", f"{per_frame:.3f}")
-    console.print(table)
+    stage_table("ganvid invert", summary.frames, summary.records)
     pti = summary.pti
     if pti.get("loss_first") is not None:
         early = ", stopped early" if pti.get("stopped_early") else ""
@@ -160,9 +150,7 @@ def show_summary(summary) -> None:
             "(mean over frames, against the crops)",
             highlight=False,
         )
-    for name, path in summary.outputs.items():
-        console.print(f"{name}: {path}", highlight=False)
-    console.print(f"work dir: {summary.workdir}", highlight=False)
+    output_lines(summary.outputs, summary.workdir)
 
 
 def register(app: typer.Typer) -> None:

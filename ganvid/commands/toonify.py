@@ -92,22 +92,12 @@ def toonify(
 
 def show_summary(summary, title: str) -> None:
     """Time per stage, crop and render sizes, the output file."""
-    from rich.table import Table
+    from ganvid.ui import console, output_lines, stage_table
 
-    from ganvid.ui import console
-
-    table = Table(title=f"{title}: {summary.frames} frames", title_justify="left")
-    for column in ("stage", "status", "seconds", "s/frame"):
-        table.add_column(column, justify="left" if column in ("stage", "status") else "right")
-    for record in summary.records:
-        seconds = record.total_seconds
-        status = "cached" if record.skipped else "done"
-        table.add_row(record.name, status, f"{seconds:.1f}", f"{seconds / summary.frames:.3f}")
-    console.print(table)
+    stage_table(title, summary.frames, summary.records)
     (in_h, in_w), (out_h, out_w) = summary.input_size, summary.render_size
     console.print(f"crop {in_w}x{in_h} -> render {out_w}x{out_h}", highlight=False)
-    console.print(f"output: {summary.output}", highlight=False)
-    console.print(f"work dir: {summary.workdir}", highlight=False)
+    output_lines({"output": summary.output}, summary.workdir)
 
 
 def register(app: typer.Typer) -> None:
