@@ -11,7 +11,6 @@ projector, then write the latent (npz) and the reconstruction (PNG).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,14 +161,6 @@ def _project(options: InvertImageOptions, generator, target, init_ws):
         )
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    from ganvid.pipeline.workdir import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def _save_png(path: Path, rgb: np.ndarray) -> None:
     from ganvid.pipeline.workdir import atomic_write_bytes, encode_image
 
@@ -182,6 +173,7 @@ def run_invert_image(options: InvertImageOptions) -> dict[str, Path | float]:
 
     from ganvid.pipeline.invert import resolve_device
     from ganvid.pipeline.render import to_float, to_uint8
+    from ganvid.pipeline.workdir import atomic_save_npz
 
     device = resolve_device(options.device)
     rgb = read_rgb(options.image)
@@ -215,7 +207,7 @@ def run_invert_image(options: InvertImageOptions) -> dict[str, Path | float]:
         "reconstruction": options.output_dir / f"{stem}_reconstruction.png",
         "aligned": options.output_dir / f"{stem}_aligned.png",
     }
-    _save_npz(paths["latent"], arrays)
+    atomic_save_npz(paths["latent"], arrays)
     _save_png(paths["reconstruction"], to_uint8(reconstruction)[0])
     _save_png(paths["aligned"], aligned)
     return {**paths, "psnr_db": 10 * np.log10(1.0 / max(mse, 1e-12))}

@@ -29,7 +29,6 @@ not the PTI pivots).
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,7 +46,7 @@ from ganvid.pipeline.workdir import (
     StageRecord,
     Workdir,
     atomic_save_npy,
-    atomic_write_bytes,
+    atomic_save_npz,
     atomic_write_json,
     completed_manifest,
     default_workdir,
@@ -347,14 +346,12 @@ class CachedDetector:
                 )
             ]
         faces = self.detector.detect(image)
-        buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            boxes=np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4),
-            scores=np.array([f.score for f in faces], dtype=np.float64),
-            points=np.array([f.points for f in faces], dtype=np.float64).reshape(-1, 68, 2),
-        )
-        atomic_write_bytes(path, buffer.getvalue())
+        arrays = {
+            "boxes": np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4),
+            "scores": np.array([f.score for f in faces], dtype=np.float64),
+            "points": np.array([f.points for f in faces], dtype=np.float64).reshape(-1, 68, 2),
+        }
+        atomic_save_npz(path, arrays)
         return faces
 
 
@@ -418,9 +415,7 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
         "detected": np.array([r.detected for r in records], dtype=bool),
         "interpolated": np.array([r.interpolated for r in records], dtype=bool),
     }
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(out / "geometry.npz", buffer.getvalue())
+    atomic_save_npz(out / "geometry.npz", arrays)
     return {
         "frames": count,
         "shots": int(len(np.unique(arrays["shot_ids"]))),

@@ -28,7 +28,6 @@ Outputs in `output_dir` (each written atomically):
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +210,7 @@ def invert_still(options: StillOptions) -> StillSummary:
     from ganvid.nn.styleganex_checkpoints import load_styleganex
     from ganvid.pipeline.invert import resolve_device
     from ganvid.pipeline.render import to_float, to_uint8
+    from ganvid.pipeline.workdir import atomic_save_npz
 
     if options.steps < 0:
         raise InputError(f"--steps {options.steps}: use 0 (encoder only) or more")
@@ -257,7 +257,7 @@ def invert_still(options: StillOptions) -> StillSummary:
         "psnr_db": np.asarray(psnr_db, dtype=np.float32),
     }
     render = to_uint8(result.image)[0]
-    _write_npz(paths["latent"], arrays)
+    atomic_save_npz(paths["latent"], arrays)
     _write_png(paths["reconstruction"], render)
     _write_png(paths["crop"], inputs.crop)
     _write_png(paths["aligned"], inputs.aligned)
@@ -284,14 +284,6 @@ def read_still_inversion(path: str | Path) -> tuple[np.ndarray, np.ndarray, list
             return data["wplus"], data["f"], noises
     except (OSError, ValueError, KeyError) as error:
         raise InputError(f"{path} is not a StyleGANEX still inversion: {error}") from error
-
-
-def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    from ganvid.pipeline.workdir import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:

@@ -59,7 +59,6 @@ to the edit models' fusion attention; v is the checkpoint's `editing_w[0]` (styl
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -85,7 +84,7 @@ from ganvid.pipeline.workdir import (
     StageRecord,
     Workdir,
     atomic_path,
-    atomic_write_bytes,
+    atomic_save_npz,
     atomic_write_json,
     default_workdir,
     gather_arrays,
@@ -519,15 +518,13 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
             if index in todo:
                 aligned.write(index, ffhq_crop(image, records[index].aligned_quad, config))
                 update()
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        landmarks=np.stack([r.landmarks for r in records]),
-        shot_ids=np.array([r.shot for r in records], dtype=np.int64),
-        detected=np.array([r.detected for r in records], dtype=bool),
-        frame_size=np.array([detections.width, detections.height], dtype=np.int64),
-    )
-    atomic_write_bytes(out / "track.npz", buffer.getvalue())
+    track = {
+        "landmarks": np.stack([r.landmarks for r in records]),
+        "shot_ids": np.array([r.shot for r in records], dtype=np.int64),
+        "detected": np.array([r.detected for r in records], dtype=bool),
+        "frame_size": np.array([detections.width, detections.height], dtype=np.int64),
+    }
+    atomic_save_npz(out / "track.npz", track)
     return {"frames": count, "shots": len(_segments(np.array([r.shot for r in records])))}
 
 

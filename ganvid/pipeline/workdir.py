@@ -55,6 +55,13 @@ def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def atomic_save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """Named arrays as an uncompressed .npz (np.savez), written atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def read_json(path: str | os.PathLike) -> Any | None:
     """The JSON in `path`, or None if the file is missing or unreadable."""
     try:
