@@ -198,19 +198,24 @@ CHILD = textwrap.dedent(
     from test_pipeline_pti import make_tuner, PTIConfig
     root = Path(sys.argv[1])
     tuner = make_tuner(root, PTIConfig(steps=12, checkpoint_every=2, early_stop_lpips=None))
+    hold = len(sys.argv) > 2  # the kill test: wait at step 5 until the parent kills us
     for step in tuner.steps():
         print(step, flush=True)
+        if hold and step == 5:
+            sys.stdin.readline()
     torch.save(tuner.generator.state_dict(), root / "final.pt")
     """
 )
 
 
-def _child(root: Path) -> subprocess.Popen:
+def _child(root: Path, hold: bool = False) -> subprocess.Popen:
+    """A PTI run in a subprocess printing its steps; with `hold` it stops after step 5 (so the
+    kill lands there however loaded the machine is)."""
     code = CHILD.format(tests=str(Path(__file__).parent))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, text=True, env=env
-    )
+    args = [sys.executable, "-c", code, str(root), *(["hold"] if hold else [])]
+    stdin = subprocess.PIPE if hold else subprocess.DEVNULL
+    return subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE, text=True, env=env)
 
 
 def test_sigkill_mid_pti_resumes_to_the_same_weights(tmp_path):
@@ -218,7 +223,7 @@ def test_sigkill_mid_pti_resumes_to_the_same_weights(tmp_path):
     straight.communicate(timeout=120)
     assert straight.returncode == 0
 
-    killed = _child(tmp_path / "killed")
+    killed = _child(tmp_path / "killed", hold=True)
     for line in killed.stdout:
         if int(line) >= 5:  # a checkpoint was written at step 4; step 5 is past it
             killed.send_signal(signal.SIGKILL)
