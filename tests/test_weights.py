@@ -80,8 +80,10 @@ class _Handler(BaseHTTPRequestHandler):
         if route.drops > 0 and route.drop_after is not None:
             route.drops -= 1
             body = body[: route.drop_after]
-        self.wfile.write(body)
+        # Record before writing: the client can finish reading (and the test assert) before
+        # this server thread runs again after write() returns.
         hit.sent = len(body)
+        self.wfile.write(body)
 
     def _send_status(self, code: int) -> None:
         self.send_response(code)
