@@ -195,3 +195,16 @@ def test_render_writes_seed_and_latent_images(cli, tmp_path):
     assert code != 0 and "missing.pkl" in err and "Traceback" not in err
     code, _, err = cli("render", "-g", gen, "--seeds", "3-1", "-o", out)
     assert code != 0 and "--seeds" in err
+
+
+def test_generator_loads_from_a_restyle_checkpoint_with_pathlib_opts(tmp_path):
+    """`--generator restyle_e4e_ffhq.pt` reads its decoder; opts hold pathlib paths."""
+    from restyle_fixtures import save_restyle_checkpoint, tiny_restyle_encoder
+
+    G = tiny_generator("T", 16, channel_max=16)
+    encoder = tiny_restyle_encoder("e4e", G)
+    path = save_restyle_checkpoint(tmp_path / "restyle.pt", "e4e", encoder, G)
+    loaded = load_generator(path)
+    ws = G.mapping(torch.randn(1, G.z_dim))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.synthesis(ws), G.synthesis(ws), rtol=0, atol=0)

@@ -454,20 +454,6 @@ def _sniff(path: Path) -> str:
     raise CheckpointError(f"{path} is neither a network pickle nor a PyTorch checkpoint")
 
 
-def _torch_load(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
-        what = f" (it contains {found.group(1)})" if found else ""
-        raise CheckpointError(
-            f"{path} holds Python objects besides weights{what}; ganvid loads weights only and "
-            "never runs code from a checkpoint"
-        ) from error
-    except Exception as error:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {error}") from error
-
-
 def _generator_from_torch_object(obj: Any, source: str) -> Generator:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{source} holds a {type(obj).__name__}, not a generator")
@@ -496,5 +482,8 @@ def load_generator(
     if _sniff(path) == "pickle":
         G = generator_from_network_pickle(read_network_pickle(path), which, str(path))
     else:
-        G = _generator_from_torch_object(_torch_load(path), str(path))
+        # ReStyle files keep pathlib objects in `opts`: the shared loader allows exactly those.
+        from ganvid.nn.restyle_checkpoints import safe_torch_load
+
+        G = _generator_from_torch_object(safe_torch_load(path), str(path))
     return G.to(device)
