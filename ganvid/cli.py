@@ -100,6 +100,12 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as error:  # a bug: say so in one line, traceback with --debug
         if debug:
             traceback.print_exc()
+        from ganvid import torchstack
+
+        if torchstack.is_mismatch(error):  # torchvision imported by a path we did not guard
+            stack_error = torchstack.mismatch_error(error)
+            print(f"ganvid: error: {_one_line(stack_error)}", file=sys.stderr)
+            return stack_error.exit_code
         print(
             f"ganvid: internal error: {type(error).__name__}: {_one_line(error)} "
             "(rerun with --debug for the traceback)",
