@@ -1,4 +1,8 @@
-"""Atomic file writes shared by every module that writes user-visible files.
+"""Where ganvid keeps its files, and atomic file writes shared by every module that writes
+user-visible files.
+
+`cache_dir()` is ganvid's home ($GANVID_HOME, else the platform's user cache folder): pretrained
+weights live in `weights/` below it, compiled CUDA ops in `ops/`.
 
 A writer gets a temp file beside its destination and renames it over the destination only when
 complete, so a killed run leaves the old file or the new one, never half a file. The temp file
@@ -13,6 +17,18 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+HOME_ENV = "GANVID_HOME"
+
+
+def cache_dir() -> Path:
+    """$GANVID_HOME, else the platform's user cache folder for ganvid."""
+    home = os.environ.get(HOME_ENV)
+    if home:
+        return Path(home).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("ganvid"))
 
 
 def _umask() -> int:

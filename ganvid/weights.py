@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ganvid.errors import DownloadError, InputError, WeightsError
+from ganvid.files import HOME_ENV, cache_dir
 
 try:
     import tomllib
@@ -42,7 +43,6 @@ except ModuleNotFoundError:  # Python 3.10
     except ModuleNotFoundError:
         tomllib = None  # type: ignore[assignment]
 
-HOME_ENV = "GANVID_HOME"
 MANIFEST_ENV = "GANVID_MANIFEST"
 SCHEMA = 1
 CHUNK_BYTES = 1 << 20
@@ -260,16 +260,6 @@ def _parse_entry(raw: Any, bad: Any) -> WeightEntry:
 
 
 # ------------------------------------------------------------------------------ where files live
-
-
-def cache_dir() -> Path:
-    """$GANVID_HOME, else the platform's user cache folder for ganvid."""
-    home = os.environ.get(HOME_ENV)
-    if home:
-        return Path(home).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("ganvid"))
 
 
 def weights_dir() -> Path:
