@@ -12,7 +12,6 @@ followed. This module knows nothing of networks; it only moves and checks bytes.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import html
 import http.client
 import http.cookiejar
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ganvid.errors import DownloadError, InputError, WeightsError
-from ganvid.files import HOME_ENV, cache_dir
+from ganvid.files import HOME_ENV, cache_dir, sha256_file
 
 try:
     import tomllib
@@ -397,22 +396,13 @@ def resolve(name_or_path: str | Path, catalog: Manifest | None = None) -> Path:
 # ------------------------------------------------------------------------------------ checking
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _problem(entry: WeightEntry, path: Path) -> str:
     """What is wrong with `path` as a copy of `entry` ("" when size and checksum agree)."""
     size = path.stat().st_size
     if entry.size is not None and size != entry.size:
         return f"size {size} bytes, expected {entry.size}"
     if entry.sha256 or entry.sha256_prefix:
-        actual = sha256_of(path)
+        actual = sha256_file(path, CHUNK_BYTES)
         if entry.sha256 and actual != entry.sha256:
             return f"SHA-256 {actual[:12]}…, expected {entry.sha256[:12]}…"
         if not actual.startswith(entry.sha256_prefix):

@@ -39,6 +39,7 @@ import numpy as np
 
 from ganvid.edit.request import EditRequest, domain_of_generator
 from ganvid.errors import InputError, WorkdirError
+from ganvid.io.image import write_image
 from ganvid.pipeline.compose import (
     ComposeConfig,
     ComposeSources,
@@ -54,10 +55,8 @@ from ganvid.pipeline.workdir import (
     StageRecord,
     Workdir,
     atomic_path,
-    atomic_write_bytes,
     atomic_write_json,
     default_workdir,
-    encode_image,
     read_json,
     run_stage,
 )
@@ -512,7 +511,7 @@ class EditJob:
                 self.generator, self.render_job(), self.device, o.batch, indices
             )
         ]
-        atomic_write_bytes(path, encode_image(contact_sheet(tiles)))
+        write_image(path, contact_sheet(tiles), ".png")
         return path
 
 

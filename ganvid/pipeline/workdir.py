@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from ganvid.errors import InputError, WorkdirError
-from ganvid.files import atomic_path, atomic_write_bytes
+from ganvid.files import atomic_path, atomic_write_bytes, sha256_file
+from ganvid.io.image import decode_rgb, encode_image
 
 FRAME_DIGITS = 6
 """Per-frame files are named `000000.png`, `000001.png`, ... (0-based frame index)."""
@@ -70,27 +71,12 @@ def read_json(path: str | os.PathLike) -> Any | None:
         return None
 
 
-def encode_image(rgb: np.ndarray, ext: str = ".png") -> bytes:
-    """uint8 [H,W,3] RGB -> encoded file bytes (PNG lossless, JPEG quality 95)."""
-    import cv2
-
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected uint8 [H,W,3], got {rgb.dtype} {rgb.shape}")
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if ext == ".png" else [cv2.IMWRITE_JPEG_QUALITY, 95]
-    ok, data = cv2.imencode(ext, np.ascontiguousarray(rgb[:, :, ::-1]), params)
-    if not ok:
-        raise ValueError(f"could not encode an image as {ext}")
-    return data.tobytes()
-
-
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """uint8 [H,W,3] RGB from an image file."""
-    import cv2
-
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    """uint8 [H,W,3] RGB from a work-dir image file."""
+    rgb = decode_rgb(path)
+    if rgb is None:
         raise WorkdirError(f"cannot read {path}: the work dir is damaged; rerun with --fresh")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    return rgb
 
 
 # ----------------------------------------------------------------------------- per-frame files
@@ -151,14 +137,6 @@ def gather_arrays(frames: FrameDir, count: int, target: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- hashing
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class FileHasher:
