@@ -24,10 +24,11 @@ Choices the writer makes (and why)
   so players and browsers start before the whole file has arrived.
 - Sound: the source's audio packets are copied byte for byte, with their timestamps, when the
   output container can hold their codec (FFmpeg's `avformat_query_codec`; .mp4 holds aac, mp3,
-  opus, flac, ac3, PCM ...). Otherwise (e.g. mu-law PCM from a .mov into an .mp4, or opus
-  into a .mov, which FFmpeg lists but refuses at the header) the sound is decoded and
-  re-encoded to AAC, with a warning. Audio packets are interleaved with the video as it is
-  written, so memory stays flat. Two container rules FFmpeg applies on its own: AAC from
+  opus, flac, ac3 ...; PCM goes into .mov / .mkv but not .mp4, whose players refuse it).
+  Otherwise (e.g. PCM from a .mov or .avi into an .mp4, or opus into a .mov, which FFmpeg
+  lists but refuses at the header) the sound is decoded and re-encoded to AAC, with a
+  warning. Audio packets are interleaved with the video as it is written, so memory stays
+  flat. Two container rules FFmpeg applies on its own: AAC from
   MPEG-TS loses its 7-byte ADTS headers in .mp4/.mkv (same audio data), and Matroska shifts
   every stream together so none starts below 0 (AAC priming starts at -21 ms or so): sync
   is kept, absolute times move. For exact timestamps write .mp4 or .mov.
@@ -749,11 +750,16 @@ class _AudioCopy:
                 return None
             in_stream = source.streams.audio[0]
             name = in_stream.codec_context.name
-            reencode = force_reencode or name not in container.supported_codecs
+            # PCM in .mp4 is valid for FFmpeg but browsers, QuickTime and phones refuse it
+            pcm_in_mp4 = name.startswith("pcm_") and label.suffix.lower() in (".mp4", ".m4v")
+            reencode = force_reencode or pcm_in_mp4 or name not in container.supported_codecs
             if reencode:
                 warn(f"{label}: audio codec '{name}' cannot go into this container; using AAC")
                 out_stream = container.add_stream("aac", rate=in_stream.codec_context.sample_rate)
-                out_stream.layout = in_stream.codec_context.layout
+                # AVI / WAV PCM often states only a channel count ("2 channels"): AAC needs
+                # a named layout, the default one for that count
+                channels = in_stream.codec_context.layout.nb_channels
+                out_stream.layout = f"{channels}c"  # FFmpeg's default layout: mono, stereo...
                 out_stream.bit_rate = _AAC_BIT_RATE
             else:
                 out_stream = container.add_stream_from_template(in_stream)
