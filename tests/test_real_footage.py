@@ -6,10 +6,11 @@
   (mpeg4) + AC-3 / MP3 in AVI, MJPEG + PCM in AVI, GIF) goes through the cheap path: probe,
   read_frames, a VideoWriter round trip, and `ganvid align` run from the clip's folder with
   a relative path.
-- A representative subset goes through the expensive commands with the tiny networks, again
-  from the clip's folder with relative paths in a folder whose name has spaces and accents:
-  `invert` + `edit` + `expand-fov` on XviD+AC-3 AVI, VP9+Opus WebM and odd-size H.264 MP4;
-  `toonify` on 10-bit HDR HEVC MOV, MJPEG+PCM AVI and GIF.
+- Every case also goes through the expensive commands with the tiny networks, again from the
+  clip's folder with relative paths in a folder whose name has spaces and accents. The
+  representative subset runs by default: `invert` + `edit` + `expand-fov` on XviD+AC-3 AVI,
+  VP9+Opus WebM and odd-size H.264 MP4; `toonify` on 10-bit HDR HEVC MOV, MJPEG+PCM AVI and
+  GIF; the other cases are marked slow (about 2.5 s each, ~50 s in all).
 - The timestamp repair on frames whose pts arrive as 1,2,3,5,4,6,8,7 (packed B-frames in an
   AVI, which FFmpeg's encoder cannot write) from a patched frame source.
 - Paths: read-only clip folders (by mode bits, and for real as an unprivileged user), `-o`
@@ -45,6 +46,14 @@ FOLDER = "Vidéos de vacances"  # spaces and non-ASCII
 STEM = "plage 1"
 INVERT_CASES = ("xvid_ac3_avi", "vp9_opus_webm", "h264_odd_silent_mp4")
 TOONIFY_CASES = ("hevc10_hdr_mov", "mjpeg_pcm_avi", "gif")
+
+
+def matrix(representative: tuple[str, ...]) -> list:
+    """Every footage case; those outside `representative` are marked slow (~2.5 s each)."""
+    slow = pytest.mark.slow
+    return [case if case in representative else pytest.param(case, marks=slow) for case in FOOTAGE]
+
+
 MP4_TAKES = {"pcm_s16le": "aac"}  # sound codecs .mp4 cannot hold become AAC; others are copied
 
 
@@ -182,7 +191,7 @@ def fast(*args: str) -> list[str]:
     return [*args, "--device", "cpu", "--preset", "ultrafast"]
 
 
-@pytest.mark.parametrize("case", INVERT_CASES)
+@pytest.mark.parametrize("case", matrix(INVERT_CASES))
 def test_invert_edit_and_expand_fov_from_the_clips_folder(
     library, networks, tmp_path, monkeypatch, cli, case
 ):
@@ -207,7 +216,7 @@ def test_invert_edit_and_expand_fov_from_the_clips_folder(
     assert (probe(output).width, probe(output).height) == (40, 38)  # 39 x 38 padded to even
 
 
-@pytest.mark.parametrize("case", TOONIFY_CASES)
+@pytest.mark.parametrize("case", matrix(TOONIFY_CASES))
 def test_toonify_from_the_clips_folder(library, networks, tmp_path, monkeypatch, cli, case):
     clip = place(library, case, tmp_path)
     monkeypatch.chdir(clip.parent)
@@ -216,7 +225,8 @@ def test_toonify_from_the_clips_folder(library, networks, tmp_path, monkeypatch,
     assert code == 0, err
     (output,) = clip.parent.glob(f"{STEM}_toon_*.mp4")
     check_output(output, clip)
-    assert (probe(output).width, probe(output).height) == SIZE
+    width, height = FOOTAGE[case].size or SIZE
+    assert (probe(output).width, probe(output).height) == (width + width % 2, height + height % 2)
 
 
 # ----------------------------------------------------------------------------- timestamps
