@@ -28,10 +28,10 @@ Choices the writer makes (and why)
   Otherwise (e.g. PCM from a .mov or .avi into an .mp4, or opus into a .mov, which FFmpeg
   lists but refuses at the header) the sound is decoded and re-encoded to AAC, with a
   warning. Audio packets are interleaved with the video as it is written, so memory stays
-  flat. Two container rules FFmpeg applies on its own: AAC from
-  MPEG-TS loses its 7-byte ADTS headers in .mp4/.mkv (same audio data), and Matroska shifts
-  every stream together so none starts below 0 (AAC priming starts at -21 ms or so): sync
-  is kept, absolute times move. For exact timestamps write .mp4 or .mov.
+  flat. Two container rules FFmpeg applies on its own: AAC from MPEG-TS loses its 7-byte
+  ADTS headers in .mp4/.mkv (same audio data), and Matroska shifts every stream together so
+  none starts below 0 (AAC priming starts at -21 ms or so): sync is kept, absolute times
+  move. For exact timestamps write .mp4 or .mov.
 - Frame durations: a frame lasts until the next one; the last frame lasts until the source
   video's end, so a full copy ends exactly where the source does.
 - Colour: RGB is converted to BT.709 limited-range YUV and the stream is tagged so, which is
@@ -177,8 +177,9 @@ def read_frames(path: str | os.PathLike, upright: bool = True) -> Iterator[Frame
     upright); otherwise they are the coded pictures.
 
     Timestamps strictly increase whatever the file stores (see `TimestampRepair`); when some
-    had to be rebuilt, one warning line says so (once per file and process). 10-bit / HDR
-    video is converted to 8-bit RGB without tone mapping, which one note line says.
+    had to be rebuilt, one warning line says so (once per file and process). HDR video (PQ,
+    HLG or BT.2020, e.g. a phone's 10-bit HEVC) is converted to 8-bit RGB without tone
+    mapping, which one warning line says.
 
     Raises InputError / VideoError like `probe`, and VideoError when decoding fails midway.
     """
