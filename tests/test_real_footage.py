@@ -359,6 +359,14 @@ def test_read_only_clip_folder_with_workdir_elsewhere(
         assert code == 0, err
         (edited,) = set(work.glob(f"{STEM}_*.mp4")) - set(work.glob(f"{STEM}_inverted*.mp4"))
         check_output(edited, clip)
+        code, _, err = cli(*fast("expand-fov", clip.name, "--workdir", str(work), "--left", "4"))
+        assert code == 0, err
+        check_output(work / f"{STEM}_fov.mp4", clip)
+        toonify = ("--checkpoint", str(networks["toonify"]), "--eye-px", "8")
+        code, _, err = cli(*fast("toonify", clip.name, "--workdir", str(work), *toonify))
+        assert code == 0, err
+        (toon,) = work.glob(f"{STEM}_toon_*.mp4")
+        check_output(toon, clip)
         assert listing(folder) == before
     finally:
         folder.chmod(0o755)
