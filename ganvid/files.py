@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,3 +82,29 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := stream.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def absolute(path: str | os.PathLike) -> Path:
+    """`path` made absolute against the current folder, once, where the user's input enters
+    (`..` folded, symlinks kept): stages, manifests and messages then never depend on the
+    folder a command runs from."""
+    return Path(os.path.abspath(os.fspath(path)))
+
+
+def writable_dir(path: str | os.PathLike) -> bool:
+    """Whether new files may be made in the existing folder `path`: this process may write
+    there, the folder's mode lets someone write (a folder made read-only with chmod a-w counts
+    as read-only even for root, whom the kernel lets write anyway) and its file system is not
+    mounted read-only."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+        read_only_mount = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(mode)
+        and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        and not read_only_mount
+        and os.access(path, os.W_OK | os.X_OK)
+    )

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ganvid.errors import InputError, WorkdirError
-from ganvid.files import atomic_path, atomic_write_bytes, sha256_file
+from ganvid.files import absolute, atomic_path, atomic_write_bytes, sha256_file, writable_dir
 from ganvid.io.image import decode_rgb, encode_image
 
 FRAME_DIGITS = 6
@@ -218,6 +218,13 @@ def default_workdir(clip: str | os.PathLike) -> Path:
     return clip.with_name(f"{clip.stem}.ganvid")
 
 
+def output_folder(clip: str | os.PathLike, workdir: str | os.PathLike) -> Path:
+    """Where a command's default outputs go: beside the clip, or into the work dir when the
+    clip's folder is read-only (a camera card, a shared folder; see `files.writable_dir`)."""
+    folder = absolute(clip).parent
+    return folder if writable_dir(folder) else absolute(workdir)
+
+
 class Workdir:
     """A job's work directory: one sub-directory and one manifest per stage.
 
@@ -226,10 +233,27 @@ class Workdir:
     """
 
     def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
+        self.root = absolute(root)
         if self.root.exists() and not self.root.is_dir():
             raise InputError(f"the work dir {self.root} exists and is not a directory")
-        self.root.mkdir(parents=True, exist_ok=True)
+        parent = next((p for p in self.root.parents if p.exists()), None)
+        if not self.root.exists() and parent is not None and not writable_dir(parent):
+            raise InputError(
+                f"cannot make the work dir {self.root}: {parent} is read-only; pass --workdir "
+                "with a folder you can write to"
+            )
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InputError(
+                f"cannot make the work dir {self.root} ({error.strerror}): pass --workdir with "
+                "a folder you can write to"
+            ) from None
+        if not writable_dir(self.root):
+            raise InputError(
+                f"the work dir {self.root} is read-only: pass --workdir with a folder you can "
+                "write to"
+            )
         self.hasher = FileHasher(self.root / "hashes.json")
         self._lock = None
 
