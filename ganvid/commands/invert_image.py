@@ -18,6 +18,7 @@ import numpy as np
 import typer
 
 from ganvid.commands.options import DEVICE
+from ganvid.pipeline.photo import aligned_face, read_rgb, square_resize
 
 METHODS = ("encoder", "optimize", "encoder+optimize")
 SPACES = ("w", "w+")
@@ -76,50 +77,6 @@ def _refuse_changed(ctx: typer.Context, names: dict[str, str], backend: str) -> 
         raise InputError(f"{', '.join(changed)}: not used with --backend {backend}")
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """uint8 [H, W, 3] RGB; InputError when the file is missing or not an image."""
-    import cv2
-
-    from ganvid.errors import InputError
-
-    if not path.is_file():
-        raise InputError(f"{path}: no such image")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InputError(f"{path}: not an image OpenCV can read (PNG, JPEG, ...)")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
-
-
-def aligned_face(rgb: np.ndarray, size: int, rule: str, source: Path) -> np.ndarray:
-    """The FFHQ-aligned crop [size, size, 3] of the largest face in `rgb`."""
-    from ganvid.errors import NoFaceError
-    from ganvid.face.align import CropConfig, align_face
-    from ganvid.face.landmarks import DetectorConfig, make_detector
-    from ganvid.ui import warn
-
-    faces = make_detector(DetectorConfig()).detect(rgb)
-    if not faces:
-        raise NoFaceError(
-            f"{source}: no face found; if the image is already an aligned face crop, pass "
-            "--no-align"
-        )
-    if len(faces) > 1:
-        warn(f"{len(faces)} faces found in {source}; inverting the largest")
-    face = max(faces, key=lambda f: f.area)
-    return align_face(rgb, face.points, rule, CropConfig(size=size)).image
-
-
-def square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Resize an (aligned) image to [size, size, 3]: area filter when shrinking, cubic else."""
-    import cv2
-
-    if rgb.shape[:2] == (size, size):
-        return rgb
-    shrink = min(rgb.shape[:2]) > size
-    method = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
-    return cv2.resize(rgb, (size, size), interpolation=method)
-
-
 def _load_networks(options: InvertImageOptions, device):
     """(ReStyleCheckpoint or None, generator) on `device`."""
     from ganvid.weights import resolve
@@ -161,6 +118,19 @@ def _project(options: InvertImageOptions, generator, target, init_ws):
         )
 
 
+def _code_record(options: InvertImageOptions) -> dict[str, np.ndarray]:
+    """Which generator the code belongs to and its render transform (identity: aligned), so
+    `ganvid morph` / `edit-image` / `edit --style-from` can use the npz and refuse mixed ones."""
+    from ganvid.pipeline.photo import generator_source
+    from ganvid.weights import resolve
+
+    if options.generator is not None:
+        source = generator_source(Path(), resolve(options.generator))
+    else:
+        source = generator_source(resolve(options.encoder), None)
+    return {"generator": np.array(source), "transform": np.eye(3, dtype=np.float32)}
+
+
 def _save_png(path: Path, rgb: np.ndarray) -> None:
     from ganvid.pipeline.workdir import atomic_write_bytes, encode_image
 
@@ -200,6 +170,7 @@ def run_invert_image(options: InvertImageOptions) -> dict[str, Path | float]:
         reconstruction = generator.synthesis(ws, transform=eye, force_fp32=True)
     mse = float(((reconstruction.clamp(-1, 1) - target) / 2).square().mean())
     arrays["ws"] = ws[0].float().cpu().numpy()
+    arrays.update(_code_record(options))
 
     stem = options.image.stem
     paths = {

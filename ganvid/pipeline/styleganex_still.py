@@ -204,11 +204,11 @@ def invert_still(options: StillOptions) -> StillSummary:
     npz and PNGs listed in the module docstring."""
     import torch
 
-    from ganvid.commands.invert_image import read_rgb
     from ganvid.nn.lpips import build_lpips
     from ganvid.nn.styleganex import StillInversion
     from ganvid.nn.styleganex_checkpoints import load_styleganex
     from ganvid.pipeline.invert import resolve_device
+    from ganvid.pipeline.photo import read_rgb
     from ganvid.pipeline.render import to_float, to_uint8
     from ganvid.pipeline.workdir import atomic_save_npz
 
