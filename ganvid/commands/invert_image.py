@@ -20,7 +20,7 @@ import typer
 from ganvid.commands.options import DEVICE
 from ganvid.pipeline.photo import aligned_face, read_rgb, square_resize
 
-METHODS = ("encoder", "optimize", "encoder+optimize")
+METHODS = ("encoder", "optimize", "encoder+optimize", "image2stylegan")
 SPACES = ("w", "w+")
 LPIPS_NETS = ("vgg", "alex")
 RULES = ("ffhq", "eyes")
@@ -82,7 +82,7 @@ def _load_networks(options: InvertImageOptions, device):
     from ganvid.weights import resolve
 
     checkpoint = None
-    uses_encoder = options.method != "optimize"
+    uses_encoder = options.method in ("encoder", "encoder+optimize")
     if uses_encoder or options.generator is None:
         from ganvid.nn.restyle_checkpoints import load_restyle
 
@@ -100,21 +100,22 @@ def _load_networks(options: InvertImageOptions, device):
 
 def _project(options: InvertImageOptions, generator, target, init_ws):
     """Run the optimisation projector with a progress bar; returns the ProjectionResult."""
-    from ganvid.nn.lpips import build_lpips
-    from ganvid.nn.projector import Projector, ProjectorConfig
+    from ganvid.pipeline.embedding import EmbeddingOptions, build_distance, embed
     from ganvid.ui import progress
 
-    if init_ws is None:
-        config = ProjectorConfig(space=options.space, steps=options.steps or 500, seed=options.seed)
-    else:
-        config = ProjectorConfig.refinement(
-            steps=options.steps or 200, space=options.space, seed=options.seed
-        )
-    distance = build_lpips(options.lpips_net, backbone=options.lpips).to(target.device)
+    embedding = EmbeddingOptions(
+        options.method, options.steps, options.space, options.lpips_net, options.lpips, options.seed
+    )
+    distance = build_distance(embedding)  # a missing weights file fails before the bar
     with progress() as bar:
-        task = bar.add_task("optimising latent", total=config.steps)
-        return Projector(generator, distance, config).project(
-            target, init_ws=init_ws, on_step=lambda step, loss: bar.advance(task)
+        task = bar.add_task("optimising latent", total=embedding.config().steps)
+        return embed(
+            generator,
+            target,
+            embedding,
+            init_ws,
+            on_step=lambda step, loss: bar.advance(task),
+            distance=distance,
         )
 
 
@@ -204,8 +205,10 @@ def invert_image(
     method: str = typer.Option(
         "encoder",
         "--method",
-        help="encoder (ReStyle, seconds), optimize (projector from the average face) or "
-        "encoder+optimize (projector polishing the encoder's latent).",
+        help="encoder (ReStyle, seconds), optimize (projector from the average face), "
+        "encoder+optimize (projector polishing the encoder's latent) or image2stylegan (the "
+        "paper's embedding: W+ from the average face, VGG-16 conv1_1/1_2/3_2/4_2 + pixel MSE, "
+        "Adam lr 0.01, 5000 steps; slow, needs lpips-vgg).",
     ),
     n_iters: int | None = typer.Option(
         None, "--encoder-iters", min=1, help="ReStyle iterations [default: the checkpoint's, 3]."
@@ -214,7 +217,8 @@ def invert_image(
         None,
         "--steps",
         min=0,
-        help="Projector steps [default: 500 for optimize, 200 for encoder+optimize]. "
+        help="Projector steps [default: 500 for optimize, 200 for encoder+optimize, 5000 for "
+        "image2stylegan]. "
         "--backend styleganex: step II steps [default: 500; 0 = the encoder alone].",
     ),
     space: str = typer.Option("w+", "--space", help="Projector latent space: w or w+."),
@@ -224,8 +228,8 @@ def invert_image(
     lpips: str | None = typer.Option(
         None,
         "--lpips",
-        help="Trunk weights for LPIPS: a name or a torchvision state-dict file "
-        "[default: lpips-vgg / lpips-alex].",
+        help="Trunk weights for LPIPS (and VGG-16 for image2stylegan): a name or a torchvision "
+        "state-dict file [default: lpips-vgg / lpips-alex].",
     ),
     align: bool = typer.Option(
         True,
