@@ -7,6 +7,11 @@ Stages (per edit, under `edits/<tag>/`; `tag` names the edit, e.g. `age3_smile1`
 
     edits/<tag>/latents   ws.npy          edited W+ BEFORE smoothing [N,num_ws,w_dim]:
                                           ws_raw[:, layers] + strength(t) * direction[layers]
+                                          (--style-from first moves its layers towards the
+                                          reference's code: lerp(ws, ref, strength(t)); an
+                                          --expression is the direction w_expr - w_neutral;
+                                          both codes come from the inversion's encoder and
+                                          untuned generator, `ganvid.pipeline.photo`)
                           ws_smooth.npy   the same smoothing as the inversion's smooth stage
                           strengths.json  per-frame strength of every edit, and the frame times
     edits/<tag>/render    frames/*.png    tuned generator, smoothed transforms; StyleSpace edits
