@@ -333,6 +333,9 @@ def test_expression_on_the_clip_adds_the_keyed_difference_and_refuses_other_gene
     expected = raw + strength[:, None, None] * (code_s.ws - code_n.ws)[None]
     np.testing.assert_allclose(edited, expected, atol=1e-5)
     np.testing.assert_array_equal(edited[0], raw[0])  # strength 0
+    code, _, err = cli(*_edit(inverted, "--expression", neutral, smile, "--preview", "2"))
+    assert code == 0, err
+    assert (inverted["root"] / "talk_expr-neutral-smile1_preview.png").is_file()
 
     stored = {"ws": code_n.ws, "generator": np.array(str(tmp_path / "other.pt"))}
     np.savez(tmp_path / "neutral.npz", **stored)
