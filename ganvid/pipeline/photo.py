@@ -165,7 +165,7 @@ class PhotoCoder:
         if self.options.generator is not None:
             from ganvid.weights import resolve
 
-            return generator_source(self.encoder_path, resolve(self.options.generator))
+            return generator_source(Path(), resolve(self.options.generator))
         if self._recorded is not None:
             return self._recorded
         return generator_source(self.encoder_path, None)
