@@ -270,10 +270,13 @@ def test_expression_direction_file_and_its_transfer(nets, cli, tmp_path):
     target = _png(tmp_path / "t.png", 6)
     code_n, code_s, code_t = _coder(nets).codes([neutral, smile, target])
     code, _, err = cli("expression-direction", neutral, smile, "-o", tmp_path / "smile.npy",
-                       *_opts(nets))  # fmt: skip
+                       "--preview", "2", *_opts(nets))  # fmt: skip
     assert code == 0, err
     direction = np.load(tmp_path / "smile.npy")
     assert np.array_equal(direction, code_s.ws - code_n.ws)
+    sheet = _read_png(tmp_path / "smile_preview.png")  # neutral | neutral + 1 x direction
+    assert np.array_equal(sheet[:, :16], _render(nets["G"], code_n.ws))
+    np.testing.assert_allclose(sheet[:, 20:], _render(nets["G"], code_s.ws), atol=2)
 
     code, _, err = cli("edit-image", target, "--file", tmp_path / "smile.npy", "--strength", "0",
                        "-o", tmp_path / "t0.png", *_opts(nets))  # fmt: skip

@@ -185,6 +185,13 @@ def expression_direction(
     output: Path | None = typer.Option(
         None, "-o", "--output", help="Direction file [default: <neutral>_to_<expressive>.npy]."
     ),
+    preview: int = typer.Option(
+        0,
+        "--preview",
+        min=0,
+        help="Also write <output>_preview.png: the neutral face plus the direction at N "
+        "strengths from 0 to 1 (1 = the expressive face).",
+    ),
     encoder: str = ENCODER,
     generator: str | None = GENERATOR,
     encoder_iters: int | None = ENCODER_ITERS,
@@ -198,11 +205,12 @@ def expression_direction(
     from ganvid.pipeline.image_ops import ExpressionOptions, expression_direction_file
     from ganvid.ui import info
 
-    options = ExpressionOptions(
-        neutral, expressive, output, _coder(encoder, generator, encoder_iters, align, rule), device
-    )
+    coder = _coder(encoder, generator, encoder_iters, align, rule)
+    options = ExpressionOptions(neutral, expressive, output, coder, device, preview)
     result = expression_direction_file(options)
     info(f"direction: {result['direction']} (norm {result['norm']:.3f})")
+    if "preview" in result:
+        info(f"preview: {result['preview']}")
 
 
 def register(app: typer.Typer) -> None:

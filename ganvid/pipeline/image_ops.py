@@ -269,11 +269,13 @@ class ExpressionOptions:
     output: Path | None = None
     coder: CoderOptions = field(default_factory=CoderOptions)
     device: str = "auto"
+    preview: int = 0
+    """> 0: also a contact sheet of the neutral face + s x direction at that many s in [0, 1]."""
 
 
 def expression_direction_file(options: ExpressionOptions) -> dict[str, Path | float]:
     """Write expressive - neutral as a [num_ws, w_dim] .npy (a `ganvid edit --file` direction)
-    -> {'direction': path, 'norm': its L2 norm}."""
+    -> {'direction': path, 'norm': its L2 norm (, 'preview': the sheet)}."""
     from ganvid.edit.image2stylegan import expression_direction
     from ganvid.pipeline.invert import resolve_device
 
@@ -288,7 +290,17 @@ def expression_direction_file(options: ExpressionOptions) -> dict[str, Path | fl
     neutral, expressive = coder.codes(paths)
     vector = expression_direction(neutral.ws, expressive.ws)
     atomic_save_npy(output, vector)
-    return {"direction": output, "norm": float(np.linalg.norm(vector))}
+    result: dict[str, Path | float] = {"direction": output, "norm": float(np.linalg.norm(vector))}
+    if options.preview > 0:
+        from ganvid.pipeline.render import RenderJob, render_frames
+
+        strengths = np.linspace(0.0, 1.0, options.preview, dtype=np.float32)
+        ws = neutral.ws[None] + strengths[:, None, None] * vector[None]
+        transforms = np.repeat(neutral.transform[None], len(strengths), axis=0)
+        job = RenderJob(ws, transforms)
+        images = [image for _, image in render_frames(coder.generator, job, coder.device, 4)]
+        result["preview"] = _save_sheet(output, images)
+    return result
 
 
 # ----------------------------------------------------------------------------- helpers
