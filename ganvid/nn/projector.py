@@ -10,7 +10,9 @@ noise-map regularisation.
 
 Alone it starts from w_avg (`--method optimize`); after an encoder it starts from the encoder's
 ws with a small learning rate and no latent noise (`--method encoder+optimize`,
-`ProjectorConfig.refinement`).
+`ProjectorConfig.refinement`). `ProjectorConfig.image2stylegan` is the paper's own schedule; with
+`ganvid.nn.vgg16.PerceptualMSE` as the distance it is the paper's loss (`--method image2stylegan`,
+`ganvid.pipeline.embedding`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,13 @@ class ProjectorConfig:
         """Settings for polishing an encoder's ws: small lr, no latent noise, W+."""
         return replace(cls(), steps=steps, lr=0.01, noise_factor=0.0, **changes)
 
+    @classmethod
+    def image2stylegan(cls, steps: int = 5000, **changes) -> ProjectorConfig:
+        """Abdal et al.'s embedding: W+ from w_avg, Adam at a constant lr 0.01 (no ramps, no
+        latent noise), perceptual + pixel MSE weighted 1 : 1, 5000 steps."""
+        fixed = dict(lr=0.01, lr_rampup=0.0, lr_rampdown=0.0, noise_factor=0.0)
+        return replace(cls(), space="w+", steps=steps, **{**fixed, **changes})
+
 
 @dataclass
 class ProjectionResult:
@@ -99,13 +108,14 @@ class Projector:
     """Projects target images into a StyleGAN3 generator's W / W+.
 
     generator: StyleGAN3 `Generator` (mapping, synthesis, z_dim, w_dim, num_ws); left
-        unchanged. distance: LPIPS (`build_lpips('vgg')`).
+        unchanged. distance: LPIPS (`build_lpips('vgg')`) or any module with the same call,
+        forward(a, b) -> [B] (e.g. `PerceptualMSE`).
     """
 
     def __init__(
         self,
         generator: nn.Module,
-        distance: PerceptualDistance,
+        distance: PerceptualDistance | nn.Module,
         config: ProjectorConfig | None = None,
     ) -> None:
         self.generator = generator

@@ -7,6 +7,11 @@ Stages (per edit, under `edits/<tag>/`; `tag` names the edit, e.g. `age3_smile1`
 
     edits/<tag>/latents   ws.npy          edited W+ BEFORE smoothing [N,num_ws,w_dim]:
                                           ws_raw[:, layers] + strength(t) * direction[layers]
+                                          (--style-from first moves its layers towards the
+                                          reference's code: lerp(ws, ref, strength(t)); an
+                                          --expression is the direction w_expr - w_neutral;
+                                          both codes come from the inversion's encoder and
+                                          untuned generator, `ganvid.pipeline.photo`)
                           ws_smooth.npy   the same smoothing as the inversion's smooth stage
                           strengths.json  per-frame strength of every edit, and the frame times
     edits/<tag>/render    frames/*.png    tuned generator, smoothed transforms; StyleSpace edits
@@ -64,8 +69,8 @@ from ganvid.pipeline.workdir import (
 )
 
 NOTHING_TO_EDIT = (
-    "nothing to edit: give --direction, --file or --style (`ganvid edit --list` shows the "
-    "directions)"
+    "nothing to edit: give --direction, --file, --style, --style-from or --expression "
+    "(`ganvid edit --list` shows the directions)"
 )
 
 
@@ -186,12 +191,14 @@ def stage_latents(workdir: Workdir, inputs: dict, options: dict) -> dict:
     import torch
 
     from ganvid.edit.directions import apply_w_edits
+    from ganvid.edit.image2stylegan import apply_crossovers
     from ganvid.pipeline.smoothing import smooth_ws_file
 
     job: EditJob = inputs["job"]
     out = workdir.stage_dir(options["stage"])
     times = job.times_s
-    edits = job.w_edits
+    edits = job.w_edits + job.expression_edits
+    crossovers = job.crossovers
     strengths = {
         "times_s": times.tolist(),
         "directions": [
@@ -201,15 +208,20 @@ def stage_latents(workdir: Workdir, inputs: dict, options: dict) -> dict:
             {"layer": s.layer, "channel": s.channel, "strength": s.strength.at(times).tolist()}
             for s in job.request.styles
         ],
+        "crossovers": [
+            {"name": c.name, "layers": list(c.layers), "strength": c.strength.at(times).tolist()}
+            for c in crossovers
+        ],
     }
-    if edits:
+    if edits or crossovers:
         raw = job.inversion.ws_raw
         with atomic_path(out / "ws.npy") as tmp:
             edited = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=raw.shape)
             for lo in range(0, len(raw), 256):
                 hi = min(len(raw), lo + 256)
                 rows = torch.tensor(np.asarray(raw[lo:hi], dtype=np.float32))
-                edited[lo:hi] = apply_w_edits(rows, edits, times[lo:hi]).numpy()
+                mixed = apply_crossovers(rows, crossovers, times[lo:hi])
+                edited[lo:hi] = apply_w_edits(mixed, edits, times[lo:hi]).numpy()
             edited.flush()
             del edited
         smooth_ws_file(
@@ -295,6 +307,50 @@ class EditJob:
         return self.request.w_edits(generator.num_ws, generator.w_dim, self.domain)
 
     @cached_property
+    def photo_codes(self) -> dict:
+        """Codes of the --style-from / --expression images ({'style_from' | 'neutral' |
+        'expressive': Code}), made by the inversion's encoder for its (untuned) generator;
+        stored invert-image codes must belong to that generator."""
+        from ganvid.pipeline.photo import CoderOptions, PhotoCoder, generator_source
+
+        roles = {k: v for k, v in self.direction_files.items() if not k.startswith("direction")}
+        if not roles:
+            return {}
+        encoder = Path((read_json(self.workdir_path / "inversion.json") or {})["encoder"])
+        options = CoderOptions(encoder=str(encoder), generator=str(self.inversion.generator_path))
+        coder = PhotoCoder(options, self.device)
+        accepted = {
+            generator_source(encoder, self.inversion.generator_path),
+            generator_source(encoder, None),
+        }
+        codes = coder.codes(list(roles.values()), accepted)
+        return dict(zip(roles, codes, strict=True))
+
+    @cached_property
+    def crossovers(self) -> list:
+        from ganvid.edit.image2stylegan import Crossover
+
+        if self.request.style_from is None:
+            return []
+        code = self.photo_codes["style_from"]
+        layers = self.request.crossover_layers(self.generator.num_ws)
+        name = f"style-{Path(self.request.style_from).stem}"
+        return [Crossover(name, code.ws, layers, self.request.style_strength)]
+
+    @cached_property
+    def expression_edits(self) -> list:
+        from ganvid.edit.directions import Direction, WEdit, parse_layers
+        from ganvid.edit.image2stylegan import expression_direction
+
+        if self.request.expression is None:
+            return []
+        codes = self.photo_codes
+        vector = expression_direction(codes["neutral"].ws, codes["expressive"].ws)
+        layers = parse_layers(self.request.layers, self.generator.num_ws)
+        direction = Direction("expression", vector, layers)
+        return [WEdit(direction, self.request.expression_strength)]
+
+    @cached_property
     def times_s(self) -> np.ndarray:
         video = read_json(self.workdir_path / "decode" / "video.json")
         return frame_times(video["pts"], tuple(video["time_base"]))
@@ -307,7 +363,7 @@ class EditJob:
 
     def ws_path(self) -> Path:
         """The smoothed W+ to render: the edited one, or the inversion's."""
-        if self.request.directions:
+        if self.request.moves_w:
             return self.workdir_path / self.edits_dir / "latents" / "ws_smooth.npy"
         return self.workdir_path / "smooth" / "ws.npy"
 
@@ -366,6 +422,8 @@ class EditJob:
             return ["smooth", "pti"]
         self.check_styles()
         _ = self.w_edits  # a bad direction file fails here, before any work
+        if self.request.style_from is not None:
+            self.request.crossover_layers(self.generator.num_ws)  # --layers out of range
         name = f"{self.edits_dir}/latents"
         self._stage(
             wd,
@@ -383,7 +441,7 @@ class EditJob:
             },
             files=self.direction_files,
             upstream=["invert", "geometry", "decode"],
-            outputs=["strengths.json", *(["ws_smooth.npy"] if self.request.directions else [])],
+            outputs=["strengths.json", *(["ws_smooth.npy"] if self.request.moves_w else [])],
         )
         return [name, "smooth", "pti"]
 
