@@ -44,7 +44,7 @@ def distances(device) -> dict:
 def seconds_per_step(G, distance, config, device) -> float:
     import torch
 
-    from ganvid.nn.projector import Projector
+    from ganvid.pipeline.projector import Projector
 
     target = torch.rand(1, 3, G.img_resolution, G.img_resolution, device=device) * 2 - 1
     stamps: list[float] = []
@@ -82,8 +82,8 @@ def main() -> None:
 
     import torch
 
-    from ganvid.nn.projector import ProjectorConfig
     from ganvid.nn.stylegan3 import Generator, SG3Config
+    from ganvid.pipeline.projector import ProjectorConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -10,9 +10,9 @@ import torch
 from sg3_fixtures import save_editing_pt, tiny_generator
 
 from ganvid.errors import CheckpointError, WeightsError
-from ganvid.nn.projector import w_statistics
 from ganvid.nn.vgg16 import PAPER_LAYERS, PerceptualMSE, VGG16Features, load_vgg16_features
 from ganvid.pipeline.embedding import EmbeddingOptions, embed
+from ganvid.pipeline.projector import w_statistics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 NARROW = (4, 8, 8, 16)

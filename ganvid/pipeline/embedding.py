@@ -6,7 +6,7 @@
                       perceptual loss on conv1_1, conv1_2, conv3_2, conv4_2 + pixel MSE,
                       Adam lr 0.01, 5000 steps (`ganvid.nn.vgg16`)
 
-The loop itself is `ganvid.nn.projector.Projector`; the VGG-16 file is torchvision's published
+The loop itself is `ganvid.pipeline.projector.Projector`; the VGG-16 file is torchvision's published
 `vgg16-397923af.pth` (weights name `lpips-vgg`, the same file LPIPS-VGG uses).
 """
 
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ganvid.errors import InputError
-from ganvid.nn.projector import ProjectionResult, Projector, ProjectorConfig
+from ganvid.pipeline.projector import ProjectionResult, Projector, ProjectorConfig
 
 METHODS = ("optimize", "encoder+optimize", "image2stylegan")
 DEFAULT_STEPS = {"optimize": 500, "encoder+optimize": 200, "image2stylegan": 5000}

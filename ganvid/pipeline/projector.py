@@ -76,13 +76,19 @@ class ProjectionResult:
     losses: list[float] = field(default_factory=list)
 
 
-def learning_rate(config: ProjectorConfig, t: float) -> float:
-    """Learning rate at progress t in [0, 1]: linear ramp-up, half-cosine ramp-down."""
-    ramp = min(1.0, (1.0 - t) / config.lr_rampdown) if config.lr_rampdown > 0 else 1.0
+def ramped_lr(t: float, lr: float, rampup: float, rampdown: float) -> float:
+    """Learning rate at progress t in [0, 1]: linear ramp-up over the first `rampup`, half-cosine
+    ramp-down over the last `rampdown` (StyleGAN2's projector schedule; 0 turns a ramp off)."""
+    ramp = min(1.0, (1.0 - t) / rampdown) if rampdown > 0 else 1.0
     ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
-    if config.lr_rampup > 0:
-        ramp *= min(1.0, t / config.lr_rampup)
-    return config.lr * ramp
+    if rampup > 0:
+        ramp *= min(1.0, t / rampup)
+    return lr * ramp
+
+
+def learning_rate(config: ProjectorConfig, t: float) -> float:
+    """The projector's learning rate at progress t in [0, 1]."""
+    return ramped_lr(t, config.lr, config.lr_rampup, config.lr_rampdown)
 
 
 def noise_strength(config: ProjectorConfig, t: float, w_std: float) -> float:
