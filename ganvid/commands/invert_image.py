@@ -137,7 +137,7 @@ def run_invert_image(options: InvertImageOptions) -> dict[str, Path | float]:
     import torch
 
     from ganvid.io.image import read_rgb, write_image
-    from ganvid.pipeline.invert import resolve_device
+    from ganvid.pipeline.job import resolve_device
     from ganvid.pipeline.render import to_float, to_uint8
     from ganvid.pipeline.workdir import atomic_save_npz
 

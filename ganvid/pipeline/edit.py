@@ -55,6 +55,7 @@ from ganvid.pipeline.compose import (
     sibling,
 )
 from ganvid.pipeline.fov import Expansion
+from ganvid.pipeline.job import Job
 from ganvid.pipeline.paste_back import paste_config
 from ganvid.pipeline.workdir import (
     FrameDir,
@@ -65,7 +66,6 @@ from ganvid.pipeline.workdir import (
     default_workdir,
     output_folder,
     read_json,
-    run_stage,
 )
 
 NOTHING_TO_EDIT = (
@@ -273,16 +273,13 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
 # ----------------------------------------------------------------------------- the job
 
 
-class EditJob:
+class EditJob(Job):
     """Resolve the work dir, inversion, clip and edit (failing early, before any rendering);
     `run_edit()` / `run_fov()` / `run_preview()` do the work."""
 
     def __init__(self, options: RenderOptions) -> None:
-        from ganvid.pipeline.invert import resolve_device
-
+        super().__init__(options.device, options.batch, options.fresh)
         self.options = options
-        if options.batch < 1:
-            raise InputError("--batch must be at least 1")
         self.workdir_path = find_workdir(options.clip, options.workdir)
         self.inversion = open_inversion(self.workdir_path, options.clip)
         self.clip = source_clip(options.clip, self.inversion)
@@ -291,7 +288,6 @@ class EditJob:
         self.direction_files = self.request.files(self.domain)  # missing weights fail here
         pasting = getattr(options, "paste_back", False)
         self.paste = paste_config(getattr(options, "mask", "hull") if pasting else "hull")
-        self.device = resolve_device(options.device)
         self.tag = self.request.tag() if not self.request.is_empty else None
 
     # -- lazily loaded -----------------------------------------------------------------------
@@ -410,13 +406,10 @@ class EditJob:
 
     # -- stages ------------------------------------------------------------------------------
 
-    def _stage(self, wd: Workdir, records: list, name: str, fn: Callable, **kwargs: Any):
-        inputs = {"job": self, **kwargs.pop("inputs", {})}
-        record = run_stage(wd, name, fn, inputs=inputs, fresh=self.options.fresh, **kwargs)
-        records.append(record)
-        return record
+    def _stage(self, wd: Workdir, name: str, fn: Callable, **kwargs: Any) -> StageRecord:
+        return self.stage(wd, name, fn, inputs={"job": self, **kwargs.pop("inputs", {})}, **kwargs)
 
-    def _latents(self, wd: Workdir, records: list) -> list[str]:
+    def _latents(self, wd: Workdir) -> list[str]:
         """Run the latents stage; the upstream list a render stage depends on."""
         if self.request.is_empty:
             return ["smooth", "pti"]
@@ -427,7 +420,6 @@ class EditJob:
         name = f"{self.edits_dir}/latents"
         self._stage(
             wd,
-            records,
             name,
             stage_latents,
             options={
@@ -448,7 +440,6 @@ class EditJob:
     def _render_and_encode(
         self,
         wd: Workdir,
-        records: list,
         prefix: str,
         upstream: list[str],
         outputs: dict[str, tuple[Path, Layout]],
@@ -460,7 +451,6 @@ class EditJob:
         label = "render (fov)" if fov else "render (edit)"
         self._stage(
             wd,
-            records,
             render_name,
             stage_render,
             inputs={**extra, "label": label},
@@ -477,7 +467,6 @@ class EditJob:
 
         self._stage(
             wd,
-            records,
             f"{prefix}/encode",
             stage_encode,
             options={
@@ -495,7 +484,8 @@ class EditJob:
             outputs=[p.resolve() for p, _ in outputs.values()],
         )
 
-    def _summary(self, records: list, outputs: dict, prefix: str) -> EditSummary:
+    def _summary(self, outputs: dict, prefix: str) -> EditSummary:
+        records = self.records
         size = tuple(records[-2].info.get("size", (0, 0))) if len(records) > 1 else (0, 0)
         return EditSummary(
             self.workdir_path,
@@ -523,11 +513,10 @@ class EditJob:
         outputs = {
             n: (main if n == "video" else sibling(main, "sbs"), lay) for n, lay in layouts.items()
         }
-        records: list[StageRecord] = []
         with Workdir(self.workdir_path) as wd:
-            upstream = self._latents(wd, records)
-            self._render_and_encode(wd, records, self.edits_dir, upstream, outputs)
-        return self._summary(records, outputs, self.edits_dir)
+            upstream = self._latents(wd)
+            self._render_and_encode(wd, self.edits_dir, upstream, outputs)
+        return self._summary(outputs, self.edits_dir)
 
     def run_fov(self, expansion: Expansion, band: int | None) -> EditSummary:
         """`ganvid expand-fov`: (latents) -> expanded render -> encode <clip>[_<tag>]_fov.mp4."""
@@ -551,11 +540,10 @@ class EditJob:
             "describe": {"expansion": [e.left, e.right, e.top, e.bottom], "band": band},
             "offset": [e.top, e.left],
         }
-        records: list[StageRecord] = []
         with Workdir(self.workdir_path) as wd:
-            upstream = self._latents(wd, records)
-            self._render_and_encode(wd, records, prefix, upstream, outputs, fov)
-        return self._summary(records, outputs, prefix)
+            upstream = self._latents(wd)
+            self._render_and_encode(wd, prefix, upstream, outputs, fov)
+        return self._summary(outputs, prefix)
 
     def run_preview(self, count: int) -> Path:
         """Render `count` evenly spaced frames and save a contact sheet PNG (input crop | edited
@@ -565,9 +553,8 @@ class EditJob:
         o = self.options
         main = absolute(o.output) if o.output is not None else self.default_output()
         path = sibling(main, "preview").with_suffix(".png")
-        records: list[StageRecord] = []
         with Workdir(self.workdir_path) as wd:
-            self._latents(wd, records)
+            self._latents(wd)
         frames = self.inversion.frames
         indices = sorted(set(np.linspace(0, frames - 1, min(count, frames)).round().astype(int)))
         crops = self.inversion.crops

@@ -87,7 +87,8 @@ def plan_morph(first: Code, second: Code, options: MorphOptions) -> MorphPlan:
 def morph(options: MorphOptions) -> dict[str, Path | int]:
     """Render the morph -> {'video' or 'preview': path, 'frames': count}."""
     from ganvid.io.video import write_images_as_video
-    from ganvid.pipeline.invert import resolve_device, stage_bar
+    from ganvid.pipeline.invert import stage_bar
+    from ganvid.pipeline.job import resolve_device
     from ganvid.pipeline.render import RenderJob, render_frames
 
     device = resolve_device(options.device)
@@ -140,7 +141,7 @@ def edit_image(options: EditImageOptions) -> dict[str, Path]:
     """Edit one face -> {'image', 'latent'} (or {'preview'})."""
     import torch
 
-    from ganvid.pipeline.invert import resolve_device
+    from ganvid.pipeline.job import resolve_device
     from ganvid.pipeline.render import to_uint8
 
     request = options.request
@@ -277,7 +278,7 @@ def expression_direction_file(options: ExpressionOptions) -> dict[str, Path | fl
     """Write expressive - neutral as a [num_ws, w_dim] .npy (a `ganvid edit --file` direction)
     -> {'direction': path, 'norm': its L2 norm (, 'preview': the sheet)}."""
     from ganvid.edit.image2stylegan import expression_direction
-    from ganvid.pipeline.invert import resolve_device
+    from ganvid.pipeline.job import resolve_device
 
     coder = PhotoCoder(options.coder, resolve_device(options.device))
     paths = [options.neutral, options.expressive]

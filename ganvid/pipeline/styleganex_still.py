@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganvid.errors import InputError, NoFaceError, WeightsError
+from ganvid.errors import InputError, NoFaceError
 from ganvid.io.image import write_image
 from ganvid.nn.styleganex import FrameFeatures, StyleGANEX, layer_noise_sizes
 from ganvid.pipeline.projector import ramped_lr
@@ -116,25 +116,12 @@ def resolve_weights(checkpoint: str, lpips: str | None, steps: int) -> tuple[Pat
     A missing file raises WeightsError; when both are missing, one line names both and the one
     download command that fetches them.
     """
-    from ganvid.weights import resolve
+    from ganvid.pipeline.job import resolve_weights
 
     wanted = {"checkpoint": checkpoint}
     if steps > 0:
         wanted["lpips"] = lpips if lpips is not None else LPIPS_WEIGHTS
-    found: dict[str, Path] = {}
-    failed: dict[str, WeightsError] = {}
-    for role, name in wanted.items():
-        try:
-            found[role] = resolve(name)
-        except WeightsError as error:
-            failed[name] = error
-    if len(failed) == 1:
-        raise next(iter(failed.values()))
-    if failed:
-        raise WeightsError(
-            f"pretrained files {' and '.join(failed)} are missing: run `ganvid weights download "
-            f"{' '.join(failed)}` (or pass your own files with --checkpoint / --lpips)"
-        )
+    found = resolve_weights(wanted, "--checkpoint / --lpips")
     return found["checkpoint"], found.get("lpips")
 
 
@@ -313,7 +300,7 @@ def invert_still(options: StillOptions) -> StillSummary:
     from ganvid.io.image import read_rgb
     from ganvid.nn.lpips import build_lpips
     from ganvid.nn.styleganex_checkpoints import load_styleganex
-    from ganvid.pipeline.invert import resolve_device
+    from ganvid.pipeline.job import resolve_device
     from ganvid.pipeline.render import to_float, to_uint8
     from ganvid.pipeline.workdir import atomic_save_npz
 
