@@ -18,7 +18,7 @@ from __future__ import annotations
 import pathlib
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +57,6 @@ SAFE_GLOBALS: list[tuple[type, str]] = [
         ("PureWindowsPath", pathlib.PureWindowsPath),
     )
 ]
-_ALLOWED_NAMES = {name for _, name in SAFE_GLOBALS}
 
 
 @dataclass
@@ -89,34 +88,45 @@ class ReStyleCheckpoint:
         )
 
 
-def safe_torch_load(path: Path) -> object:
-    """torch.load with weights_only=True, the pathlib allow-list and CPU storages.
+def safe_torch_load(
+    path: Path,
+    allowed: Sequence[type | tuple[type, str]] = SAFE_GLOBALS,
+    allowed_text: str = "pathlib paths",
+) -> object:
+    """torch.load with weights_only=True, an allow-list of classes and CPU storages (files
+    saved from a GPU load on a CPU machine; legacy and zip containers both read).
 
-    Raises CheckpointError naming any other global the pickle asks for, or saying why the file
-    is unreadable.
+    allowed: the classes the pickle may build besides tensors and plain containers (default:
+    pathlib paths), as `torch.serialization.safe_globals` takes them; allowed_text names them
+    in the error. Raises CheckpointError naming any other global the pickle asks for, or
+    saying why the file is unreadable.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
+        with torch.serialization.safe_globals(list(allowed)):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        names = _refused_globals(path, error)
+        names = _refused_globals(path, error, allowed)
         raise CheckpointError(
             f"refusing to load {path}: it asks to run or build {', '.join(names)}, which is not "
-            "allowed (only tensors, plain containers and pathlib paths are read, so no code "
+            f"allowed (only tensors, plain containers and {allowed_text} are read, so no code "
             "from a checkpoint runs). Re-save it as a plain state dict."
         ) from error
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise CheckpointError(f"cannot read {path} as a torch checkpoint: {error}") from error
 
 
-def _refused_globals(path: Path, error: Exception) -> list[str]:
+def _refused_globals(path: Path, error: Exception, allowed: Sequence = SAFE_GLOBALS) -> list[str]:
     """Names of the disallowed globals in the file (read without unpickling anything)."""
+    allowed_names = {
+        entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"
+        for entry in allowed
+    }
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        names = [n for n in names if n not in _ALLOWED_NAMES]
+        names = [n for n in names if n not in allowed_names]
     except Exception:  # not a zip checkpoint: fall back to the error text
         names = []
     if not names:
