@@ -95,7 +95,9 @@ def test_loads_published_files_strictly(tmp_path, legacy, full):
     model = load_stylemapgan(path)
     g, e = tiny_networks(5)
     for loaded, built in ((model.generator, g), (model.encoder, e)):
-        for (k, a), (k2, b) in zip(loaded.state_dict().items(), built.state_dict().items(), strict=True):
+        for (k, a), (k2, b) in zip(
+            loaded.state_dict().items(), built.state_dict().items(), strict=True
+        ):
             assert k == k2 and torch.equal(a, b)
     assert model.config == tiny_config() and model.dataset == "celeba_hq"
     assert not model.generator.training and not any(
@@ -266,7 +268,9 @@ def test_empty_mask_is_the_reconstruction_and_full_mask_the_reference():
     part = ops.union_mask(_mask(32, [(12, 20, 12, 20)]), torch.zeros(1, 1, 32, 32))
     with torch.no_grad():
         src_codes, ref_codes = g.layer_codes(src), g.layer_codes(ref)
-    for s, r, b in zip(src_codes, ref_codes, ops.blend_layer_codes(src_codes, ref_codes, part), strict=True):
+    for s, r, b in zip(
+        src_codes, ref_codes, ops.blend_layer_codes(src_codes, ref_codes, part), strict=True
+    ):
         ratio = 32 // s.shape[-1]
         lo, hi = 12 // ratio, (20 + ratio - 1) // ratio
         inside = torch.zeros_like(s, dtype=torch.bool)

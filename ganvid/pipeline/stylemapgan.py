@@ -166,7 +166,9 @@ def local_edit(
     uint8 [B, size, size, 3]. strength None: the official hard select; a number or [B]: part
     way (0 = the source's reconstruction, 1 = the full transplant)."""
     src_codes = layer_codes(model, source)
-    ref_codes = [c.expand_as(s) for c, s in zip(layer_codes(model, reference), src_codes, strict=True)]
+    ref_codes = [
+        c.expand_as(s) for c, s in zip(layer_codes(model, reference), src_codes, strict=True)
+    ]
     mask = mask.to(source.device).expand(source.shape[0], -1, -1, -1)
     return render(model, ops.blend_layer_codes(src_codes, ref_codes, mask, strength))
 
