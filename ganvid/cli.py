@@ -54,6 +54,7 @@ def _register_commands() -> None:
         invert,
         invert_image,
         render,
+        stylemap,
         toonify,
         weights,
     )
@@ -69,6 +70,7 @@ def _register_commands() -> None:
         toonify,
         build_ops,
         render,
+        stylemap,
     ):
         module.register(app)
 

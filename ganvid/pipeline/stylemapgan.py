@@ -294,3 +294,125 @@ def edit_photo(
         )
     shown = ((union[0, 0] > -1).numpy() * 255).astype(np.uint8)
     return PhotoEdit(face, recon, shown, photo)
+
+
+# ----------------------------------------------------------------------------- photo jobs
+
+
+@dataclass(frozen=True)
+class PhotoOptions:
+    """`ganvid stylemap photo`: see the command's help. part or mask (a painted PNG) says what
+    is taken from the reference; strength 0..1; align False for aligned crops."""
+
+    part: str | None = None
+    mask: Path | None = None
+    strength: float = 1.0
+    checkpoint: str = DEFAULT_CHECKPOINT
+    align: bool = True
+    paste_mask: str = "hull"
+    parsing_weights: str = "styleganex-faceparsing"
+    device: str = "auto"
+
+
+def photo_outputs(output: Path) -> dict[str, Path]:
+    """The main image and its companions: _face (the edited aligned face), _recon (the
+    reconstruction, strength 0) and _mask (the cells' source region, white = reference)."""
+    return {
+        "output": output,
+        **{k: output.with_name(f"{output.stem}_{k}.png") for k in ("face", "recon", "mask")},
+    }
+
+
+def _check_outputs(paths: dict[str, Path], inputs: list[Path]) -> None:
+    resolved = {Path(p).resolve() for p in inputs}
+    for path in paths.values():
+        if path.resolve() in resolved:
+            raise InputError(f"{path} is an input: choose another --output")
+        if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            raise InputError(f"{path}: the output must be a .png or .jpg image")
+
+
+def _write_image(path: Path, rgb: np.ndarray) -> None:
+    from ganvid.files import atomic_write_bytes
+    from ganvid.pipeline.workdir import encode_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ext = ".png" if path.suffix.lower() == ".png" else ".jpg"
+    atomic_write_bytes(path, encode_image(np.ascontiguousarray(rgb), ext))
+
+
+def _validated(options: PhotoOptions) -> None:
+    if (options.part is None) == (options.mask is None):
+        raise InputError("give exactly one of --part NAME and --mask PAINTED.png")
+    if options.part is not None and options.part not in ops.PARTS:
+        raise InputError(f"unknown face part {options.part!r}: use one of {PART_HELP}")
+    if not 0.0 <= options.strength <= 1.0:
+        raise InputError(f"--strength {options.strength} must be between 0 and 1")
+
+
+def run_photo_edit(
+    photo: np.ndarray,
+    reference: np.ndarray,
+    paths: tuple[Path, Path],
+    output: Path,
+    options: PhotoOptions,
+) -> dict[str, Path]:
+    """Local editing of a photo with a reference photo; writes `photo_outputs(output)` and
+    returns them. paths: the two inputs' files (messages, and never overwritten)."""
+    from ganvid.pipeline.invert import resolve_device
+
+    _validated(options)
+    outputs = photo_outputs(output)
+    _check_outputs(outputs, list(paths) + ([options.mask] if options.mask else []))
+    device = resolve_device(options.device)
+    model = load_model(options.checkpoint, device)
+    size = model.config.size
+    parser = None
+    if options.part is not None:
+        from ganvid.nn.face_parsing import FaceParser
+
+        parser = FaceParser.load(options.parsing_weights, device=device)
+    mask = painted_mask(options.mask, size) if options.mask is not None else None
+    source = find_face(photo, size, options.align, paths[0])
+    ref = find_face(reference, size, options.align, paths[1])
+    result = edit_photo(
+        model, source, ref, options.part, mask, options.strength, parser, options.paste_mask
+    )
+    main = result.photo if result.photo is not None else result.face
+    _write_image(outputs["face"], result.face)
+    _write_image(outputs["recon"], result.reconstruction)
+    _write_image(outputs["mask"], np.repeat(result.mask[..., None], 3, axis=2))
+    _write_image(outputs["output"], main)
+    return outputs
+
+
+def run_mix(
+    first: np.ndarray,
+    second: np.ndarray,
+    paths: tuple[Path, Path],
+    output: Path,
+    mode: str,
+    steps: int,
+    checkpoint: str = DEFAULT_CHECKPOINT,
+    align: bool = True,
+    device: str = "auto",
+) -> Path:
+    """Morph (mode 'interpolate': `steps` images from the first face to the second, the
+    official w1 * w + w2 * (1 - w)) or style-mix ('coarse' / 'fine') two faces; writes one
+    image: the row [first's reconstruction | results | second's reconstruction]."""
+    from ganvid.pipeline.invert import resolve_device
+
+    if mode not in ("interpolate", "coarse", "fine"):
+        raise InputError(f"--mode {mode!r}: use interpolate, coarse or fine")
+    if steps < 1:
+        raise InputError("--steps must be at least 1")
+    _check_outputs({"output": output}, list(paths))
+    model = load_model(checkpoint, resolve_device(device))
+    size = model.config.size
+    a = find_face(first, size, align, paths[0]).aligned
+    b = find_face(second, size, align, paths[1]).aligned
+    weights = [1.0 - (k + 1) / (steps + 1) for k in range(steps)]
+    images = mix(model, a, b, mode, weights)
+    row = np.concatenate([*reconstruct(model, [a]), *images, *reconstruct(model, [b])], axis=1)
+    _write_image(output, row)
+    return output
