@@ -116,3 +116,22 @@ def write_checkpoint(
     with tag if cuda_tags else contextlib.nullcontext():
         torch.save(payload, path, _use_new_zipfile_serialization=not legacy)
     return path
+
+
+class PartWhereRed(torch.nn.Module):
+    """Stands in for BiSeNet: class `part` wherever the (ImageNet-normalised) red channel is
+    above `threshold`, background elsewhere."""
+
+    def __init__(self, part: str, threshold: float = 0.0) -> None:
+        from ganvid.nn.face_parsing import CLASSES
+
+        super().__init__()
+        self.index, self.threshold = CLASSES.index(part), threshold
+        self.gain = torch.nn.Parameter(torch.tensor(20.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from ganvid.nn.face_parsing import NUM_CLASSES
+
+        logits = torch.zeros(x.shape[0], NUM_CLASSES, *x.shape[2:])
+        logits[:, self.index] = (x[:, 0] > self.threshold).float() * self.gain
+        return logits

@@ -9,11 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from face_clips import astronaut
-from stylemapgan_fixtures import write_checkpoint
+from stylemapgan_fixtures import PartWhereRed, write_checkpoint
 
-from ganvid.nn.face_parsing import CLASSES, NUM_CLASSES, FaceParser
+from ganvid.nn.face_parsing import FaceParser
 from ganvid.nn.stylemapgan_checkpoints import load_stylemapgan
 from ganvid.pipeline.stylemapgan import encode, render
 
@@ -77,22 +76,9 @@ def test_strength_zero_is_the_reconstruction(cli, files, tmp_path):
     assert np.array_equal(_read(out), expected)
 
 
-class _BrightIsNose(torch.nn.Module):
-    """Stands in for BiSeNet: 'nose' wherever the red channel is bright."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gain = torch.nn.Parameter(torch.tensor(20.0))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = torch.zeros(x.shape[0], NUM_CLASSES, *x.shape[2:])
-        logits[:, CLASSES.index("nose")] = (x[:, 0] > 0).float() * self.gain
-        return logits
-
-
 def test_part_masks_are_the_union_of_the_part_in_both_faces(cli, tmp_path, files, monkeypatch):
     monkeypatch.setattr(
-        FaceParser, "load", classmethod(lambda cls, *a, **k: cls(_BrightIsNose(), SIZE))
+        FaceParser, "load", classmethod(lambda cls, *a, **k: cls(PartWhereRed("nose", 0.0), SIZE))
     )
     source, reference = np.zeros((2, SIZE, SIZE, 3), np.uint8)
     source[4:10, 4:10] = 255

@@ -9,13 +9,11 @@ import av
 import cv2
 import numpy as np
 import pytest
-import torch
 from face_clips import ASTRONAUT_FACE_CENTRE, astronaut, similarity, warp
 from pipeline_fixtures import write_clip
-from stylemapgan_fixtures import write_checkpoint
+from stylemapgan_fixtures import PartWhereRed, write_checkpoint
 from videos import audio_packets
 
-from ganvid.nn.face_parsing import CLASSES, NUM_CLASSES
 from ganvid.nn.stylemapgan_checkpoints import load_stylemapgan
 from ganvid.pipeline.render import to_tensor
 from ganvid.pipeline.stylemapgan import render
@@ -120,23 +118,12 @@ def test_bad_strength_and_output_are_one_line_errors(assets, cli):
     assert code != 0 and "is an input" in err
 
 
-class _RedIsHair(torch.nn.Module):
-    """Stands in for BiSeNet: 'hair' wherever the red channel is bright."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gain = torch.nn.Parameter(torch.tensor(20.0))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = torch.zeros(x.shape[0], NUM_CLASSES, *x.shape[2:])
-        logits[:, CLASSES.index("hair")] = (x[:, 0] > 0.5).float() * self.gain
-        return logits
-
-
 def test_part_masks_follow_each_frame(assets, cli, monkeypatch, _isolated_home, tmp_path):
     from ganvid.nn.face_parsing import FaceParser
 
-    monkeypatch.setattr(FaceParser, "load", classmethod(lambda cls, *a, **k: cls(_RedIsHair(), 32)))
+    monkeypatch.setattr(
+        FaceParser, "load", classmethod(lambda cls, *a, **k: cls(PartWhereRed("hair", 0.5), 32))
+    )
     (_isolated_home / "weights").mkdir(parents=True, exist_ok=True)
     (_isolated_home / "weights" / "faceparsing.pth").write_bytes(b"stand-in")
     args = video_args(assets, "1", tmp_path / "hair.mp4")

@@ -307,10 +307,10 @@ class StylemapVideoJob:
 
     def strengths(self) -> np.ndarray:
         """Strength per frame [N] from the frames' times (s from the first frame)."""
+        from ganvid.pipeline.edit import frame_times
+
         video = read_json(self.workdir_path / "decode" / "video.json")
-        numerator, denominator = video["time_base"]
-        pts = np.asarray(video["pts"], dtype=np.float64)
-        return self.strength.at((pts - pts[0]) * numerator / denominator)
+        return self.strength.at(frame_times(video["pts"], tuple(video["time_base"])))
 
     def renderer(self, stylemaps: np.ndarray) -> Callable[[list[int]], np.ndarray]:
         """render(frame indices) -> uint8 [B, size, size, 3]: each frame's smoothed stylemap
