@@ -276,3 +276,81 @@ def test_empty_mask_is_the_reconstruction_and_full_mask_the_reference():
         inside = torch.zeros_like(s, dtype=torch.bool)
         inside[..., lo:hi, lo:hi] = True
         assert torch.equal(b[inside], r[inside]) and torch.equal(b[~inside], s[~inside])
+
+
+def _model(seed: int = 2, dataset: str = "celeba_hq"):
+    from ganvid.nn.stylemapgan_checkpoints import StyleMapGAN
+
+    g, e = tiny_networks(seed)
+    return StyleMapGAN(g.config, g, e, {"dataset": dataset})
+
+
+def _faces(count: int, seed: int = 0) -> list:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def test_truncation_zero_gives_the_mean_for_every_seed():
+    from ganvid.pipeline.stylemapgan import generate
+
+    model = _model()
+    free, mean = generate(model, 3, seed=1, psi=1.0), generate(model, 3, seed=1, psi=0.0)
+    assert (mean == mean[0]).all()  # every z lands on the mean stylemap
+    assert not (free == free[0]).all()
+    with torch.no_grad():
+        centre = model.generator.mean_stylemap(n=64, batch=16, generator=torch.Generator())
+    assert centre.shape == (1, 8, 4, 4)
+
+
+def test_afhq_models_blend_the_stylemap_itself():
+    from ganvid.pipeline.stylemapgan import local_edit
+
+    source, reference = torch.randn(1, 8, 4, 4), torch.randn(1, 8, 4, 4)
+    right = ops.half_mask(32, "right")
+    assert ops.max_pool_select(right, 4)[0, 0, :, 2:].all()
+    assert not ops.max_pool_select(right, 4)[0, 0, :, :2].any()
+    afhq, celeba = _model(dataset="afhq"), _model(dataset="celeba_hq")
+    blended = ops.blend_stylemap(source, reference, right)
+    assert torch.equal(blended[..., 2:], reference[..., 2:])
+    assert torch.equal(blended[..., :2], source[..., :2])
+    with torch.no_grad():
+        expected = afhq.generator(blended)
+    from ganvid.pipeline.render import to_uint8
+
+    assert (local_edit(afhq, source, reference, right) == to_uint8(expected.clamp(-1, 1))).all()
+    assert not (
+        local_edit(celeba, source, reference, right) == local_edit(afhq, source, reference, right)
+    ).all()
+
+
+def test_demo_edit_and_transplant_on_the_network():
+    from ganvid.pipeline.stylemapgan import demo_edit, reconstruct, transplant
+
+    model = _model()
+    original, reference = _faces(2)
+    mask = torch.ones(1, 1, 32, 32)
+    frames = demo_edit(model, original, [reference], mask, [(0, 0)], steps=3)
+    assert frames.shape == (3, 32, 32, 3)
+    assert (frames[0] == reconstruct(model, [original])[0]).all()
+    assert (frames[-1] == reconstruct(model, [reference])[0]).all()
+    whole = transplant(model, original, reference, [ops.Box(0, 0, 0, 0, 4, 4)])
+    assert (whole == reconstruct(model, [reference])[0]).all()
+
+
+def test_semantic_manipulation_reads_a_direction_file(tmp_path):
+    import numpy as np
+
+    from ganvid.errors import InputError
+    from ganvid.pipeline.stylemapgan import load_direction, reconstruct, semantic_manipulation
+
+    model = _model()
+    np.save(tmp_path / "smile.npy", np.ones((1, 128), np.float32) / np.sqrt(128))
+    direction = load_direction(tmp_path / "smile.npy", model)
+    face = _faces(1)[0]
+    images = semantic_manipulation(model, face, direction, [0.0, -20.0], box=(0, 0, 2, 2))
+    assert (images[0] == reconstruct(model, [face])[0]).all() and not (images[1] == images[0]).all()
+    np.save(tmp_path / "wrong.npy", np.ones(4096, np.float32))
+    with pytest.raises(InputError, match="128 finite values, not 4096"):
+        load_direction(tmp_path / "wrong.npy", model)

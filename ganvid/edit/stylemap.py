@@ -125,10 +125,14 @@ def blend_layer_codes(
 
 
 def blend_stylemap(
-    source: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor
+    source: torch.Tensor,
+    reference: torch.Tensor,
+    mask: torch.Tensor,
+    strength: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """AFHQ local editing ('w'): the stylemap itself blended once under the max rule."""
-    return masked_lerp(source, reference, max_pool_select(mask, source.shape[-1]))
+    """AFHQ local editing ('w'): the stylemap itself blended once under the max rule (then the
+    generator's resizer runs on the blend)."""
+    return masked_lerp(source, reference, max_pool_select(mask, source.shape[-1]), strength)
 
 
 def half_mask(size: int, side: str, batch: int = 1) -> torch.Tensor:

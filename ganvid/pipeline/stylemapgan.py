@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from ganvid.nn.stylemapgan_checkpoints import StyleMapGAN
 
 DEFAULT_CHECKPOINT = "stylemapgan-celeba-hq-256"
+#: train_args datasets whose official local editing blends the stylemap itself ('w'); every
+#: other one blends each layer code (the CelebA-HQ 'w_plus' recipe).
+STYLEMAP_BLEND_DATASETS = ("afhq",)
 PART_HELP = ", ".join(ops.PARTS)
 
 
@@ -164,13 +167,45 @@ def local_edit(
     """The CelebA-HQ local edit of stylemaps source [B, ...] and reference ([B, ...] or [1,
     ...]) under a union mask [B or 1, 1, size, size] (`ganvid.edit.stylemap.union_mask`) ->
     uint8 [B, size, size, 3]. strength None: the official hard select; a number or [B]: part
-    way (0 = the source's reconstruction, 1 = the full transplant)."""
+    way (0 = the source's reconstruction, 1 = the full transplant). An AFHQ model blends its
+    stylemap instead (generate.py's 'w' variant for that dataset)."""
+    mask = mask.to(source.device).expand(source.shape[0], -1, -1, -1)
+    if model.dataset in STYLEMAP_BLEND_DATASETS:
+        return render(
+            model, ops.blend_stylemap(source, reference.expand_as(source), mask, strength)
+        )
     src_codes = layer_codes(model, source)
     ref_codes = [
         c.expand_as(s) for c, s in zip(layer_codes(model, reference), src_codes, strict=True)
     ]
-    mask = mask.to(source.device).expand(source.shape[0], -1, -1, -1)
     return render(model, ops.blend_layer_codes(src_codes, ref_codes, mask, strength))
+
+
+@torch.no_grad()
+def demo_edit(
+    model: StyleMapGAN,
+    original: np.ndarray,
+    references: list[np.ndarray],
+    masks: torch.Tensor,
+    shifts_px: list[tuple[int, int]],
+    steps: int = 16,
+) -> np.ndarray:
+    """The web demo: `steps` images [T, size, size, 3] from the original's reconstruction to
+    the full paste of each reference's masked region (binary masks [R, 1, size, size], shifted
+    by (dx, dy) px); see `ganvid.edit.stylemap.demo_transition`."""
+    stylemaps = encode(model, [original, *references])
+    codes = [layer_codes(model, stylemap[None]) for stylemap in stylemaps]
+    return render(model, ops.demo_transition(codes[0], codes[1:], masks, shifts_px, steps))
+
+
+@torch.no_grad()
+def transplant(
+    model: StyleMapGAN, source: np.ndarray, reference: np.ndarray, boxes: list[ops.Box]
+) -> np.ndarray:
+    """Blocks of the reference's stylemap cells copied into the source's, rendered: uint8
+    [size, size, 3]."""
+    src, ref = encode(model, [source, reference]).split(1)
+    return render(model, ops.transplant_boxes(src, ref, boxes))[0]
 
 
 def load_direction(path: Path, model: StyleMapGAN) -> torch.Tensor:
