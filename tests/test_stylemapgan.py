@@ -105,6 +105,16 @@ def test_loads_published_files_strictly(tmp_path, legacy, full):
     )
 
 
+def test_light_generator_files_load_with_64_channel_codes(tmp_path):
+    config = tiny_config(small_generator=True)
+    path = write_checkpoint(tmp_path / "light.pt", config=config, dataset="ffhq")
+    model = load_stylemapgan(path)
+    assert model.config.small_generator and model.dataset == "ffhq"
+    with torch.no_grad():
+        codes = model.generator.layer_codes(torch.randn(1, 8, 4, 4))
+    assert [tuple(c.shape[1:]) for c in codes] == [(64, r, r) for r in (4, 4, 8, 8, 16, 16, 32, 32)]
+
+
 def test_non_ema_copies_are_never_used(tmp_path):
     # training copies with the wrong shapes: reading them would fail, and the EMA weights win
     broken = {"generator": {"mapping_z.1.weight": torch.zeros(1)}, "encoder": {"x": torch.zeros(2)}}

@@ -137,22 +137,3 @@ def load_stylemapgan(path: str | Path, device: str | torch.device = "cpu") -> St
     generator = generator.to(device).eval().requires_grad_(False)
     encoder = encoder.to(device).eval().requires_grad_(False)
     return StyleMapGAN(config, generator, encoder, args)
-
-
-def save_stylemapgan(
-    path: str | Path, model: StyleMapGAN, legacy: bool = False, extra: Mapping | None = None
-) -> Path:
-    """Write `model` in the published layout ({train_args: Namespace, g_ema, e_ema} plus
-    `extra` keys), atomically; legacy=True writes torch's old non-zip container."""
-    from ganvid.files import atomic_path
-
-    path = Path(path)
-    payload = {
-        **dict(extra or {}),
-        "g_ema": model.generator.state_dict(),
-        "e_ema": model.encoder.state_dict(),
-        "train_args": argparse.Namespace(**model.train_args),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp, _use_new_zipfile_serialization=not legacy)
-    return path
