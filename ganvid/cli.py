@@ -59,6 +59,7 @@ def _register_commands() -> None:
         invert,
         invert_image,
         render,
+        stylemap,
         toonify,
         weights,
     )
@@ -75,6 +76,7 @@ def _register_commands() -> None:
         toonify,
         build_ops,
         render,
+        stylemap,
     ):
         module.register(app)
 

@@ -244,7 +244,7 @@ def stage_bar(name: str, total: int, completed: int = 0) -> Iterator[Callable[..
         yield update
 
 
-def _batches(indices: list[int], size: int) -> Iterator[list[int]]:
+def batches(indices: list[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(indices), max(1, size)):
         yield indices[start : start + size]
 
@@ -446,7 +446,7 @@ def stage_invert(workdir: Workdir, inputs: dict, options: dict) -> dict:
     todo = per_frame.missing(count)
     inverter = models.restyle.inverter(n_iters=options["n_iters"], generator=models.base_generator)
     with stage_bar("invert (encoder)", count, count - len(todo)) as update:
-        for chunk in _batches(todo, inputs["batch"]):
+        for chunk in batches(todo, inputs["batch"]):
             images = to_float([aligned.read(i) for i in chunk], models.device)
             with torch.no_grad():
                 ws = inverter.invert(images, return_images=False).ws.float().cpu().numpy()

@@ -501,7 +501,7 @@ def default_output(clip: Path, tag: str, crop_only: bool, folder: Path | None = 
 # ----------------------------------------------------------------------------- stages
 
 
-def _decode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def decode_clip(workdir: Workdir, inputs: dict, options: dict) -> dict:
     """`ganvid invert`'s decode stage (same name and key, so one work dir shares it); the clip
     is handed over both ways that stage has read it (inputs, and options outside the key)."""
     return stage_decode(workdir, inputs, {**options, "clip": str(inputs["clip"])})
@@ -773,7 +773,7 @@ class StyleganexVideoJob(Job):
 
             stage(
                 "decode",
-                _decode,
+                decode_clip,
                 options={},
                 files=clip_file,
                 outputs=["video.json"],
