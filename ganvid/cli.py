@@ -47,6 +47,7 @@ def _root(
 def _register_commands() -> None:
     from ganvid.commands import (
         align,
+        batch,
         build_ops,
         demo,
         doctor,
@@ -69,6 +70,7 @@ def _register_commands() -> None:
         toonify,
         build_ops,
         render,
+        batch,
     ):
         module.register(app)
 
