@@ -1,0 +1,116 @@
+"""Benchmark `ganvid batch`: wall time of a batch of N short clips on 1 vs 2 (vs more) local
+workers, and the speed-up.
+
+    python benchmarks/bench_batch.py                          # CPU: 4 clips of 1 s, 1 and 2 workers
+    python benchmarks/bench_batch.py --clips 8 --workers 1 2 4 --device cuda   # a 4-GPU machine
+    python benchmarks/bench_batch.py --ray auto               # the same batch as Ray tasks
+
+Networks and clips are `bench_invert.py`'s (random 32-px StyleGAN3-T, narrow ReStyle-e4e,
+AlexNet trunk; the astronaut drifting, 256x256, 25 fps). Each run is `ganvid batch` in a fresh
+process over fresh copies of the clips (nothing cached), timed from the start of the process to
+its end: the figure a user waits for, worker start-up included. With W workers on the CPU each
+worker gets cpu_count / W torch threads, so on the CPU the speed-up measures how much better
+jobs in parallel use the cores than one job's own threads do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_invert import make_clip, make_networks  # noqa: E402
+
+
+def write_jobfile(folder: Path, weights: dict, args: argparse.Namespace) -> Path:
+    options = {
+        **{k: str(v) for k, v in weights.items()},
+        "device": args.device,
+        "preset": "ultrafast",
+        "pti-steps": str(args.pti_steps),
+        "pti-stop-lpips": "0",
+    }
+    lines = ["[defaults]", *(f'{k} = "{v}"' for k, v in options.items())]
+    lines += ["", "[clips]", 'command = "invert"', 'folder = "clips"']
+    path = folder / "jobs.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_batch(root: Path, clips: list[Path], weights: dict, args, where: list[str]) -> float:
+    folder = Path(tempfile.mkdtemp(dir=root))
+    (folder / "clips").mkdir()
+    for clip in clips:
+        shutil.copy(clip, folder / "clips" / clip.name)
+    jobfile = write_jobfile(folder, weights, args)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "ganvid", "batch", str(jobfile), *where],
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"ganvid batch {' '.join(where)} failed:\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=1.0, help="Length of each clip.")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--ray", help="Also time the batch as Ray tasks (auto or an address).")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--resolution", type=int, default=32)
+    parser.add_argument("--pti-steps", type=int, default=10)
+    parser.add_argument("--markdown", type=Path, help="Append the table to this file.")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "nets").mkdir()
+        weights = make_networks(root / "nets", args.device, args.resolution)
+        size = (256, 256) if args.device == "cpu" else (1280, 720)
+        clips = [
+            make_clip(root / f"clip{i}.mp4", args.seconds + 0.04 * i, size)
+            for i in range(args.clips)
+        ]
+        runs = [(f"{w} local worker(s)", ["--workers", str(w)]) for w in args.workers]
+        if args.ray:
+            runs.append((f"Ray ({args.ray})", ["--ray", args.ray]))
+        timings = {}
+        for label, where in runs:
+            timings[label] = run_batch(root, clips, weights, args, where)
+            print(f"{label}: {timings[label]:.1f} s", flush=True)
+
+    first = next(iter(timings.values()))
+    frames = round(args.seconds * 25)
+    lines = [
+        f"### `ganvid batch`: {args.clips} clips of ~{frames} frames, `invert` "
+        f"({args.device}, {args.resolution}-px nets, {args.pti_steps} PTI steps, "
+        f"{os.cpu_count()} CPUs) (`bench_batch.py`)",
+        "",
+        "| run | wall s | s per clip | speed-up |",
+        "|---|---|---|---|",
+        *(
+            f"| {label} | {s:.1f} | {s / args.clips:.1f} | {first / s:.2f}x |"
+            for label, s in timings.items()
+        ),
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "a", encoding="utf-8") as out:
+            out.write("\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
