@@ -4,13 +4,12 @@ the real sizes of the files the current layout writes (`ganvid/pipeline/invert.p
     python benchmarks/bench_workdir.py                 # 1920x1080 frame, SG3-R 1024 layout
     python benchmarks/bench_workdir.py --markdown benchmarks/RESULTS.md
 
-The frame is a real photo at 1080p: skimage's astronaut upscaled 2x (Lanczos) into a
-1920x1080 frame (the rest of the frame reflected from the photo). dlib finds the face and the
-geometry front end builds its records (a still 4-frame clip); the aligned quad gives the 256-px
-aligned crop, the crop window the 1024-px crop, each encoded exactly as the
-work dir encodes them (`encode_image`, PNG level 1). The render of a good reconstruction looks
-like the crop, so its PNG is taken to be the crop's size. Arrays (W+ per frame, detections,
-transforms) are serialised as the stages serialise them. The tuned generator is a real
+The clip is a real photo at 1080p, 30 fps: skimage's astronaut upscaled 2x (Lanczos) into a
+1920x1080 frame (the rest of the frame reflected from the photo), panning slowly, H.264. The
+pipeline's own decode and geometry stages run on it (dlib landmarks, 256-px aligned crops,
+1024-px crops, detections, geometry.json/npz), so those sizes are the real files'. The render
+of a good reconstruction looks like the crop, so its PNG is taken to be the crop's size; W+
+rows are serialised as the invert and smooth stages serialise them. The tuned generator is a real
 `save_tuned` of SG3-R 1024's synthesis network (random weights: the size is the same).
 
 An upscaled photo is smoother than camera footage, so real crops PNG-compress worse: read the
@@ -46,77 +45,41 @@ def npy_bytes(array: np.ndarray) -> int:
     return len(buffer.getvalue())
 
 
-def npz_bytes(arrays: dict) -> int:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return len(buffer.getvalue())
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
 
-def geometry_bytes(frame: np.ndarray, frames: int = 4) -> tuple[dict[str, int], object]:
-    """Bytes per frame of geometry.json and geometry.npz (the real records of a still clip of
-    `frames` frames), and the first frame's FrameGeometry."""
-    from ganvid.face.geometry import (
-        GeometryConfig,
-        GeometryFile,
-        build_geometry,
-        detect_clip,
-        save_geometry,
-    )
-    from ganvid.face.landmarks import make_detector
+def measured_files(root: Path, frames: int) -> dict[str, int]:
+    """{work-dir file: bytes per frame} of a `frames`-frame 1080p clip of the photo: the
+    pipeline's own decode and geometry stages write the real files; the rest is what the
+    invert, smooth and render stages write per frame (render PNG ~ crop PNG)."""
+    from ganvid.io.video import write_images_as_video
+    from ganvid.pipeline.invert import ALIGNED_SIZE, stage_decode, stage_geometry
+    from ganvid.pipeline.workdir import Workdir, run_stage
 
-    config = GeometryConfig()
-    detections = detect_clip([frame] * frames, make_detector(), config.track, lambda _: None)
-    records = build_geometry(detections, config)
-    arrays = {
-        "params": np.array([r.transform.params for r in records], dtype=np.float64),
-        "scale": np.array([r.transform.scale for r in records], dtype=np.float64),
-        "shot_ids": np.array([r.shot for r in records], dtype=np.int64),
-        "detected": np.array([r.detected for r in records], dtype=bool),
-        "interpolated": np.array([r.interpolated for r in records], dtype=bool),
-    }
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "geometry.json"
-        save_geometry(path, GeometryFile(records, frame.shape[1], frame.shape[0], {}))
-        json_bytes = path.stat().st_size
-    sizes = {
-        "geometry/geometry.json (per frame)": json_bytes // frames,
-        "geometry/geometry.npz (per frame)": npz_bytes(arrays) // frames,
-    }
-    return sizes, records[0]
-
-
-def per_frame_files(frame: np.ndarray) -> dict[str, int]:
-    """{work-dir file: bytes} for one frame of `ganvid invert`."""
-    from ganvid.face.align import CropConfig, ffhq_crop
-    from ganvid.face.landmarks import make_detector
-    from ganvid.pipeline.invert import ALIGNED_SIZE
-    from ganvid.pipeline.workdir import encode_image
-
-    faces = make_detector().detect(frame)
-    if not faces:
-        raise SystemExit("dlib found no face in the benchmark frame")
-    face = faces[0]
-    geometry, record = geometry_bytes(frame)
-    quad = record.aligned_quad
-    aligned = ffhq_crop(frame, quad, CropConfig(ALIGNED_SIZE, "ffhq"))
-    crop = ffhq_crop(frame, record.unaligned_quad, CropConfig(1024, "ffhq"))
+    photo = photo_frame()
+    panning = (np.roll(photo, 2 * k, axis=1) for k in range(frames))
+    write_images_as_video(root / "clip.mp4", panning, 30, preset="ultrafast")
+    options = {"face": {}, "aligned_size": ALIGNED_SIZE, "crop_size": 1024}
+    options["unaligned_fill"] = "ffhq"
+    inputs = {"clip": root / "clip.mp4"}
+    with Workdir(root / "clip.ganvid") as wd:
+        run_stage(wd, "decode", stage_decode, inputs=inputs, options={})
+        run_stage(wd, "geometry", stage_geometry, inputs=inputs, options=options)
+    geometry = root / "clip.ganvid" / "geometry"
+    crops = folder_bytes(geometry / "crops") // frames
     ws = np.random.default_rng(0).normal(size=(NUM_WS, W_DIM)).astype(np.float32)
-    detection = {
-        "boxes": np.asarray([face.box], np.float64).reshape(-1, 4),
-        "scores": np.asarray([face.score], np.float64),
-        "points": np.asarray([face.points], np.float64).reshape(-1, 68, 2),
-    }
-    ws_row = ws.nbytes  # one row of invert/ws.npy and of smooth/ws.npy (header once per clip)
     return {
-        "geometry/detections/*.npz": npz_bytes(detection),
-        "geometry/aligned/*.png (256)": len(encode_image(aligned)),
-        "geometry/crops/*.png (1024)": len(encode_image(crop)),
+        "geometry/detections/*.npz": folder_bytes(geometry / "detections") // frames,
+        "geometry/aligned/*.png (256)": folder_bytes(geometry / "aligned") // frames,
+        "geometry/crops/*.png (1024)": crops,
+        "geometry/geometry.json (per frame)": (geometry / "geometry.json").stat().st_size // frames,
+        "geometry/geometry.npz (per frame)": (geometry / "geometry.npz").stat().st_size // frames,
         "invert/ws/*.npy": npy_bytes(ws),
-        "invert/ws.npy (row)": ws_row,
-        "smooth/ws.npy (row)": ws_row,
+        "invert/ws.npy (row)": ws.nbytes,
+        "smooth/ws.npy (row)": ws.nbytes,
         "smooth/params.npy + transforms.npy (row)": 3 * 8 + 9 * 8,
-        **geometry,
-        "render/frames/*.png (1024, ~crop)": len(encode_image(crop)),
+        "render/frames/*.png (1024, ~crop)": crops,
     }
 
 
@@ -149,7 +112,8 @@ def report(files: dict[str, int], generator: int, fps: float) -> str:
         f"Per minute of video at {fps:g} fps: **{minute / 1e9:.2f} GB** "
         f"({minute / 2**30:.2f} GiB) + the tuned generator once per clip "
         f"({generator / 1e6:.1f} MB, pti/generator.pt; while PTI runs its checkpoint holds "
-        f"the weights and Adam's two moments, about 3x that, not measured here). Each `ganvid edit` or `expand-fov` adds a render folder: "
+        "the weights and Adam's two moments, about 3x that, not measured here). Each "
+        "`ganvid edit` or `expand-fov` adds a render folder: "
         f"{render * fps * 60 / 1e9:.2f} GB per minute (expand-fov: more, its frames are "
         "larger). The issue's target for the small layout: at most 0.5 GB per minute.",
     ]
@@ -160,8 +124,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--markdown", type=Path, help="Append the table to this file.")
+    parser.add_argument("--frames", type=int, default=8, help="Frames of the measured clip.")
     args = parser.parse_args()
-    text = report(per_frame_files(photo_frame()), tuned_generator_bytes(), args.fps)
+    with tempfile.TemporaryDirectory() as folder:
+        files = measured_files(Path(folder), args.frames)
+    text = report(files, tuned_generator_bytes(), args.fps)
     print(text)
     if args.markdown:
         with open(args.markdown, "a", encoding="utf-8") as out:
