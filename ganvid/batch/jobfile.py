@@ -159,10 +159,7 @@ class JobSpec:
         if "folder" in table:
             if "clip" in table:
                 raise InputError(f"{self.where}: give clip or folder, not both")
-            return [
-                self.job(f"{self.name}/{clip.stem}", clip, options, {"stem": clip.stem})
-                for clip in self.folder_clips(table)
-            ]
+            return self.folder_jobs(table, options)
         if "glob" in table:
             raise InputError(f"{self.where}: glob goes with folder = ...")
         clip = table.get("clip")
@@ -173,8 +170,9 @@ class JobSpec:
     def path(self, value: str) -> Path:
         return (self.base / Path(value).expanduser()).resolve()
 
-    def folder_clips(self, table: dict) -> list[Path]:
-        """The videos of the folder, sorted, minus the outputs earlier runs wrote beside them."""
+    def folder_jobs(self, table: dict, options: dict) -> list[Job]:
+        """One job per video of the folder, sorted, minus the videos that the work dirs of
+        these jobs record as outputs of earlier runs (written beside the clips by default)."""
         folder, pattern = table["folder"], table.get("glob")
         if not isinstance(folder, str) or not (pattern is None or isinstance(pattern, str)):
             raise InputError(f"{self.where}: folder and glob must be strings")
@@ -186,15 +184,19 @@ class JobSpec:
             for p in (root.glob(pattern) if pattern else root.iterdir())
             if p.is_file() and (pattern or p.suffix.lower() in VIDEO_SUFFIXES)
         )
+        jobs = [
+            self.job(f"{self.name}/{clip.stem}", clip, options, {"stem": clip.stem})
+            for clip in found
+        ]
         from ganvid.batch.run import recorded_outputs
 
         written: set[Path] = set()
-        for clip in found:
-            written |= recorded_outputs(self.default_workdir(clip))
-        clips = [p for p in found if p.resolve() not in written]
-        if not clips:
+        for job in jobs:
+            written |= recorded_outputs(job.workdir)
+        jobs = [job for job, clip in zip(jobs, found, strict=True) if clip.resolve() not in written]
+        if not jobs:
             raise InputError(f"{self.where}: no videos in {root}")
-        return clips
+        return jobs
 
     def default_workdir(self, clip: Path) -> Path:
         from ganvid.pipeline.workdir import default_workdir

@@ -59,11 +59,11 @@ def _worker(index, parent, gpu, threads, log_dir, tasks, events) -> None:
 
     if threads:
         torch.set_num_threads(threads)
-    while True:
-        job = tasks.get()
-        if job is None:
-            return
-        events.put((index, run_job(job, log_dir)))
+    try:
+        while (job := tasks.get()) is not None:
+            events.put((index, run_job(job, log_dir)))
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the driver reports it
+        return
 
 
 @dataclass

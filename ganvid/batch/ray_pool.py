@@ -41,7 +41,8 @@ class RayPool:
                 '--ray needs Ray: pip install "ganvid[ray]" (or pip install "ray>=2.40")'
             ) from None
         self.ray = ray
-        if not ray.is_initialized():
+        self.started = not ray.is_initialized()
+        if self.started:
             try:
                 ray.init(
                     address=None if address == "auto" else address,
@@ -89,3 +90,5 @@ class RayPool:
         for ref in self.pending:
             self.ray.cancel(ref, force=True)
         self.pending.clear()
+        if self.started:  # a cluster this batch joined or started: let go of it
+            self.ray.shutdown()

@@ -82,7 +82,7 @@ def summary_table(results: Sequence[JobResult]) -> None:
     for column in ("job", "status", "seconds", "stages", "error, or the log"):
         table.add_column(column, justify="right" if column == "seconds" else "left")
     for result in results:
-        stages = f"{len(result.ran)} run, {len(result.cached)} cached" if result.ok else ""
+        stages = f"{len(result.ran)} run, {len(result.cached)} cached"
         status = result.status if result.ok else "[red]failed[/]"
         detail = result.error or (result.log.name if result.log else "")
         table.add_row(result.name, status, f"{result.seconds:.1f}", stages, detail)

@@ -78,7 +78,7 @@ def _pool(ray: str | None, workers: int | None, cpus_per_job: int, log_dir: Path
     count = workers or max(1, len(gpus))
     if gpus:
         gpus = [gpus[i % len(gpus)] for i in range(count)]
-    threads = None if gpus else max(1, (os.cpu_count() or 1) // count)
+    threads = max(1, (os.cpu_count() or 1) // count)  # torch threads: the cores, shared
     return LocalPool(count, log_dir, gpus or None, threads)
 
 
