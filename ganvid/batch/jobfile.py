@@ -152,7 +152,7 @@ class JobSpec:
 
     def option_keys(self) -> set[str]:
         """Keys a table may use for this command (dashes or underscores)."""
-        keys = {k for k in self.params if not k.startswith("no-")} | {"clip"}
+        keys = {k for k in self.params if not k.startswith("no-")}
         return keys | {k.replace("-", "_") for k in keys}
 
     def expand(self, table: dict, options: dict) -> list[Job]:
@@ -244,8 +244,6 @@ class JobSpec:
         return out
 
     def job(self, name: str, clip: Path | None, options: dict, template: dict | None) -> Job:
-        options = dict(options)
-        options.pop("clip", None)
         argv = self.argv(options, template)
         if template is not None:
             for key in ("workdir", "output"):
