@@ -55,7 +55,7 @@ def assets(tmp_path_factory) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for name, clip in clips.items():
+        for clip in clips.values():
             assert run(["invert", *flags, str(clip)]) == 0
     finally:
         torch.set_num_threads(threads)
@@ -99,7 +99,7 @@ def test_local_workers_match_sequential_runs_and_the_corrupt_clip_fails_alone(
     assets, tmp_path, cli
 ):
     jobfile = make_batch(assets, tmp_path)
-    code, _, err = cli("batch", jobfile, "--workers", "2")
+    code, _, err = cli("batch", jobfile, "--workers", "2", "--threads", "1")
     assert code == 1, err
     assert_one_failure(err)
     assert "2 local worker(s) on the CPU" in err
@@ -107,7 +107,8 @@ def test_local_workers_match_sequential_runs_and_the_corrupt_clip_fails_alone(
     log = (tmp_path / "jobs.logs" / "all__broken.log").read_text()
     assert "ganvid: error:" in log and "broken.mp4" in log
 
-    code, _, err = cli("batch", jobfile, "--workers", "2")  # everything finished: nothing runs
+    # everything finished: nothing runs
+    code, _, err = cli("batch", jobfile, "--workers", "2", "--threads", "1")
     assert code == 1 and err.count("0 run, 7 cached") == 2
 
 
@@ -136,7 +137,7 @@ def _complete(workdir: Path, stage: str) -> bool:
 
 @pytest.mark.parametrize("where", ["local", "ray"])
 def test_a_killed_driver_is_rerun_without_recomputing_finished_stages(assets, tmp_path, where):
-    extra = ["--workers", "2"] if where == "local" else ["--ray", "auto"]
+    extra = ["--workers", "2", "--threads", "1"] if where == "local" else ["--ray", "auto"]
     if where == "ray":
         pytest.importorskip("ray", reason='Ray is optional: pip install -e ".[ray]"')
     jobfile = make_batch(assets, tmp_path)

@@ -23,6 +23,12 @@ def batch(
         min=1,
         help="Local worker processes [default: one per visible GPU, or 1 on the CPU].",
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Local: torch CPU threads per worker [default: the cores / the workers].",
+    ),
     cpus_per_job: int = typer.Option(
         1, "--cpus-per-job", min=1, help="Ray: CPUs each job asks for on a cluster without GPUs."
     ),
@@ -51,10 +57,12 @@ def batch(
         for job in jobs:
             typer.echo(f"{job.name}: {job.command_line}")
         return
-    if ray is not None and workers is not None:
-        raise InputError("--workers is for local runs; a Ray cluster has its own resources")
+    if ray is not None and (workers is not None or threads is not None):
+        raise InputError(
+            "--workers and --threads are for local runs; on Ray, --cpus-per-job sets both"
+        )
     log_dir = logs if logs is not None else jobfile.with_name(f"{jobfile.stem}.logs")
-    pool = _pool(ray, workers, cpus_per_job, log_dir.resolve())
+    pool = _pool(ray, workers, threads, cpus_per_job, log_dir.resolve())
     info(f"{len(jobs)} jobs on {pool.describe()}; logs in {log_dir}")
     results = run_with_progress(jobs, pool)
     summary_table(results)
@@ -65,7 +73,9 @@ def batch(
         )
 
 
-def _pool(ray: str | None, workers: int | None, cpus_per_job: int, log_dir: Path):
+def _pool(
+    ray: str | None, workers: int | None, threads: int | None, cpus_per_job: int, log_dir: Path
+):
     import os
 
     if ray is not None:
@@ -78,7 +88,7 @@ def _pool(ray: str | None, workers: int | None, cpus_per_job: int, log_dir: Path
     count = workers or max(1, len(gpus))
     if gpus:
         gpus = [gpus[i % len(gpus)] for i in range(count)]
-    threads = max(1, (os.cpu_count() or 1) // count)  # torch threads: the cores, shared
+    threads = threads or max(1, (os.cpu_count() or 1) // count)  # the cores, shared
     return LocalPool(count, log_dir, gpus or None, threads)
 
 
