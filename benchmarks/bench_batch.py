@@ -79,6 +79,9 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=1.0, help="Length of each clip.")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--threads", type=int, help="Torch threads per local worker [default: cores / workers]."
+    )
     parser.add_argument("--ray", help="Also time the batch as Ray tasks (auto or an address).")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--resolution", type=int, default=32)
@@ -96,7 +99,11 @@ def main() -> None:
             make_clip(root / f"clip{i}.mp4", args.seconds + 0.04 * i, size)
             for i in range(args.clips)
         ]
-        runs = [(f"{w} local worker(s)", ["--workers", str(w)]) for w in args.workers]
+        threads = ["--threads", str(args.threads)] if args.threads else []
+        each = f", {args.threads} thread(s) each" if args.threads else ""
+        runs = [
+            (f"{w} local worker(s){each}", ["--workers", str(w), *threads]) for w in args.workers
+        ]
         if args.ray:
             runs.append((f"Ray ({args.ray})", ["--ray", args.ray]))
         timings: dict[str, tuple[float, float]] = {}
