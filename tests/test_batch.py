@@ -165,3 +165,23 @@ def test_a_killed_driver_is_rerun_without_recomputing_finished_stages(assets, tm
         for stage, stamp in before[name].items():  # finished before the kill: not run again
             assert after[stage] == stamp, (name, stage)
     assert_same_videos(assets, tmp_path)
+
+
+def test_a_worker_that_dies_under_its_job_fails_that_job_alone(tmp_path):
+    from ganvid.batch.jobfile import Job
+    from ganvid.batch.local import LocalPool
+
+    clip = tmp_path / "missing.mp4"
+    pool = LocalPool(1, tmp_path / "logs", threads=1)
+    try:
+        pool.submit(Job("killed", "align", (str(clip),), tmp_path / "w1"))
+        os.kill(pool.slots[0].process.pid, signal.SIGKILL)
+        result = pool.wait()
+        assert result.name == "killed" and not result.ok
+        assert result.error == "the worker running it died (signal 9)"
+        pool.submit(Job("next", "align", (str(clip),), tmp_path / "w2"))  # a fresh worker
+        result = pool.wait()
+        assert result.name == "next" and result.error == f"{clip}: no such file"
+    finally:
+        pool.close()
+    assert not any(slot.process.is_alive() for slot in pool.slots)

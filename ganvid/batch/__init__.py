@@ -13,4 +13,8 @@
 Resuming is the work dirs' business (`ganvid.pipeline.workdir`): a rerun of the same job file
 skips the stages that finished and resumes the one that was cut. This package knows nothing of
 networks.
+
+Not yet here: one long clip's per-frame stages split into frame ranges across workers. The
+stage runner clears a stage whose manifest it did not write and a run holds its work dir's lock
+throughout, so parts written by other workers need support in `ganvid.pipeline` first.
 """
