@@ -51,6 +51,7 @@ def _root(
 def _register_commands() -> None:
     from ganvid.commands import (
         align,
+        batch,
         build_ops,
         demo,
         doctor,
@@ -77,6 +78,7 @@ def _register_commands() -> None:
         build_ops,
         render,
         stylemap,
+        batch,
     ):
         module.register(app)
 
