@@ -261,7 +261,7 @@ def cmd_invert(ctx: Context) -> list[list[str]]:
     args = ["--device", ctx.device, "--long", "0", "--json", str(ctx.json("invert"))]
     args += ["--keep", str(ctx.work / "invert"), "--landmarks", ctx.args.landmarks]
     if ctx.tiny:
-        args += ["--short", "0.4", "--frame", "320x180", "--resolution", "32"]
+        args += ["--short", "0.4", "--frame", "640x360", "--resolution", "32"]
         args += ["--pti-steps", "2", "--threads", "2"]
     else:
         args += ["--short", "10", "--frame", "1920x1080"]
@@ -299,6 +299,23 @@ def run_group(command: list[str], ctx: Context, out, timeout: float) -> int | No
         return None
 
 
+def junit_counts(path: Path) -> str:
+    """'N passed, N failed, N errors, N skipped' of a pytest junit XML file."""
+    import xml.etree.ElementTree as ElementTree
+
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as error:
+        return f"unreadable ({error})"
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    count = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors")}
+    skipped = sum(int(s.get("skipped", 0)) for s in suites)
+    passed = count["tests"] - count["failures"] - count["errors"] - skipped
+    return (
+        f"{passed} passed, {count['failures']} failed, {count['errors']} errors, {skipped} skipped"
+    )
+
+
 def run_step(step: Step, ctx: Context, timeout: float, log) -> dict:
     """Run the step's commands in order (each must exit 0); record status, seconds, result."""
     record: dict = {"status": "ok", "seconds": 0.0, "budget_s": round(timeout)}
@@ -318,12 +335,36 @@ def run_step(step: Step, ctx: Context, timeout: float, log) -> dict:
             record["status"] = f"failed (exit {code})"
             break
     record["seconds"] = time.perf_counter() - started
+    for junit in sorted(ctx.out.glob("junit_*.xml")) if step.name == "tests" else []:
+        record.setdefault("notes", []).append(f"{junit.stem[6:]}: {junit_counts(junit)}")
     result = ctx.json(step.name)
     if result.is_file():
         record["result"] = json.loads(result.read_text())
     log.write(f"===== {step.name}: {record['status']} in {record['seconds']:.1f} s\n")
     log.flush()
     return record
+
+
+def partial_invert(work: Path) -> dict | None:
+    """What an `invert` step that ran out of time finished: the seconds of each completed stage
+    (from the work dir's <stage>.json), in bench_invert's JSON shape with "partial": true."""
+    folder = work / "invert" / "short.ganvid"
+    stages = {}
+    for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime):
+        record = json.loads(path.read_text())
+        if isinstance(record, dict) and record.get("complete") and "stage" in record:
+            stages[record["stage"]] = record
+    if "decode" not in stages:
+        return None
+    decode = stages["decode"]["info"]
+    pti = stages.get("pti", {}).get("info", {})
+    run = {
+        "frames": decode["frames"],
+        "seconds": {name: r["seconds"] for name, r in stages.items()},
+        "pti_steps": pti.get("steps"),
+        "pti_batch": pti.get("batch"),
+    }
+    return {"partial": True, "frame": decode["size"], "short": run}
 
 
 def ops_environment(ctx: Context, env_record: dict) -> None:
@@ -406,6 +447,12 @@ def check_targets(results: dict) -> dict[str, dict]:
     invert = invert_totals(results.get("invert", {}))
     if invert is None:
         targets["invert_10s_1080p_5min"] = {"status": "n/a", "measured": "no invert run"}
+    elif results["invert"].get("partial"):
+        done = ", ".join(results["invert"]["short"]["seconds"])
+        targets["invert_10s_1080p_5min"] = {
+            "status": "n/a",
+            "measured": f"ran out of time; {invert['total_s']:.0f} s for the stages done ({done})",
+        }
     elif not invert["cuda"]:
         targets["invert_10s_1080p_5min"] = {
             "status": "n/a",
@@ -430,7 +477,10 @@ def invert_totals(result: dict) -> dict | None:
     seconds = run["seconds"]
     total = sum(seconds.values())
     steps = run.get("pti_steps") or 0
-    pti_500 = seconds["pti"] / steps * INVERT_TARGET_STEPS if steps else float("nan")
+    if not steps or "pti" not in seconds:
+        return {"frames": run["frames"], "pti_steps": steps, "total_s": total,
+                "total_500_s": float("nan"), "cuda": "peak_cuda_mib" in run}  # fmt: skip
+    pti_500 = seconds["pti"] / steps * INVERT_TARGET_STEPS
     return {
         "frames": run["frames"],
         "pti_steps": steps,
@@ -565,14 +615,17 @@ def markdown(summary: dict) -> str:
         rows = [[stage, s, s / run["frames"]] for stage, s in run["seconds"].items()]
         rows.append(["total", totals["total_s"], totals["total_s"] / run["frames"]])
         lines += _table(["stage", "seconds", "s/frame"], rows)
-        steps_per_s = run["pti_steps"] / max(run["seconds"]["pti"], 1e-9)
-        memory = run.get("peak_cuda_mib", run.get("peak_rss_mib"))
-        lines += [
-            "",
-            f"PTI {steps_per_s:.2f} steps/s; total with 500 PTI steps: "
-            f"{totals['total_500_s']:.0f} s; peak memory {memory:.0f} MiB; "
-            f"landmarks: {results['invert'].get('landmarks')}.",
-        ]
+        if results["invert"].get("partial"):
+            lines += ["", "**Ran out of time**: only the stages above finished."]
+        else:
+            steps_per_s = run["pti_steps"] / max(run["seconds"]["pti"], 1e-9)
+            memory = run.get("peak_cuda_mib", run.get("peak_rss_mib"))
+            lines += [
+                "",
+                f"PTI {steps_per_s:.2f} steps/s; total with 500 PTI steps: "
+                f"{totals['total_500_s']:.0f} s; peak memory {memory:.0f} MiB; "
+                f"landmarks: {results['invert'].get('landmarks')}.",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -633,7 +686,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=STEP_NAMES, help="run only these steps")
     parser.add_argument("--skip", nargs="+", choices=STEP_NAMES, default=[], help="skip these")
     parser.add_argument(
-        "--deadline", type=float, default=None, help="seconds for all steps (GPU 540, tiny 2400)"
+        "--deadline", type=float, default=None, help="seconds for all steps (GPU 480, tiny 2400)"
     )
     parser.add_argument(
         "--budget-scale", type=float, default=1.0, help="multiply every step's budget"
@@ -684,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     # <pytest cache>/d/ganvid_ops_home, so the tests find it too).
     env["GANVID_HOME"] = str(work / "pytest_cache" / "d" / "ganvid_ops_home")
     ctx = Context(args, out, work, device, args.tiny, env)
-    deadline = args.deadline or (2400.0 if args.tiny else 540.0)
+    deadline = args.deadline or (2400.0 if args.tiny else 480.0)
     chosen = [
         s for s in STEPS if (not args.only or s.name in args.only) and s.name not in args.skip
     ]
@@ -710,6 +763,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"[{time.perf_counter() - started:6.0f} s] {step.name} (<= {timeout:.0f} s)")
                 record = run_step(step, ctx, timeout, log)
+            if step.name == "invert" and "result" not in record:
+                partial = partial_invert(work)
+                if partial:
+                    record["result"] = partial
             summary["steps"][step.name] = record
             print(f"         {step.name}: {record['status']} ({record['seconds']:.1f} s)")
             if step.name == "env":
@@ -729,7 +786,7 @@ def main(argv: list[str] | None = None) -> int:
                 for k, t in summary["targets"].items()
                 if t["status"] == "MISS" or args.profile == "all"
             ]
-            left = deadline + 60 - (time.perf_counter() - started)
+            left = deadline + 45 - (time.perf_counter() - started)  # profiles: <= 45 s more
             if missed and left > 10:
                 summary["profile"] = run_profiles(ctx, missed, left)
                 print(f"profiles of {', '.join(missed)}: {out / PROFILE_NAME}")

@@ -114,6 +114,24 @@ def test_targets_without_gpu_figures_are_not_judged():
     assert "### `ganvid invert` of a 250-frame 1920x1080" in text
 
 
+def test_an_invert_that_ran_out_of_time_reports_the_stages_it_finished(tmp_path):
+    folder = tmp_path / "invert" / "short.ganvid"
+    folder.mkdir(parents=True)
+    info = {"frames": 250, "size": [1920, 1080], "fps": 25.0}
+    stages = {
+        "decode": {"complete": True, "seconds": 2.0, "info": info},
+        "geometry": {"complete": True, "seconds": 30.0, "info": {}},
+        "pti": {"complete": False, "seconds": 0.0, "info": {}},
+    }
+    for name, record in stages.items():
+        (folder / f"{name}.json").write_text(json.dumps({"stage": name, **record}))
+    partial = gpu_check.partial_invert(tmp_path)
+    assert partial["short"]["seconds"] == {"decode": 2.0, "geometry": 30.0}
+    target = gpu_check.check_targets({"invert": partial})["invert_10s_1080p_5min"]
+    assert target["status"] == "n/a" and "32 s for the stages done" in target["measured"]
+    assert gpu_check.partial_invert(tmp_path / "nothing") is None
+
+
 def test_a_failing_or_hanging_step_is_recorded_and_the_group_is_killed(tmp_path):
     marker = tmp_path / "grandchild_alive"
     late = tmp_path / "late.py"
