@@ -635,7 +635,9 @@ def markdown(summary: dict) -> str:
 def profile_commands(ctx: Context, missed: list[str]) -> list[list[str]]:
     """One profile_top.py run per missed target (the invert target profiles a PTI step, which
     dominates it; its per-stage table says the rest)."""
-    size = ["--resolution", "32", "--narrow"] if ctx.tiny else ["--resolution", "1024"]
+    size = ["--resolution", "1024"]
+    if ctx.tiny:
+        size = ["--resolution", "32", "--narrow", "--warmup", "1", "--runs", "1"]
     what = {
         "synthesis_5x": ["synthesis", "--precision", "fp32"],
         "fp16_1.5x": ["synthesis", "--precision", "fp16"],
