@@ -204,57 +204,49 @@ def cmd_e2e(ctx: Context) -> list[list[str]]:
     return [_py("gpu_check_e2e.py", *args, *(["--tiny"] if ctx.tiny else []))]
 
 
-def cmd_ops(ctx: Context) -> list[list[str]]:
-    size = ["--cpu-max-size", "36", "--layers", "L0", "L1", "--repeat", "1"] if ctx.tiny else []
-    return [_py("bench_ops.py", "--json", str(ctx.json("ops")), *size)]
+def bench(name: str, script: str, full: str, tiny: str) -> Callable[[Context], list[list[str]]]:
+    """The command of a bench-script step: its arguments for a full-size or a --tiny run
+    ('{device}' is replaced by the device), plus --json into the work dir."""
+
+    def commands(ctx: Context) -> list[list[str]]:
+        args = (tiny if ctx.tiny else full).format(device=ctx.device).split()
+        return [_py(script, *args, "--json", str(ctx.json(name)))]
+
+    return commands
 
 
-def cmd_synthesis(ctx: Context) -> list[list[str]]:
-    if ctx.tiny:
-        size = ["--synthesis-size", "32", "--narrow", "--cpu-max-size", "64"]
-        size += ["--synthesis-batches", "1", "2", "--repeat", "1"]
-    else:
-        size = ["--repeat", "3"]
-    args = ["--no-ops", "--synthesis", "--json", str(ctx.json("synthesis"))]
-    return [_py("bench_ops.py", *args, *size)]
-
-
-def cmd_pti(ctx: Context) -> list[list[str]]:
-    args = ["--device", ctx.device, "--json", str(ctx.json("pti"))]
-    if ctx.tiny:
-        args += ["--resolution", "32", "--narrow", "--batches", "1", "2", "--steps", "1"]
-        args += ["--warmup", "1", "--frames", "4"]
-    else:
-        args += ["--resolution", "1024", "--batches", "1", "4", "--steps", "8"]
-    return [_py("bench_pti.py", *args)]
-
-
-def cmd_encoder(ctx: Context) -> list[list[str]]:
-    args = ["--devices", ctx.device, "--json", str(ctx.json("encoder"))]
-    if ctx.tiny:
-        args += ["--resolution", "32", "--narrow", "--batches", "1", "--repeat", "1"]
-    else:
-        args += ["--resolution", "1024", "--batches", "1", "8", "--repeat", "3"]
-    return [_py("bench_encoder.py", *args)]
-
-
-def cmd_toonify(ctx: Context) -> list[list[str]]:
-    args = ["--devices", ctx.device, "--json", str(ctx.json("toonify"))]
-    if ctx.tiny:
-        args += ["--cpu-input", "32", "--cpu-batches", "1", "--repeat", "1"]
-    else:
-        args += ["--input", "512", "--batches", "1", "4", "--repeat", "3"]
-    return [_py("bench_toonify.py", *args)]
-
-
-def cmd_compose(ctx: Context) -> list[list[str]]:
-    args = ["--json", str(ctx.json("compose"))]
-    if ctx.tiny:
-        args += ["--cases", f"{ctx.device}:32", "--repeat", "1", "--frame", "640x360"]
-        args += ["--paste-render", "256"]
-    else:
-        args += ["--cases", f"{ctx.device}:1024", "--repeat", "3", "--frame", "1920x1080"]
-    return [_py("bench_compose.py", *args)]
+cmd_ops = bench("ops", "bench_ops.py", "", "--cpu-max-size 36 --layers L0 L1 --repeat 1")
+cmd_synthesis = bench(
+    "synthesis",
+    "bench_ops.py",
+    "--no-ops --synthesis --repeat 3",
+    "--no-ops --synthesis --synthesis-size 32 --narrow --cpu-max-size 64 "
+    "--synthesis-batches 1 2 --repeat 1",
+)
+cmd_pti = bench(
+    "pti",
+    "bench_pti.py",
+    "--device {device} --resolution 1024 --batches 1 4 --steps 8",
+    "--device {device} --resolution 32 --narrow --batches 1 2 --steps 1 --warmup 1 --frames 4",
+)
+cmd_encoder = bench(
+    "encoder",
+    "bench_encoder.py",
+    "--devices {device} --resolution 1024 --batches 1 8 --repeat 3",
+    "--devices {device} --resolution 32 --narrow --batches 1 --repeat 1",
+)
+cmd_toonify = bench(
+    "toonify",
+    "bench_toonify.py",
+    "--devices {device} --input 512 --batches 1 4 --repeat 3",
+    "--devices {device} --cpu-input 32 --cpu-batches 1 --repeat 1",
+)
+cmd_compose = bench(
+    "compose",
+    "bench_compose.py",
+    "--cases {device}:1024 --repeat 3 --frame 1920x1080",
+    "--cases {device}:32 --repeat 1 --frame 640x360 --paste-render 256",
+)
 
 
 def cmd_invert(ctx: Context) -> list[list[str]]:
@@ -379,8 +371,19 @@ def ops_environment(ctx: Context, env_record: dict) -> None:
 # ----------------------------------------------------------------------------- targets
 
 
-def _min(values: list[float]) -> float | None:
-    return min(values) if values else None
+def _ratio_target(
+    ratios: list[float], floor: float, measured: str, missing: str, also: bool = True
+) -> dict:
+    """PASS when the worst ratio is at least `floor` (and `also`); n/a without ratios.
+    `measured` may use {worst} and {n}."""
+    if not ratios:
+        return {"status": "n/a", "measured": missing}
+    worst = min(ratios)
+    return {
+        "status": "PASS" if worst >= floor and also else "MISS",
+        "measured": measured.format(worst=worst, n=len(ratios)),
+        "worst": worst,
+    }
 
 
 def check_targets(results: dict) -> dict[str, dict]:
@@ -400,17 +403,11 @@ def check_targets(results: dict) -> dict[str, dict]:
         if cuda["peak_mib"] is not None and ref["peak_mib"] is not None:
             if cuda["peak_mib"] > ref["peak_mib"]:
                 memory_over.append(f"{config} {precision} b{batch}")
-    worst = _min(speedups)
-    if worst is None:
-        targets["synthesis_5x"] = {"status": "n/a", "measured": "no CUDA-vs-ref synthesis rows"}
-    else:
-        ok = worst >= 5 and not memory_over
-        more = f"; more memory: {', '.join(memory_over)}" if memory_over else "; memory <= ref"
-        targets["synthesis_5x"] = {
-            "status": "PASS" if ok else "MISS",
-            "measured": f"min speed-up {worst:.1f}x over {len(speedups)} cases{more}",
-            "worst": worst,
-        }
+    more = f"; more memory: {', '.join(memory_over)}" if memory_over else "; memory <= ref"
+    targets["synthesis_5x"] = _ratio_target(
+        speedups, 5.0, "min speed-up {worst:.1f}x over {n} cases" + more,
+        "no CUDA-vs-ref synthesis rows", also=not memory_over,
+    )  # fmt: skip
 
     fp16 = []
     for (config, precision, batch, ops), row in by_case.items():
@@ -418,31 +415,18 @@ def check_targets(results: dict) -> dict[str, dict]:
         if ops == "cuda" and precision == "fp16" and full and row["images_per_s"]:
             if full["images_per_s"]:
                 fp16.append(row["images_per_s"] / full["images_per_s"])
-    worst = _min(fp16)
-    targets["fp16_1.5x"] = (
-        {"status": "n/a", "measured": "no CUDA fp16/fp32 rows"}
-        if worst is None
-        else {
-            "status": "PASS" if worst >= 1.5 else "MISS",
-            "measured": f"min fp16/fp32 {worst:.2f}x over {len(fp16)} cases",
-            "worst": worst,
-        }
+    targets["fp16_1.5x"] = _ratio_target(
+        fp16, 1.5, "min fp16/fp32 {worst:.2f}x over {n} cases", "no CUDA fp16/fp32 rows"
     )
 
     rows = results.get("pti", {}).get("rows", [])
     amp = {(r["batch"], r["amp"]): r["steps_per_s"] for r in rows}
     ratios = [amp[b, True] / amp[b, False] for (b, on) in amp if on and (b, False) in amp]
-    worst = _min(ratios)
-    targets["amp_pti_1.5x"] = (
-        {"status": "n/a", "measured": "no PTI rows with AMP on and off"}
-        if worst is None
-        else {
-            "status": "PASS" if worst >= 1.5 else "MISS",
-            "measured": f"min AMP/no-AMP {worst:.2f}x over batches "
-            + ", ".join(str(b) for (b, on) in amp if on),
-            "worst": worst,
-        }
-    )
+    batches = ", ".join(str(b) for (b, on) in amp if on)
+    targets["amp_pti_1.5x"] = _ratio_target(
+        ratios, 1.5, "min AMP/no-AMP {worst:.2f}x over batches " + batches,
+        "no PTI rows with AMP on and off",
+    )  # fmt: skip
 
     invert = invert_totals(results.get("invert", {}))
     if invert is None:
@@ -655,21 +639,11 @@ def profile_commands(ctx: Context, missed: list[str]) -> list[list[str]]:
 
 
 def run_profiles(ctx: Context, missed: list[str], seconds: float) -> dict:
-    record: dict = {"status": "ok", "seconds": 0.0, "budget_s": round(seconds), "targets": missed}
-    started = time.perf_counter()
+    """The profiles of the missed targets, as one more step whose log is profile.txt."""
+    step = Step("profile", seconds, seconds, lambda ctx: profile_commands(ctx, missed))
     with open(ctx.out / PROFILE_NAME, "w") as out:
-        for command in profile_commands(ctx, missed):
-            left = seconds - (time.perf_counter() - started)
-            out.write(f"===== {' '.join(command[1:])}\n")
-            out.flush()
-            code = run_group(command, ctx, out, left)
-            if code is None:
-                record["status"] = "timeout"
-                break
-            if code != 0:
-                record["status"] = f"failed (exit {code})"
-    record["seconds"] = time.perf_counter() - started
-    return record
+        record = run_step(step, ctx, seconds, out)
+    return {**record, "targets": missed}
 
 
 # ----------------------------------------------------------------------------- main
