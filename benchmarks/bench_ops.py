@@ -177,9 +177,10 @@ def bias_act_rows(args, device: torch.device, backends: list[str]) -> list[list[
 
 
 def synthesis_rows(
-    args, device: torch.device, backends: list[str], records: list[dict]
+    args, device: torch.device, backends: list[str], records: list[dict], saved=lambda: None
 ) -> list[list[str]]:
-    """Table rows; also appends one dict per case to `records` (None = out of memory)."""
+    """Table rows; also appends one dict per case to `records` (None = out of memory) and calls
+    `saved()` after each case (so a run cut short keeps what it measured)."""
     rows = []
     size = args.synthesis_size
     narrow = {"channel_base": 2048, "channel_max": 64} if args.narrow else {}
@@ -211,6 +212,7 @@ def synthesis_rows(
                 if len(backends) == 2:
                     row.append(_ratio(result["ref"].ms, result["cuda"].ms))
                 rows.append(row)
+                saved()
     return rows
 
 
@@ -273,12 +275,22 @@ def main() -> None:
         print(op_table)
         sections += [op_table, ""]
     records: list[dict] = []
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    ops_records = [dict(zip(op_header, row, strict=True)) for row in op_table_rows]
+
+    def save() -> None:
+        if args.json:
+            with open(args.json, "w") as handle:
+                payload = {"note": note, "gpu": gpu, "ops": ops_records, "synthesis": records}
+                json.dump(payload, handle)
+
+    save()
     if args.synthesis:
         if device.type == "cpu" and args.synthesis_size > args.cpu_max_size:
             print(f"synthesis at {args.synthesis_size} px is skipped on CPU")
         else:
             cols = [c for b in backends for c in (f"{b} img/s", f"{b} MiB")]
-            synth_rows = synthesis_rows(args, device, backends, records)
+            synth_rows = synthesis_rows(args, device, backends, records, save)
             speedup = ["speed-up"] if len(backends) == 2 else []
             synth = table(["synthesis", "batch", *cols, *speedup], synth_rows)
             print(synth)
@@ -286,11 +298,6 @@ def main() -> None:
     if args.markdown:
         with open(args.markdown, "w") as handle:
             handle.write("\n".join(sections))
-    if args.json:
-        gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-        ops_records = [dict(zip(op_header, row, strict=True)) for row in op_table_rows]
-        with open(args.json, "w") as handle:
-            json.dump({"note": note, "gpu": gpu, "ops": ops_records, "synthesis": records}, handle)
 
 
 if __name__ == "__main__":

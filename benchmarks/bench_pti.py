@@ -130,9 +130,9 @@ def main() -> None:
                     f"{peak}",
                     flush=True,
                 )
-    if args.json:
-        facts = {"gpu": gpu, "resolution": args.resolution, "narrow": args.narrow}
-        Path(args.json).write_text(json.dumps({**facts, "rows": rows}, indent=2))
+                if args.json:  # after each case: a run cut short keeps what it measured
+                    facts = {"gpu": gpu, "resolution": args.resolution, "narrow": args.narrow}
+                    Path(args.json).write_text(json.dumps({**facts, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -215,7 +215,7 @@ def bench(name: str, script: str, full: str, tiny: str) -> Callable[[Context], l
     return commands
 
 
-cmd_ops = bench("ops", "bench_ops.py", "", "--cpu-max-size 36 --layers L0 L1 --repeat 1")
+cmd_ops = bench("ops", "bench_ops.py", "--repeat 3", "--cpu-max-size 36 --layers L0 L1 --repeat 1")
 cmd_synthesis = bench(
     "synthesis",
     "bench_ops.py",
@@ -264,14 +264,14 @@ def cmd_invert(ctx: Context) -> list[list[str]]:
 STEPS = [
     Step("env", 150, 60, cmd_env),
     Step("tests", 150, 120, cmd_tests),
-    Step("e2e", 150, 900, cmd_e2e),
+    Step("e2e", 180, 900, cmd_e2e),
     Step("ops", 40, 120, cmd_ops),
     Step("synthesis", 90, 240, cmd_synthesis),
     Step("pti", 60, 180, cmd_pti),
     Step("encoder", 40, 120, cmd_encoder),
     Step("toonify", 40, 180, cmd_toonify),
     Step("compose", 30, 120, cmd_compose),
-    Step("invert", 200, 600, cmd_invert, reserve_s=90),
+    Step("invert", 240, 600, cmd_invert, reserve_s=120),
 ]
 STEP_NAMES = [s.name for s in STEPS]
 
@@ -668,7 +668,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--budget-scale", type=float, default=1.0, help="multiply every step's budget"
     )
     parser.add_argument(
-        "--invert-pti-steps", type=int, default=200,
+        "--invert-pti-steps", type=int, default=100,
         help="PTI steps of the 10-s invert (the 500-step total is projected from them)",
     )  # fmt: skip
     parser.add_argument("--landmarks", choices=["auto", "dlib", "known"], default="auto")

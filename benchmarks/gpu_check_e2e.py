@@ -215,7 +215,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", choices=["cpu", "cuda"])
     parser.add_argument("--tiny", action="store_true", help="64 px networks, CPU-sized")
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--pti-steps", type=int, default=40, help="full size (tiny: 12)")
+    parser.add_argument("--pti-steps", type=int, default=24, help="full size (tiny: 12)")
     parser.add_argument("--landmarks", choices=["auto", "dlib", "known"], default="auto")
     args = parser.parse_args()
     result = run(args)
