@@ -311,6 +311,9 @@ def junit_counts(path: Path) -> str:
 def run_step(step: Step, ctx: Context, timeout: float, log) -> dict:
     """Run the step's commands in order (each must exit 0); record status, seconds, result."""
     record: dict = {"status": "ok", "seconds": 0.0, "budget_s": round(timeout)}
+    # a reused --work must not hand this run an earlier run's result or cached work dirs
+    ctx.json(step.name).unlink(missing_ok=True)
+    shutil.rmtree(ctx.work / step.name, ignore_errors=True)
     started = time.perf_counter()
     for command in step.commands(ctx):
         left = timeout - (time.perf_counter() - started)

@@ -40,4 +40,6 @@ if [ -n "$missing" ]; then
     [ -n "$still" ] && echo "gpu_check.sh: still missing (the steps that need them will fail):" &&
         echo "$still" | sed 's/^/    /'
 fi
+"$PY" -c "import ganvid.cli, av, lpips" ||
+    echo "gpu_check.sh: ganvid's CLI does not import (see above); the e2e and invert steps will fail"
 exec "$PY" benchmarks/gpu_check.py "$@"
