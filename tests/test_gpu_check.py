@@ -138,8 +138,17 @@ def test_a_failing_or_hanging_step_is_recorded_and_the_group_is_killed(tmp_path)
     late.write_text(f"import pathlib, time\ntime.sleep(3)\npathlib.Path({str(marker)!r}).touch()\n")
     hang = f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, {str(late)!r}])\n"
     (tmp_path / "hang.py").write_text(hang + "time.sleep(60)\n")
+    ran_on = tmp_path / "ran_on"
     steps = [
-        gpu_check.Step("fails", 30, 30, lambda ctx: [[sys.executable, "-c", "exit(3)"]]),
+        gpu_check.Step(
+            "fails",
+            30,
+            30,
+            lambda ctx: [
+                [sys.executable, "-c", "exit(3)"],
+                [sys.executable, "-c", f"open({str(ran_on)!r}, 'w')"],
+            ],
+        ),
         gpu_check.Step("hangs", 30, 30, lambda ctx: [[sys.executable, str(tmp_path / "hang.py")]]),
     ]
     args = gpu_check.parse_args([str(tmp_path / "out")])
@@ -148,7 +157,7 @@ def test_a_failing_or_hanging_step_is_recorded_and_the_group_is_killed(tmp_path)
         failed = gpu_check.run_step(steps[0], ctx, 30, log)
         started = time.monotonic()
         hung = gpu_check.run_step(steps[1], ctx, 1.5, log)
-    assert failed["status"] == "failed (exit 3)"
+    assert failed["status"] == "failed (exit 3)" and ran_on.exists()  # the next command ran
     assert hung["status"] == "timeout" and time.monotonic() - started < 10
     time.sleep(3)
     assert not marker.exists()  # the step's grandchild was killed with it
