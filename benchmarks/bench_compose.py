@@ -3,6 +3,7 @@
     python benchmarks/bench_compose.py                  # 1024 on CUDA if present, and 32 on CPU
     python benchmarks/bench_compose.py --cases cpu:64   # device:size pairs
     python benchmarks/bench_compose.py --frame 1920x1080 --batch 4 --repeat 5
+    python benchmarks/bench_compose.py --cases cuda:1024 --json compose.json
 
 Per case (random weights; speed does not depend on their values; CPU cases use narrow layers,
 channel_base 4096 and channel_max 128, so they finish in minutes: compare ratios, not times):
@@ -19,6 +20,7 @@ memory (MiB) is given for the plain and FoV renders.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -148,6 +150,7 @@ def main() -> None:
         "--paste-render", type=int, default=1024, help="side of the render pasted back, px"
     )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    parser.add_argument("--json", help="also write the rows (seconds per frame, MiB) here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -156,6 +159,10 @@ def main() -> None:
         device, _, size = case.partition(":")
         rows.append(bench_case(device, int(size), args))
     show(rows, args)
+    if args.json:
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        with open(args.json, "w") as handle:
+            json.dump({"gpu": gpu, "frame": args.frame, "batch": args.batch, "rows": rows}, handle)
 
 
 if __name__ == "__main__":

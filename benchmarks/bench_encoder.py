@@ -3,11 +3,13 @@
     python benchmarks/bench_encoder.py                       # CPU (+ CUDA when present)
     python benchmarks/bench_encoder.py --devices cpu --resolution 256 --batches 1
     python benchmarks/bench_encoder.py --devices cuda --resolution 1024 --batches 1 8 16
+    python benchmarks/bench_encoder.py --devices cpu --resolution 32 --narrow --json enc.json
 
 Networks are random (speed does not depend on weight values) and full width: the published
 IR-SE50 ReStyle-e4e encoder (186 M parameters, 256 px input) and an SG3-R generator at
 `--resolution` (the published decoder is 1024 px; on CPU one 1024 px render takes minutes and
-~14 GB, so the CPU default is 256). Inputs are random images at the generator's resolution.
+~14 GB, so the CPU default is 256; --narrow shrinks both networks for a smoke run). Inputs are
+random images at the generator's resolution.
 
 One inversion = the cached average image (rendered once, excluded), then per iteration one
 encoder pass and, except after the last one, one render to feed back: 3 encoder passes and
@@ -18,6 +20,7 @@ over --repeat runs after one warm-up, per batch and per frame, plus the parts me
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -45,8 +48,11 @@ def bench_device(args: argparse.Namespace, device_name: str) -> list[dict]:
     device = torch.device(device_name)
     resolution = args.resolution or (1024 if device.type == "cuda" else 256)
     torch.manual_seed(0)
-    G = Generator(SG3Config.config_r(resolution)).eval().requires_grad_(False).to(device)
-    encoder = build_encoder(ReStyleEncoderConfig(kind="e4e", num_ws=G.num_ws)).eval().to(device)
+    narrow = {"channel_base": 2048, "channel_max": 64} if args.narrow else {}
+    G = Generator(SG3Config.config_r(resolution, **narrow)).eval().requires_grad_(False).to(device)
+    shape = {"widths": (16, 32, 48, 64), "units": (1, 1, 2, 1), "input_size": 64}
+    config = ReStyleEncoderConfig(kind="e4e", num_ws=G.num_ws, **(shape if args.narrow else {}))
+    encoder = build_encoder(config).eval().to(device)
     inverter = ReStyleInverter(encoder, G, G.mapping.w_avg.clone(), n_iters=args.iters)
     measure = _timer(device)
     measure(inverter.average_image)  # cached once per model, as in real use
@@ -100,6 +106,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--with-images", action="store_true", help="also render the result")
+    parser.add_argument("--narrow", action="store_true", help="narrow networks (smoke run)")
+    parser.add_argument("--json", help="also write the rows (seconds per batch) here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -109,8 +117,12 @@ def main() -> None:
         + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no CUDA"),
         flush=True,
     )
-    for device in devices:
-        bench_device(args, device)
+    rows = [row for device in devices for row in bench_device(args, device)]
+    if args.json:
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        with open(args.json, "w") as handle:
+            facts = {"gpu": gpu, "iters": args.iters, "narrow": args.narrow}
+            json.dump({**facts, "rows": rows}, handle)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python benchmarks/bench_ops.py                      # per-op at SG3-R-1024 layer shapes
     python benchmarks/bench_ops.py --synthesis          # + full synthesis, R and T at 1024
     python benchmarks/bench_ops.py --markdown out.md    # also write the tables as markdown
+    python benchmarks/bench_ops.py --no-ops --synthesis --json synthesis.json   # records as JSON
 
 Per op: median wall time (ms) of forward and forward+backward, and peak extra GPU memory (MiB)
 over the inputs, for each path, with the ratio ref/cuda. Synthesis: images/s and peak memory for
@@ -14,6 +15,7 @@ runs, on CPU, for the smaller layers (a note says so).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -174,10 +176,17 @@ def bias_act_rows(args, device: torch.device, backends: list[str]) -> list[list[
 # ------------------------------------------------------------------------------ synthesis
 
 
-def synthesis_rows(args, device: torch.device, backends: list[str]) -> list[list[str]]:
+def synthesis_rows(
+    args, device: torch.device, backends: list[str], records: list[dict], saved=lambda: None
+) -> list[list[str]]:
+    """Table rows; also appends one dict per case to `records` (None = out of memory) and calls
+    `saved()` after each case (so a run cut short keeps what it measured)."""
     rows = []
+    size = args.synthesis_size
+    narrow = {"channel_base": 2048, "channel_max": 64} if args.narrow else {}
     for kind in args.configs:
-        cfg = SG3Config.config_r(1024) if kind == "R" else SG3Config.config_t(1024)
+        make = SG3Config.config_r if kind == "R" else SG3Config.config_t
+        cfg = make(size, **narrow)
         G = Generator(cfg).eval().to(device)
         for precision in ("fp32", "fp16"):
             for batch in args.synthesis_batches:
@@ -191,14 +200,19 @@ def synthesis_rows(args, device: torch.device, backends: list[str]) -> list[list
                             return G.synthesis(ws, force_fp32=fp32)
 
                     result[backend] = measure(render, device, args.repeat)
-                row = [f"SG3-{kind}-1024 {precision}", str(batch)]
+                row = [f"SG3-{kind}-{size} {precision}", str(batch)]
                 for backend in backends:
                     m = result[backend]
                     ips = None if m.ms is None else batch / (m.ms / 1e3)
                     row += [_fmt(ips), _mem(m)]
+                    records.append(
+                        dict(config=kind, size=size, precision=precision, batch=batch,
+                             ops=backend, images_per_s=ips, peak_mib=m.mib)
+                    )  # fmt: skip
                 if len(backends) == 2:
                     row.append(_ratio(result["ref"].ms, result["cuda"].ms))
                 rows.append(row)
+                saved()
     return rows
 
 
@@ -219,8 +233,14 @@ def main() -> None:
     parser.add_argument("--synthesis", action="store_true", help="also time full synthesis")
     parser.add_argument("--configs", nargs="*", default=["R", "T"], choices=["R", "T"])
     parser.add_argument("--synthesis-batches", nargs="*", type=int, default=[1, 4, 16])
+    parser.add_argument(
+        "--synthesis-size", type=int, default=1024, help="synthesis px (CPU: <= --cpu-max-size)"
+    )
+    parser.add_argument("--no-ops", action="store_true", help="skip the per-op table")
+    parser.add_argument("--narrow", action="store_true", help="synthesis: narrow layers (smoke)")
     parser.add_argument("--cpu-max-size", type=int, default=148, help="CPU: skip larger layers")
     parser.add_argument("--markdown", help="also write the tables to this markdown file")
+    parser.add_argument("--json", help="also write {note, gpu, ops, synthesis} records here")
     args = parser.parse_args()
 
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -247,20 +267,32 @@ def main() -> None:
 
     value_cols = [c for b in backends for c in (f"{b} ms", f"{b} MiB")]
     ratio = ["ref/cuda"] if len(backends) == 2 else []
-    op_table = table(
-        ["op (SG3-R-1024 layer)", "pass", *value_cols, *ratio],
-        op_rows(args, device, backends) + bias_act_rows(args, device, backends),
-    )
-    print(op_table)
-    sections += [op_table, ""]
+    op_header = ["op (SG3-R-1024 layer)", "pass", *value_cols, *ratio]
+    op_table_rows = [] if args.no_ops else op_rows(args, device, backends)
+    op_table_rows += [] if args.no_ops else bias_act_rows(args, device, backends)
+    if op_table_rows:
+        op_table = table(op_header, op_table_rows)
+        print(op_table)
+        sections += [op_table, ""]
+    records: list[dict] = []
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    ops_records = [dict(zip(op_header, row, strict=True)) for row in op_table_rows]
+
+    def save() -> None:
+        if args.json:
+            with open(args.json, "w") as handle:
+                payload = {"note": note, "gpu": gpu, "ops": ops_records, "synthesis": records}
+                json.dump(payload, handle)
+
+    save()
     if args.synthesis:
-        if device.type == "cpu":
-            print("synthesis at 1024 px is skipped on CPU")
+        if device.type == "cpu" and args.synthesis_size > args.cpu_max_size:
+            print(f"synthesis at {args.synthesis_size} px is skipped on CPU")
         else:
             cols = [c for b in backends for c in (f"{b} img/s", f"{b} MiB")]
-            synth = table(
-                ["synthesis", "batch", *cols, "speed-up"], synthesis_rows(args, device, backends)
-            )
+            synth_rows = synthesis_rows(args, device, backends, records, save)
+            speedup = ["speed-up"] if len(backends) == 2 else []
+            synth = table(["synthesis", "batch", *cols, *speedup], synth_rows)
             print(synth)
             sections += [synth, ""]
     if args.markdown:

@@ -4,6 +4,7 @@
                                                            # batch 1 and 4; CPU: a small case
     python benchmarks/bench_toonify.py --devices cpu --cpu-input 64 --repeat 1
     python benchmarks/bench_toonify.py --pipeline          # + the whole job on a 720p clip
+    python benchmarks/bench_toonify.py --devices cuda --json toonify.json
 
 Networks: the published toonify shape (IR-SE50 encoder with 7 skip-fusion layers, StyleGAN2
 1024 decoder, 18 w+ rows), random weights (speed does not depend on them). Per frame, the job
@@ -22,6 +23,7 @@ per frame: what a user waits, including the PNG files of the work dir.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import tempfile
@@ -187,6 +189,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per case")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--pipeline", action="store_true", help="also time the whole job")
+    parser.add_argument("--json", help="also write the network rows (seconds per batch) here")
     parser.add_argument("--pipeline-frames", type=int, default=24)
     parser.add_argument(
         "--pipeline-eye-px", type=float, default=64.0, help="64: 512x512 crops; 8 for a CPU try"
@@ -208,16 +211,21 @@ def main() -> None:
         f"{'device':>6} {'crop->render':>12} {'batch':>5} {'w+':>8} {'features':>9} "
         f"{'decode':>8} {'total':>9} {'fps':>7} {'peak MiB':>9}"
     )
+    rows = []
     for name in devices:
         device = torch.device(name)
         model = build_model(device)
         side = args.input if device.type == "cuda" else args.cpu_input
         batches = args.batches if device.type == "cuda" else args.cpu_batches
         for batch in batches:
-            print_networks(
-                device, side, batch, time_networks(model, device, side, batch, args.repeat)
-            )
+            result = time_networks(model, device, side, batch, args.repeat)
+            print_networks(device, side, batch, result)
+            rows.append({"device": device.type, "crop": side, "batch": batch, **result})
         del model
+    if args.json:
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        with open(args.json, "w") as handle:
+            json.dump({"gpu": gpu, "rows": rows}, handle)
     if args.pipeline:
         device = torch.device(devices[0])
         with tempfile.TemporaryDirectory() as folder:

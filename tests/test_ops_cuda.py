@@ -21,7 +21,11 @@ from ganvid.ops.upfirdn2d import setup_filter, upfirdn2d_ref
 
 BUILD_ARCH = "9.0"  # any arch torch supports: the build itself needs no GPU
 HAS_GPU = torch.cuda.is_available()
-needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA GPU")
+
+
+def needs_gpu(test):
+    """GPU-only: marked `cuda` (selected by `pytest -m cuda`) and skipped without a GPU."""
+    return pytest.mark.cuda(pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA GPU")(test))
 
 
 def _build_skip_reason() -> str | None:

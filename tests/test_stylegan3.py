@@ -302,6 +302,7 @@ def test_output_shape_dtype_and_bad_inputs():
         dataclasses.replace(G.config, img_resolution=48)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fp16_layers_on_cuda_match_fp32():
     G = tiny_generator("T", 64).cuda()
