@@ -80,9 +80,10 @@ def align(
     """
     from ganvid.errors import InputError
     from ganvid.face.align import WindowConfig
-    from ganvid.face.geometry import AlignOptions, CropsConfig, GeometryConfig, run_align
+    from ganvid.face.geometry import CropsConfig, GeometryConfig
     from ganvid.face.landmarks import DetectorConfig
-    from ganvid.face.track import TrackConfig
+    from ganvid.face.tracks import TrackConfig
+    from ganvid.pipeline.align import AlignOptions, run_align
     from ganvid.pipeline.workdir import default_workdir
     from ganvid.ui import info
 

@@ -26,5 +26,5 @@ FRESH = typer.Option(False, "--fresh", help="Recompute every stage.")
 
 def face_options(detector: str, cnn: bool, face: int) -> dict:
     """--detector, --cnn and --face as a job's `face` dict (read by
-    `ganvid.pipeline.invert.face_configs`)."""
+    `ganvid.pipeline.align.face_configs`)."""
     return {"detector": detector, "cnn": cnn, "face_index": face}

@@ -70,14 +70,13 @@ import numpy as np
 
 from ganvid.edit.keyframes import Strength
 from ganvid.errors import InputError
+from ganvid.pipeline.align import clip_images, track_geometry
 from ganvid.pipeline.invert import (
     ALIGNED_SIZE,
-    clip_images,
     frame_count,
     resolve_device,
     stage_bar,
     stage_decode,
-    track_geometry,
 )
 from ganvid.pipeline.workdir import (
     FrameDir,
