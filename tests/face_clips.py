@@ -250,12 +250,12 @@ def place(photo: np.ndarray, matrix: np.ndarray, size: tuple[int, int] = (640, 4
     return paste_warp(wall, photo, matrix)
 
 
-def astronaut_path_clip(n_frames: int = 40, blank: tuple[int, ...] = (17, 18), seed: int = 0):
-    """Issue 19's clip: 640x480, the whole astronaut photo (badge included) moved along a known
-    path: roll +-12 deg, scale 0.80-0.95, slow translation, noise, two blank frames."""
+def astronaut_path(n_frames: int = 40, blank: tuple[int, ...] = (17, 18), seed: int = 0):
+    """Issue 19's clip, one (frame, Scene) at a time: 640x480, the whole astronaut photo (badge
+    included) moved along a known path: roll +-12 deg, scale 0.80-0.95, slow translation,
+    noise, two blank frames."""
     rng = np.random.default_rng(seed)
     base = astronaut()
-    frames, scenes = [], []
     for k in range(n_frames):
         t = k / (n_frames - 1)
         matrix = similarity(
@@ -265,12 +265,15 @@ def astronaut_path_clip(n_frames: int = 40, blank: tuple[int, ...] = (17, 18), s
             (300 + 40 * t, 235 + 10 * math.sin(math.pi * t)),
         )
         if k in blank:
-            frames.append(np.full((480, 640, 3), 12, np.uint8))
-            scenes.append(Scene())
+            yield np.full((480, 640, 3), 12, np.uint8), Scene()
         else:
-            frames.append(add_noise(place(base, matrix), 4.0, rng))
-            scenes.append(Scene({"astronaut": matrix}))
-    return FootageClip(frames, scenes, [])
+            yield add_noise(place(base, matrix), 4.0, rng), Scene({"astronaut": matrix})
+
+
+def astronaut_path_clip(n_frames: int = 40, blank: tuple[int, ...] = (17, 18), seed: int = 0):
+    """`astronaut_path` as a FootageClip."""
+    frames, scenes = zip(*astronaut_path(n_frames, blank, seed), strict=True)
+    return FootageClip(list(frames), list(scenes), [])
 
 
 def roll_scale_clip(n_frames: int = 36, seed: int = 1) -> FootageClip:

@@ -8,8 +8,10 @@ numbers and, per face track, its landmarks; no frame is kept beyond the previous
 - **Candidates are verified**: a detection must have a face-like landmark layout (eyes level
   and apart, nose and mouth below them, in proportion); a track whose detections are all weak
   (detector score under `sure_score`, e.g. dlib HOG on a badge or a logo) must be confirmed
-  by the detector's second opinion (`confirm`: dlib's CNN detector on an upright crop), asked
-  at most once every `verify_every` frames; tracks never confirmed are dropped.
+  by the detector's second opinion (`recheck`: dlib's CNN detector on an upright crop), asked
+  at most once every `verify_every` frames (doubling); tracks never confirmed are dropped.
+  Very weak detections of a confirmed face (under `refit_score`) are refitted in the CNN's
+  box, whose landmarks are far better than those from a weak HOG box.
 - **Tracks**: detections are linked to the live tracks of the current shot by box overlap or,
   failing that, by landmark-centre distance within a reach that grows with the frames missed,
   and a plausible size change. A track that misses a frame is searched for again on an upright
@@ -47,11 +49,16 @@ class TrackConfig:
     """Box overlap that identifies the same face in the next frame."""
     max_shift: float = 0.75
     """Otherwise: largest landmark-centre move per frame missed, in face sizes."""
-    max_gap: int = 12
-    """Frames a lost track is searched for before it ends."""
+    max_gap: int = 4
+    """Frames a lost track is searched for (full frame and upright crop) before it ends: a
+    face missing longer has probably left; if it comes back it starts a new track of the same
+    person, and the frames between pass through untouched."""
     sure_score: float = 0.8
     """Detector score at or above which a detection needs no second opinion (dlib HOG: a clear
     face scores ~1; badges and patterns 0.05-0.5)."""
+    refit_score: float = 0.3
+    """On a confirmed track, detections under this score are refitted in the second opinion's
+    box (or dropped when it sees no face there)."""
     verify_every: int = 8
     """Frames before a not-yet-confirmed track is asked about again (doubling after each no)."""
     same_person: float = 0.55
@@ -349,18 +356,26 @@ class ClipTracker:
         self.live = [t for t in self.live if index - t.last <= config.max_gap]
 
     def _extend(self, track: FaceTrack, index: int, image: np.ndarray, face: Face) -> None:
+        config = self.config
+        recheck = getattr(self.helper, "recheck", None)
+        if recheck is not None and face.score < config.sure_score:
+            if not track.confirmed and index >= track.ask_at:
+                track.ask_at = index + config.verify_every * 2**track.asked
+                track.asked += 1
+                better = recheck(image, face)
+                track.confirmed = better is not None
+                face = better or face
+            elif track.confirmed and face.score < config.refit_score:
+                better = recheck(image, face)
+                if better is None:  # a doubtful detection on a known face: count it missed
+                    return
+                face = better
+        elif face.score >= config.sure_score:
+            track.confirmed = True
         track.frames.append(index)
         track.points.append(np.asarray(face.points, dtype=np.float64))
         track.boxes.append(np.asarray(face.box, dtype=np.float64))
         track.scores.append(float(face.score))
-        if not track.confirmed:
-            if face.score >= self.config.sure_score:
-                track.confirmed = True
-            elif index >= track.ask_at:
-                confirm = getattr(self.helper, "confirm", None)
-                track.confirmed = bool(confirm(image, face)) if confirm is not None else False
-                track.ask_at = index + self.config.verify_every * 2**track.asked
-                track.asked += 1
         quality = min(face.score, 2.0) * face_size(face.points)
         if quality > track.best * 1.1:
             track.best, track.best_frame = quality, index
