@@ -12,7 +12,13 @@ WORKDIR = typer.Option(
 DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
 DETECTOR = typer.Option("dlib", "--detector", help="Landmark detector: dlib or fan.")
 CNN = typer.Option(False, "--cnn", help="dlib's CNN face detector (slower, more poses).")
-FACE = typer.Option(0, "--face", min=0, help="Which face: 0 = largest, 1 = next...")
+FACE = typer.Option(
+    0,
+    "--face",
+    min=0,
+    help="Which face: 0 = the main face of the clip (most frames x size), 1 = the next... "
+    "(`ganvid faces` lists them).",
+)
 MASK = typer.Option(
     "hull",
     "--mask",
