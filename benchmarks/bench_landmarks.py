@@ -6,8 +6,8 @@ Clip: issue 19's astronaut path (roll +-12 deg, scale 0.80-0.95, noise, two blan
 badge on the suit in view) drawn at 1920x1080 (face about 240 px).
 
 - old: what `detect_clip` did per frame before issue 19: dlib HOG on the frame scaled to 640 px
-  + the 68-point predictor on every box, and the 32x32 scene thumbnail (the per-frame tracker
-  on top cost microseconds);
+  + the 68-point predictor on every box (no upright refit), and the 32x32 scene thumbnail (the
+  per-frame tracker on top cost microseconds);
 - new: `ganvid.face.geometry.track_clip`: the same detector, plus the picture facts, layout
   checks, second opinions on weak tracks, upright re-detection of missed faces, identities.
 
@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from face_clips import astronaut_path  # noqa: E402
 
+from ganvid.face import landmarks  # noqa: E402
 from ganvid.face.geometry import track_clip  # noqa: E402
 from ganvid.face.landmarks import DetectorConfig, DlibDetector  # noqa: E402
 from ganvid.face.tracks import picture  # noqa: E402
@@ -47,10 +48,15 @@ def frames_1080p(count: int):
 
 
 def old_pass(detector: DlibDetector, frames) -> None:
-    for frame in frames:
-        detector.detect(frame)
-        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA)
+    refit = landmarks.UPRIGHT_REFIT_DEG
+    landmarks.UPRIGHT_REFIT_DEG = float("inf")  # before issue 19: no upright refit
+    try:
+        for frame in frames:
+            detector.detect(frame)
+            grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA)
+    finally:
+        landmarks.UPRIGHT_REFIT_DEG = refit
 
 
 def new_pass(detector: DlibDetector, frames) -> None:

@@ -153,3 +153,22 @@ def test_layout_check_rejects_a_shape_that_is_not_a_face():
     upside_down = points.copy()
     upside_down[:, 1] = 2 * points[:, 1].mean() - points[:, 1]
     assert not plausible(Face(np.array([175, 76, 265, 166.0]), 1.0, upside_down))
+
+
+def test_a_40_pixel_face_in_a_large_frame_is_found_where_needed():
+    """1280x960: the per-frame search runs at 640 px, where this face is 20 px and invisible;
+    the full-resolution search (asked while no face is followed) finds it, and the upright
+    re-detection around it follows it."""
+    base = astronaut()
+    frames, truths = [], []
+    for k in range(6):
+        matrix = similarity(2.0 * k, 0.45, (224.0, 120.0), (500 + 8 * k, 400))
+        frames.append(place(base, matrix, (1280, 960)))
+        truths.append(matrix)
+    tracker = track_clip(frames, dlib_detector())
+    detections = choose_face(tracker)
+    assert detections.detected.all()
+    eyes_ref = face_clips.reference_eyes("astronaut")
+    for points, matrix in zip(detections.points, truths, strict=True):
+        eyes = np.stack([points[36:42].mean(axis=0), points[42:48].mean(axis=0)])
+        assert np.hypot(*(eyes - face_clips.map_points(matrix, eyes_ref)).T).max() < 3.0

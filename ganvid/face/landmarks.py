@@ -18,9 +18,10 @@ Beyond `detect`, a detector may offer a second opinion and an identity (both opt
 `ganvid.face.tracks`): `recheck(image, face)` re-examines one candidate on an upright crop
 around it (dlib: the MMOD CNN detector; cheap because the crop is small) and refits it, and
 `describe(image, face)` returns an identity vector (dlib: the 128-d face-recognition ResNet;
-Euclidean distance < ~0.6 means the same person). `detect_upright` runs any detector on a
-region of the frame turned upright and scaled so that a face of a given size is easy to find
-(faces rolled beyond the frontal detector's range, small faces), and maps the result back.
+Euclidean distance < ~0.6 means the same person); `detect_small(image)` searches the
+full-resolution frame (small faces). `detect_upright` runs any detector on a region of the
+frame turned upright and scaled so that a face of a given size is easy to find (faces rolled
+beyond the frontal detector's range, small faces), and maps the result back.
 """
 
 from __future__ import annotations
@@ -159,10 +160,19 @@ class DlibDetector:
         return [(_dlib_rect(r), float(s)) for r, s in zip(rects, scores, strict=True)]
 
     def detect(self, image: np.ndarray) -> list[Face]:
+        return self._detect(image, self.config.max_side)
+
+    def detect_small(self, image: np.ndarray) -> list[Face]:
+        """`detect` on the full-resolution frame (finds ~40 px faces in a large frame that the
+        downscaled search misses; several times slower, so the tracker asks only now and then
+        and only while it follows no face)."""
+        return self._detect(image, 0)
+
+    def _detect(self, image: np.ndarray, max_side: int) -> list[Face]:
         import dlib
 
         image = _check_image(image)
-        small, factor = _downscale(image, self.config.max_side)
+        small, factor = _downscale(image, max_side)
         faces = []
         for box, score in self._boxes(small):
             box = _unscale_box(box, factor)

@@ -12,6 +12,9 @@ numbers and, per face track, its landmarks; no frame is kept beyond the previous
   at most once every `verify_every` frames (doubling); tracks never confirmed are dropped.
   Very weak detections of a confirmed face (under `refit_score`) are refitted in the CNN's
   box, whose landmarks are far better than those from a weak HOG box.
+- **Small faces**: while no face is followed, every `small_every` frames the full-resolution
+  frame is searched too (the per-frame search runs on the frame scaled to 640 px); once found,
+  a small face is followed by the upright re-detection below, at ~110 px.
 - **Tracks**: detections are linked to the live tracks of the current shot by box overlap or,
   failing that, by landmark-centre distance within a reach that grows with the frames missed,
   and a plausible size change. A track that misses a frame is searched for again on an upright
@@ -67,6 +70,9 @@ class TrackConfig:
     """Colour-histogram change (0..1) that alone means a cut."""
     picture_change: float = 0.12
     """Histogram or thumbnail change from which a face that does not continue means a cut."""
+    small_every: int = 25
+    """While no face is followed, search the full-resolution frame for small faces this often
+    (when the detector can: dlib's `detect_small`)."""
     blank_contrast: float = 6.0
     """Grey-level standard deviation under which a frame is blank (no face is looked for)."""
 
@@ -261,6 +267,8 @@ class ClipTracker:
         self.width = self.height = 0
         self._previous: tuple[int, np.ndarray, Picture, list[Face]] | None = None
         self._identities: dict[int, np.ndarray] = {}
+        self._small_at = 0
+        """Frame from which the next full-resolution search for small faces may run."""
         """Identity vectors of the previous frame's faces (by object id), reused once."""
 
     # -- one frame
@@ -276,6 +284,11 @@ class ClipTracker:
         if seek is not None:  # a caching detector keys its store by frame index
             seek(index)
         faces = [f for f in self.detector.detect(image) if plausible(f)]
+        detect_small = getattr(self.helper, "detect_small", None)
+        if not faces and not self.live and detect_small is not None:
+            if index >= self._small_at:  # upsampling only where needed: no face so far
+                self._small_at = index + self.config.small_every
+                faces = [f for f in detect_small(image) if plausible(f)]
         if self._previous is not None and self._is_cut(image, facts, faces):
             self.cuts.append(self._previous[0] + 1)  # blank frames before it join the new shot
             self.live = []
