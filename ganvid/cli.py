@@ -6,6 +6,7 @@ imports (torch, av, dlib) happen inside the command bodies so `ganvid --help` st
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -13,7 +14,10 @@ import traceback
 import typer
 
 from ganvid import __version__
-from ganvid.errors import GanvidError
+from ganvid.errors import GanvidError, InputError
+
+_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC}
+"""OSError numbers that mean the user's folder or disk refuses a write, not a bug."""
 
 app = typer.Typer(
     name="ganvid",
@@ -102,6 +106,20 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as error:  # a bug: say so in one line, traceback with --debug
         if debug:
             traceback.print_exc()
+        from ganvid import torchstack
+
+        if torchstack.is_mismatch(error):  # torchvision imported by a path we did not guard
+            stack_error = torchstack.mismatch_error(error)
+            print(f"ganvid: error: {_one_line(stack_error)}", file=sys.stderr)
+            return stack_error.exit_code
+        if isinstance(error, OSError) and error.errno in _UNWRITABLE:  # the user's folder
+            where = f" {error.filename}" if error.filename else ""
+            print(
+                f"ganvid: error: cannot write{where}: {error.strerror} (pass -o or --workdir "
+                "to write elsewhere)",
+                file=sys.stderr,
+            )
+            return InputError.exit_code
         print(
             f"ganvid: internal error: {type(error).__name__}: {_one_line(error)} "
             "(rerun with --debug for the traceback)",

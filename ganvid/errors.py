@@ -53,3 +53,9 @@ class WorkdirError(GanvidError):
     """A work directory is missing a stage's outputs (e.g. `edit` before `invert`)."""
 
     exit_code = 7
+
+
+class StackError(GanvidError):
+    """The installed packages do not work together (e.g. torch and torchvision builds differ)."""
+
+    exit_code = 8

@@ -1,4 +1,8 @@
-"""Atomic file writes shared by every module that writes user-visible files.
+"""Where ganvid keeps its files, and atomic file writes shared by every module that writes
+user-visible files.
+
+`cache_dir()` is ganvid's home ($GANVID_HOME, else the platform's user cache folder): pretrained
+weights live in `weights/` below it, compiled CUDA ops in `ops/`.
 
 A writer gets a temp file beside its destination and renames it over the destination only when
 complete, so a killed run leaves the old file or the new one, never half a file. The temp file
@@ -8,11 +12,25 @@ outputs must be readable like any other file the user makes.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+HOME_ENV = "GANVID_HOME"
+
+
+def cache_dir() -> Path:
+    """$GANVID_HOME, else the platform's user cache folder for ganvid."""
+    home = os.environ.get(HOME_ENV)
+    if home:
+        return Path(home).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("ganvid"))
 
 
 def _umask() -> int:
@@ -55,3 +73,38 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's full content, read in `chunk`-byte blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def absolute(path: str | os.PathLike) -> Path:
+    """`path` made absolute against the current folder, once, where the user's input enters
+    (`..` folded, symlinks kept): stages, manifests and messages then never depend on the
+    folder a command runs from."""
+    return Path(os.path.abspath(os.fspath(path)))
+
+
+def writable_dir(path: str | os.PathLike) -> bool:
+    """Whether new files may be made in the existing folder `path`: this process may write
+    there, the folder's mode lets someone write (a folder made read-only with chmod a-w counts
+    as read-only even for root, whom the kernel lets write anyway) and its file system is not
+    mounted read-only."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+        read_only_mount = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(mode)
+        and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        and not read_only_mount
+        and os.access(path, os.W_OK | os.X_OK)
+    )

@@ -12,7 +12,6 @@ followed. This module knows nothing of networks; it only moves and checks bytes.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import html
 import http.client
 import http.cookiejar
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ganvid.errors import DownloadError, InputError, WeightsError
+from ganvid.files import HOME_ENV, cache_dir, sha256_file
 
 try:
     import tomllib
@@ -42,7 +42,6 @@ except ModuleNotFoundError:  # Python 3.10
     except ModuleNotFoundError:
         tomllib = None  # type: ignore[assignment]
 
-HOME_ENV = "GANVID_HOME"
 MANIFEST_ENV = "GANVID_MANIFEST"
 SCHEMA = 1
 CHUNK_BYTES = 1 << 20
@@ -262,16 +261,6 @@ def _parse_entry(raw: Any, bad: Any) -> WeightEntry:
 # ------------------------------------------------------------------------------ where files live
 
 
-def cache_dir() -> Path:
-    """$GANVID_HOME, else the platform's user cache folder for ganvid."""
-    home = os.environ.get(HOME_ENV)
-    if home:
-        return Path(home).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("ganvid"))
-
-
 def weights_dir() -> Path:
     """Where downloaded and imported pretrained files are kept: `cache_dir()/weights`."""
     return cache_dir() / "weights"
@@ -407,22 +396,13 @@ def resolve(name_or_path: str | Path, catalog: Manifest | None = None) -> Path:
 # ------------------------------------------------------------------------------------ checking
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _problem(entry: WeightEntry, path: Path) -> str:
     """What is wrong with `path` as a copy of `entry` ("" when size and checksum agree)."""
     size = path.stat().st_size
     if entry.size is not None and size != entry.size:
         return f"size {size} bytes, expected {entry.size}"
     if entry.sha256 or entry.sha256_prefix:
-        actual = sha256_of(path)
+        actual = sha256_file(path, CHUNK_BYTES)
         if entry.sha256 and actual != entry.sha256:
             return f"SHA-256 {actual[:12]}…, expected {entry.sha256[:12]}…"
         if not actual.startswith(entry.sha256_prefix):

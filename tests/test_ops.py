@@ -20,6 +20,13 @@ from ganvid.ops import (
     upsample2d,
 )
 
+# What doctor says about a failed build or kernel only exists on a CUDA build of torch; a
+# CPU-only build always reports "ref (CPU-only torch build)".
+needs_cuda_build = pytest.mark.skipif(
+    not torch.version.cuda, reason="describes a CUDA build of torch; this torch is CPU-only"
+)
+
+
 # --------------------------------------------------------------------------- direct formulas
 
 
@@ -325,6 +332,7 @@ def test_ops_mode_rejects_unknown_values(fresh_loader, monkeypatch):
     assert fresh_loader.describe_backend() == "ref (GANVID_OPS=ref)"
 
 
+@needs_cuda_build
 def test_auto_falls_back_with_one_warning_and_cuda_mode_raises(fresh_loader, monkeypatch):
     from ganvid import ui
     from ganvid.errors import OpsError
@@ -346,6 +354,7 @@ def test_auto_falls_back_with_one_warning_and_cuda_mode_raises(fresh_loader, mon
         fresh_loader.cuda_module()
 
 
+@needs_cuda_build
 def test_auto_does_not_retry_a_build_that_failed_before(fresh_loader, monkeypatch):
     from ganvid import ui
 
@@ -441,6 +450,7 @@ def test_a_user_arch_list_gains_the_visible_gpu_it_cannot_run_on(fresh_loader, m
     assert fresh_loader.runtime_arch_list() == "8.9;9.0"
 
 
+@needs_cuda_build
 def test_a_kernel_that_cannot_run_falls_back_once_in_auto_mode(fresh_loader, monkeypatch):
     from ganvid import ui
     from ganvid.ops import cuda_functions

@@ -10,6 +10,7 @@ and a wrong rotation is easy to detect.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -184,3 +185,175 @@ def make_broken_midway(path: Path, n_frames: int = 10, broken: int = 6) -> Path:
     data[header : header + 32] = bytes(32)
     path.write_bytes(bytes(data))
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# the containers and codecs people have (tests/test_real_footage.py)
+
+
+@dataclass(frozen=True)
+class Footage:
+    """How to write one kind of real-world file: container (by extension), video encoder and
+    pixel format, sound encoder (None: silent), frame times and extras.
+
+    pts: frame times in `time_base` units (None: constant 25 fps from 0). sound_extra_s: how
+    much longer than the picture the sound lasts. b_frames: let libx264 / libx265 use B-frames,
+    which MP4 stores with an edit list (the first shown frame is not the first decoded one).
+    hdr: tag the stream BT.2020 / HLG as a phone's 10-bit HDR clip."""
+
+    suffix: str
+    codec: str
+    pix_fmt: str = "yuv420p"
+    audio: str | None = None
+    pts: tuple[int, ...] | None = None
+    time_base: Fraction = Fraction(1, 25)
+    sound_extra_s: float = 0.1
+    b_frames: bool = False
+    hdr: bool = False
+    size: tuple[int, int] | None = None  # (width, height) to use instead of the frames' own
+
+    def stamps(self, n_frames: int) -> list[int]:
+        """pts of the frames, in time_base units."""
+        if self.pts is not None:
+            return list(self.pts[:n_frames])
+        return cfr_pts(n_frames, 25, self.time_base)
+
+    def times(self, n_frames: int) -> list[Fraction]:
+        """Display times in seconds of the frames this footage stores."""
+        return [p * self.time_base for p in self.stamps(n_frames)]
+
+
+FOOTAGE = {
+    "h264_aac_mp4": Footage(".mp4", "libx264", audio="aac", b_frames=True),
+    "h264_vfr_late_start_long_sound_mp4": Footage(
+        ".mp4",
+        "libx264",
+        audio="aac",
+        pts=tuple(1000 + p for p in VFR_PTS_MS),
+        time_base=Fraction(1, 1000),
+        sound_extra_s=1.5,
+    ),
+    "h264_pcm_mov": Footage(".mov", "libx264", audio="pcm_s16le"),
+    "h264_odd_silent_mp4": Footage(".mp4", "libx264", pix_fmt="yuv444p", size=(159, 161)),
+    "hevc_aac_mp4": Footage(".mp4", "libx265", audio="aac", b_frames=True),
+    "hevc10_hdr_mov": Footage(".mov", "libx265", pix_fmt="yuv420p10le", audio="aac", hdr=True),
+    "vp9_opus_webm": Footage(".webm", "libvpx-vp9", audio="libopus", time_base=Fraction(1, 1000)),
+    "vp9_vfr_silent_mkv": Footage(
+        ".mkv", "libvpx-vp9", pts=tuple(VFR_PTS_MS), time_base=Fraction(1, 1000)
+    ),
+    "av1_opus_mkv": Footage(".mkv", "libsvtav1", audio="libopus", time_base=Fraction(1, 1000)),
+    "xvid_ac3_avi": Footage(".avi", "mpeg4", audio="ac3"),
+    "xvid_mp3_avi": Footage(".avi", "mpeg4", audio="libmp3lame"),
+    "mjpeg_pcm_avi": Footage(".avi", "mjpeg", pix_fmt="yuvj420p", audio="pcm_s16le"),
+    "gif": Footage(".gif", "gif", pix_fmt="rgb8", time_base=Fraction(1, 100)),
+}
+"""One entry per container / codec case the bundled FFmpeg can write. AVI and GIF store a
+constant rate (AVI counts frames, GIF keeps 1/100 s delays); the others keep any time."""
+
+_AUDIO_RATES = {"ac3": 48_000, "libopus": 48_000}
+_SAMPLE_TYPES = {"flt": np.float32, "s16": np.int16, "s32": np.int32, "dbl": np.float64}
+
+
+def make_footage(path: Path, footage: Footage, frames: Sequence[np.ndarray]) -> Path:
+    """Write RGB `frames` as `footage` describes (a 440 Hz tone for the sound) at `path`, whose
+    extension must be the footage's."""
+    if path.suffix != footage.suffix:
+        raise ValueError(f"{path}: expected a {footage.suffix} file")
+    times = footage.stamps(len(frames))
+    height, width = frames[0].shape[:2]
+    width, height = footage.size or (width, height)
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream(footage.codec, rate=25)
+        video.width, video.height, video.pix_fmt = width, height, footage.pix_fmt
+        video.time_base = video.codec_context.time_base = footage.time_base
+        if footage.codec == "libx264":
+            video.options = {"crf": "12", "preset": "fast" if footage.b_frames else "ultrafast"}
+        elif footage.codec == "libx265":
+            params = "log-level=error" + ("" if footage.b_frames else ":bframes=0")
+            video.options = {"crf": "12", "preset": "ultrafast", "x265-params": params}
+        elif footage.codec == "libsvtav1":
+            video.options = {"preset": "12"}
+        if footage.hdr:
+            video.codec_context.color_primaries = 9  # BT.2020
+            video.codec_context.color_trc = 18  # HLG
+            video.codec_context.colorspace = 9  # BT.2020 non-constant
+        sound = None
+        if footage.audio:
+            sound = container.add_stream(
+                footage.audio, rate=_AUDIO_RATES.get(footage.audio, 16_000)
+            )
+            sound.layout = "stereo" if footage.audio == "ac3" else "mono"
+        for image, stamp in zip(frames, times, strict=False):
+            picture = np.ascontiguousarray(image[:height, :width])
+            if picture.shape[:2] != (height, width):
+                picture = np.pad(
+                    picture,
+                    ((0, height - picture.shape[0]), (0, width - picture.shape[1]), (0, 0)),
+                    mode="edge",
+                )
+            frame = av.VideoFrame.from_ndarray(picture).reformat(format=footage.pix_fmt)
+            frame.pts, frame.time_base = stamp, footage.time_base
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        if sound is not None:
+            seconds = float(footage.times(len(frames))[-1]) + footage.sound_extra_s
+            _write_tone_any(container, sound, seconds)
+    return path
+
+
+def _write_tone_any(
+    container: av.container.OutputContainer, stream: av.AudioStream, seconds: float
+) -> None:
+    """A 440 Hz tone in whatever sample format, layout and frame size the encoder wants."""
+    rate = stream.codec_context.sample_rate
+    chunk = stream.codec_context.frame_size or 1024
+    fmt, channels = stream.format.name, stream.layout.nb_channels
+    kind = fmt.rstrip("p")
+    n = int(rate * seconds)
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)
+    if kind != "flt" and kind != "dbl":
+        tone = tone * np.iinfo(_SAMPLE_TYPES[kind]).max
+    tone = tone.astype(_SAMPLE_TYPES[kind])
+    for start in range(0, n, chunk):
+        piece = tone[start : start + chunk]
+        piece = np.pad(piece, (0, chunk - len(piece)))
+        if fmt.endswith("p"):
+            array = np.repeat(piece[None], channels, axis=0)
+        else:
+            array = np.repeat(piece[:, None], channels, axis=1).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(array), format=fmt, layout=stream.layout.name
+        )
+        frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode())
+
+
+def box_order(path: Path) -> list[str]:
+    """The top-level box types of an MP4 / MOV file, in file order ('moov' before 'mdat' is
+    what +faststart gives)."""
+    data, boxes, offset = path.read_bytes(), [], 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        boxes.append(data[offset + 4 : offset + 8].decode("latin-1"))
+        if size == 1:  # 64-bit size follows the type
+            size = int.from_bytes(data[offset + 8 : offset + 16], "big")
+        offset += size if size else len(data)
+    return boxes
+
+
+def audio_seconds(path: Path) -> tuple[str, float, float] | None:
+    """(codec, first time, end time) of the first audio stream, from its packets; None if
+    the file has no sound."""
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        start, end = None, 0.0
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.pts is None:
+                continue
+            begin = float(packet.pts * packet.time_base)
+            start = begin if start is None else min(start, begin)
+            end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+        return stream.codec_context.name, start or 0.0, end

@@ -84,12 +84,14 @@ def align(
     from ganvid.face.geometry import CropsConfig, GeometryConfig
     from ganvid.face.landmarks import DetectorConfig
     from ganvid.face.tracks import TrackConfig
+    from ganvid.files import absolute
     from ganvid.pipeline.align import AlignOptions, run_align
     from ganvid.pipeline.workdir import default_workdir
     from ganvid.ui import info
 
     if not clip.is_file():
         raise InputError(f"{clip}: no such file")
+    clip = absolute(clip)  # paths resolved once, whatever the folder
     fill = _choice(fill, FILLS, "--fill")
     options = AlignOptions(
         detector=DetectorConfig(
@@ -104,7 +106,7 @@ def align(
         crops=CropsConfig(size=size, aligned_fill=fill, unaligned_fill=fill),
         crf=crf,
     )
-    workdir = output if output is not None else default_workdir(clip)
+    workdir = absolute(output if output is not None else default_workdir(clip))
     out, facts, skipped = run_align(clip, workdir, options, fresh=fresh)
     if skipped:
         info(f"up to date: {out}")

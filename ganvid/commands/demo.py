@@ -23,10 +23,12 @@ def demo(
     from ganvid import weights
     from ganvid.demo import make_demo_clip
     from ganvid.face.geometry import CropsConfig
+    from ganvid.files import absolute
     from ganvid.pipeline.align import AlignOptions, run_align
     from ganvid.pipeline.workdir import default_workdir
     from ganvid.ui import info
 
+    output = absolute(output)
     output.mkdir(parents=True, exist_ok=True)
     clip = output / "astronaut.mp4"
     if not clip.exists():

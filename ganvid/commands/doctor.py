@@ -6,15 +6,41 @@ import platform
 
 import typer
 
+from ganvid.errors import StackError
 
-def _rows() -> list[tuple[str, str]]:
+
+def _torchvision_row() -> tuple[tuple[str, str], StackError | None]:
+    """torchvision's version, or what is wrong with it beside this torch."""
+    from ganvid import torchstack
+
+    try:
+        vision = torchstack.import_torchvision()
+        vision.ops.nms(*_two_boxes())  # its compiled operators, not just the Python files
+    except StackError as error:
+        return ("torchvision", "BROKEN (see the error below)"), error
+    except RuntimeError as error:  # the operators load but do not run with this torch
+        if not torchstack.is_mismatch(error):
+            raise
+        return ("torchvision", "BROKEN (see the error below)"), torchstack.mismatch_error(error)
+    return ("torchvision", torchstack.torchvision_build().describe()), None
+
+
+def _two_boxes():
+    import torch
+
+    return torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]), torch.tensor([1.0, 0.5]), 0.5
+
+
+def _rows() -> tuple[list[tuple[str, str]], StackError | None]:
     import av
     import torch
 
+    vision_row, stack_error = _torchvision_row()
     rows = [
         ("python", platform.python_version()),
         ("torch", torch.__version__),
         ("torch CUDA build", torch.version.cuda or "none (CPU-only build)"),
+        vision_row,
     ]
     if torch.cuda.is_available():
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
@@ -29,7 +55,7 @@ def _rows() -> list[tuple[str, str]]:
     rows.append(("codecs", codecs))
     for extra in _extra_rows():
         rows.append(extra)
-    return rows
+    return rows, stack_error
 
 
 def _extra_rows() -> list[tuple[str, str]]:
@@ -51,15 +77,21 @@ def _extra_rows() -> list[tuple[str, str]]:
 
 
 def doctor() -> None:
-    """Show torch and CUDA state, the ops backend, video codecs, and which weights are present."""
+    """Show torch and CUDA state, the ops backend, video codecs, and which weights are present.
+
+    Exits non-zero with one line when the installed torch and torchvision do not work together.
+    """
     from rich.table import Table
 
     from ganvid.ui import console
 
+    rows, stack_error = _rows()
     table = Table(show_header=False, box=None)
-    for key, value in _rows():
+    for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)
     console.print(table)
+    if stack_error is not None:
+        raise stack_error
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ganvid.commands.options import CRF, DEVICE, MASK, PRESET
+from ganvid.commands.options import CRF, DEVICE, EXACT_SIZE, MASK, PRESET
 from ganvid.pipeline.styleganex_video import EDIT_SIGN_HELP
 
 CLIP = typer.Argument(
@@ -110,6 +110,7 @@ def edit(
     batch: int = BATCH,
     crf: int = CRF,
     preset: str = PRESET,
+    exact_size: bool = EXACT_SIZE,
     fresh: bool = FRESH,
 ) -> None:
     """Edit an inverted face video: age, smile, pose, gender, your own directions, StyleSpace.
@@ -127,7 +128,9 @@ def edit(
         return
     if backend not in ("sg3", "styleganex"):
         raise InputError(f"--backend {backend!r}: use sg3 or styleganex")
-    common = _common(clip, workdir, output, side_by_side, device, batch, crf, preset, fresh)
+    common = _common(
+        clip, workdir, output, side_by_side, device, batch, crf, preset, fresh, exact_size
+    )
     if backend == "styleganex":
         unsupported = {"--style": style, "--layers": layers, "--preview": preview}
         unsupported["--mask"] = mask != "hull"
@@ -177,6 +180,7 @@ def expand_fov(
     batch: int = BATCH,
     crf: int = CRF,
     preset: str = PRESET,
+    exact_size: bool = EXACT_SIZE,
     fresh: bool = FRESH,
 ) -> None:
     """Render an inverted face video beyond its crop (StyleGAN3 field-of-view expansion).
@@ -195,12 +199,16 @@ def expand_fov(
         domain=domain,
         expansion=Expansion(left, right, top, bottom),
         band=band,
-        **_common(clip, workdir, output, side_by_side, device, batch, crf, preset, fresh),
+        **_common(
+            clip, workdir, output, side_by_side, device, batch, crf, preset, fresh, exact_size
+        ),
     )
     show_summary(summary, f"ganvid expand-fov ({summary.tag})")
 
 
-def _common(clip, workdir, output, side_by_side, device, batch, crf, preset, fresh) -> dict:
+def _common(
+    clip, workdir, output, side_by_side, device, batch, crf, preset, fresh, exact_size
+) -> dict:
     """The options every rendering command shares (fields of ganvid.pipeline.edit options)."""
     return dict(
         clip=clip,
@@ -211,6 +219,7 @@ def _common(clip, workdir, output, side_by_side, device, batch, crf, preset, fre
         batch=batch,
         crf=crf,
         preset=preset,
+        exact_size=exact_size,
         fresh=fresh,
     )
 

@@ -12,6 +12,7 @@ from ganvid.commands.options import (
     CRF,
     DETECTOR,
     DEVICE,
+    EXACT_SIZE,
     FACE,
     FRESH,
     MASK,
@@ -36,7 +37,11 @@ def parse_size(text: str) -> int:
 def invert(
     clip: Path = typer.Argument(..., help="The video to invert (any format FFmpeg reads)."),
     output: Path | None = typer.Option(
-        None, "-o", "--output", help="Output video [default: <clip>_inverted.mp4 beside the clip]."
+        None,
+        "-o",
+        "--output",
+        help="Output video [default: <clip>_inverted.mp4 beside the clip, or in the work dir "
+        "when the clip's folder is read-only].",
     ),
     workdir: Path | None = WORKDIR,
     generator: str = typer.Option(
@@ -88,6 +93,7 @@ def invert(
     face: int = FACE,
     crf: int = CRF,
     preset: str = PRESET,
+    exact_size: bool = EXACT_SIZE,
     fresh: bool = FRESH,
 ) -> None:
     """Invert a face video into StyleGAN3: landmarks, encoder, smoothing, PTI, render.
@@ -122,6 +128,7 @@ def invert(
         mask=mask,
         crf=crf,
         preset=preset,
+        exact_size=exact_size,
         fresh=fresh,
         face=face_options(detector, cnn, face),
     )

@@ -76,20 +76,6 @@ def _refuse_changed(ctx: typer.Context, names: dict[str, str], backend: str) -> 
         raise InputError(f"{', '.join(changed)}: not used with --backend {backend}")
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """uint8 [H, W, 3] RGB; InputError when the file is missing or not an image."""
-    import cv2
-
-    from ganvid.errors import InputError
-
-    if not path.is_file():
-        raise InputError(f"{path}: no such image")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InputError(f"{path}: not an image OpenCV can read (PNG, JPEG, ...)")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
-
-
 def aligned_face(rgb: np.ndarray, size: int, rule: str, source: Path) -> np.ndarray:
     """The FFHQ-aligned crop [size, size, 3] of the largest face in `rgb`."""
     from ganvid.errors import NoFaceError
@@ -161,16 +147,11 @@ def _project(options: InvertImageOptions, generator, target, init_ws):
         )
 
 
-def _save_png(path: Path, rgb: np.ndarray) -> None:
-    from ganvid.pipeline.workdir import atomic_write_bytes, encode_image
-
-    atomic_write_bytes(path, encode_image(rgb, ".png"))
-
-
 def run_invert_image(options: InvertImageOptions) -> dict[str, Path | float]:
     """Invert one image; returns {'latent', 'reconstruction', 'aligned': paths, 'psnr_db'}."""
     import torch
 
+    from ganvid.io.image import read_rgb, write_image
     from ganvid.pipeline.invert import resolve_device
     from ganvid.pipeline.render import to_float, to_uint8
     from ganvid.pipeline.workdir import atomic_save_npz
@@ -208,8 +189,8 @@ def run_invert_image(options: InvertImageOptions) -> dict[str, Path | float]:
         "aligned": options.output_dir / f"{stem}_aligned.png",
     }
     atomic_save_npz(paths["latent"], arrays)
-    _save_png(paths["reconstruction"], to_uint8(reconstruction)[0])
-    _save_png(paths["aligned"], aligned)
+    write_image(paths["reconstruction"], to_uint8(reconstruction)[0], ".png")
+    write_image(paths["aligned"], aligned, ".png")
     return {**paths, "psnr_db": 10 * np.log10(1.0 / max(mse, 1e-12))}
 
 

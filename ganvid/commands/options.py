@@ -28,6 +28,13 @@ MASK = typer.Option(
 CRF = typer.Option(18, "--crf", min=0, max=51, help="H.264 quality (lower is better).")
 PRESET = typer.Option("medium", "--preset", help="x264 speed preset.")
 FRESH = typer.Option(False, "--fresh", help="Recompute every stage.")
+EXACT_SIZE = typer.Option(
+    False,
+    "--exact-size",
+    help="Keep an odd width or height exactly (H.264 4:4:4, which browsers, QuickTime and "
+    "phones do not play). Default: yuv420p, an odd side padded by one pixel that repeats the "
+    "edge.",
+)
 
 
 def face_options(detector: str, cnn: bool, face: int) -> dict:

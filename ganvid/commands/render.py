@@ -121,10 +121,10 @@ def render(
     import numpy as np
     import torch
 
+    from ganvid.io.image import write_image
     from ganvid.nn.checkpoints import load_generator
     from ganvid.nn.sg3_transforms import input_transform
     from ganvid.pipeline.render import to_uint8
-    from ganvid.pipeline.workdir import atomic_write_bytes, encode_image
     from ganvid.ui import info, progress
 
     tx, ty = parse_translate(translate)
@@ -149,7 +149,7 @@ def render(
                 ws = G.mapping(z, None, truncation_psi=psi)
             images = to_uint8(G.synthesis(ws, transform=transform, force_fp32=fp32))
             for name, image in zip(names[start : start + batch], images, strict=True):
-                atomic_write_bytes(outdir / name, encode_image(image))
+                write_image(outdir / name, image)
             bar.advance(task, len(images))
     info(f"wrote {len(names)} images ({G.img_resolution} px, config {G.config.name}) to {outdir}")
 

@@ -11,6 +11,7 @@ from ganvid.commands.options import (
     CRF,
     DETECTOR,
     DEVICE,
+    EXACT_SIZE,
     FACE,
     FRESH,
     PRESET,
@@ -60,6 +61,7 @@ def toonify(
     face: int = FACE,
     crf: int = CRF,
     preset: str = PRESET,
+    exact_size: bool = EXACT_SIZE,
     fresh: bool = FRESH,
 ) -> None:
     """Turn the face in a video into a cartoon, Pixar or Arcane character (StyleGANEX).
@@ -84,6 +86,7 @@ def toonify(
         crop=CropRule(eye_px=eye_px),
         crf=crf,
         preset=preset,
+        exact_size=exact_size,
         fresh=fresh,
         face=face_options(detector, cnn, face),
     )

@@ -364,6 +364,9 @@ class FanDetector:
     """face-alignment's S3FD + 2D-FAN-4 with weights from the weights manager."""
 
     def __init__(self, config: DetectorConfig = DetectorConfig(backend="fan")) -> None:
+        from ganvid.torchstack import import_torchvision
+
+        import_torchvision()  # face-alignment imports it: a mismatch is one line
         try:
             import face_alignment
         except ImportError:

@@ -13,20 +13,25 @@ Conventions
   Mirroring in the display matrix is ignored.
 
 Choices the writer makes (and why)
-- Odd frame sizes: H.264 in 4:2:0 can only crop the coded picture in steps of 2 pixels, so an
-  odd width or height cannot be stored exactly in yuv420p. Rather than pad or crop (the output
-  would not have the source's size), frames with an odd side are encoded as yuv444p (High
-  4:4:4 profile): exact size and full chroma; the price is that some players (browsers,
-  QuickTime) do not play 4:4:4 H.264. Even sizes use the requested `pix_fmt`.
+- Odd frame sizes: H.264 in 4:2:0 (yuv420p, what browsers, QuickTime, phones and hardware
+  decoders play) can only crop the coded picture in steps of 2 pixels, so an odd width or
+  height cannot be stored exactly. By default such frames are padded by one pixel on the
+  right / bottom (of the stored picture), repeating the edge pixels: every source pixel is
+  kept and the output plays everywhere, one pixel wider or taller than the source. With
+  `exact_size=True` they are encoded as yuv444p (High 4:4:4) instead: exact size and full
+  chroma, but many players refuse 4:4:4 H.264.
+- MP4 / MOV outputs are written with `+faststart` (the index, moov, before the media data),
+  so players and browsers start before the whole file has arrived.
 - Sound: the source's audio packets are copied byte for byte, with their timestamps, when the
   output container can hold their codec (FFmpeg's `avformat_query_codec`; .mp4 holds aac, mp3,
-  opus, flac, ac3, PCM ...). Otherwise (e.g. mu-law PCM from a .mov into an .mp4, or opus
-  into a .mov, which FFmpeg lists but refuses at the header) the sound is decoded and
-  re-encoded to AAC, with a warning. Audio packets are interleaved with the video as it is
-  written, so memory stays flat. Two container rules FFmpeg applies on its own: AAC from
-  MPEG-TS loses its 7-byte ADTS headers in .mp4/.mkv (same audio data), and Matroska shifts
-  every stream together so none starts below 0 (AAC priming starts at -21 ms or so): sync
-  is kept, absolute times move. For exact timestamps write .mp4 or .mov.
+  opus, flac, ac3 ...; PCM goes into .mov / .mkv but not .mp4, whose players refuse it).
+  Otherwise (e.g. PCM from a .mov or .avi into an .mp4, or opus into a .mov, which FFmpeg
+  lists but refuses at the header) the sound is decoded and re-encoded to AAC, with a
+  warning. Audio packets are interleaved with the video as it is written, so memory stays
+  flat. Two container rules FFmpeg applies on its own: AAC from MPEG-TS loses its 7-byte
+  ADTS headers in .mp4/.mkv (same audio data), and Matroska shifts every stream together so
+  none starts below 0 (AAC priming starts at -21 ms or so): sync is kept, absolute times
+  move. For exact timestamps write .mp4 or .mov.
 - Frame durations: a frame lasts until the next one; the last frame lasts until the source
   video's end, so a full copy ends exactly where the source does.
 - Colour: RGB is converted to BT.709 limited-range YUV and the stream is tagged so, which is
@@ -38,6 +43,7 @@ Choices the writer makes (and why)
 from __future__ import annotations
 
 import collections
+import heapq
 import itertools
 import os
 from collections.abc import Iterable, Iterator
@@ -56,6 +62,7 @@ from ganvid.ui import warn
 
 __all__ = [
     "Frame",
+    "TimestampRepair",
     "VideoInfo",
     "VideoWriter",
     "probe",
@@ -164,9 +171,15 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 
 def read_frames(path: str | os.PathLike, upright: bool = True) -> Iterator[Frame]:
-    """Yield every frame of the clip in order, one at a time (memory does not grow with the
-    clip's length). With `upright`, images are turned to display orientation (what a player
-    shows, so faces are upright); otherwise they are the coded pictures.
+    """Yield every frame of the clip in display order, one at a time (memory does not grow
+    with the clip's length: a few frames are held to put their timestamps in order). With
+    `upright`, images are turned to display orientation (what a player shows, so faces are
+    upright); otherwise they are the coded pictures.
+
+    Timestamps strictly increase whatever the file stores (see `TimestampRepair`); when some
+    had to be rebuilt, one warning line says so (once per file and process). HDR video (PQ,
+    HLG or BT.2020, e.g. a phone's 10-bit HEVC) is converted to 8-bit RGB without tone
+    mapping, which one warning line says.
 
     Raises InputError / VideoError like `probe`, and VideoError when decoding fails midway.
     """
@@ -175,23 +188,106 @@ def read_frames(path: str | os.PathLike, upright: bool = True) -> Iterator[Frame
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         time_base = stream.time_base or _DEFAULT_TIME_BASE
-        step = _frame_step(stream, time_base)
+        repair = TimestampRepair(_frame_step(stream, time_base))
         reformatter = VideoReformatter()
         quarter_turns = None
-        last_pts: int | None = None
         index = 0
-        for frame in _decode(container, stream, path):
+        decoded = ((frame, frame.pts, frame.dts) for frame in _decode(container, stream, path))
+        for frame, pts in repair.run(decoded):
             if quarter_turns is None:
                 quarter_turns = _rotation_deg(frame) // 90 if upright else 0
-            pts = _frame_pts(frame, last_pts, step)
+                _note_hdr(frame, path)
+            if repair.changed:
+                _warn_once(path, "timestamps", _REBUILT_MESSAGE)
             image = _to_rgb(frame, reformatter)
+            del frame
             if quarter_turns:
                 image = np.ascontiguousarray(np.rot90(image, k=quarter_turns))
             yield Frame(index=index, pts=pts, time_s=float(pts * time_base), image=image)
-            last_pts = pts
             index += 1
         if index == 0:
             raise VideoError(f"{path}: the video stream has no frames")
+
+
+_REBUILT_MESSAGE = (
+    "frame timestamps are out of order, repeated or missing (e.g. packed B-frames in an AVI); "
+    "rebuilt them in display order, as FFmpeg plays the file"
+)
+
+
+class TimestampRepair:
+    """Strictly increasing display timestamps for decoded frames, in the order the decoder
+    gives them (which is display order: a decoder reorders pictures itself; only their
+    timestamps can be wrong).
+
+    Each frame's own stamp is its best-effort timestamp as FFmpeg starts it: the pts, or the
+    dts when the pts is missing. The stamps of `depth` consecutive frames are then sorted
+    (as libavformat sorts a window of pts to derive dts): an AVI with packed B-frames gives
+    the decoded pictures in display order but labels them 1,2,3,5,4,6,8,7,..., and sorting
+    the labels (not the pictures) gives 1,2,3,4,5,6,7,8. A stamp that is still missing, or
+    not above the previous frame's, is rebuilt as the previous one plus `step` (one frame at
+    the stream's average rate). Every frame is kept; correct files come out unchanged.
+
+    `changed` counts frames whose timestamp differs from the stamp they arrived with.
+    """
+
+    def __init__(self, step: int, depth: int = 4, start: int = 0) -> None:
+        self.step, self.depth, self.start = max(1, int(step)), max(1, int(depth)), int(start)
+        self.changed = 0
+
+    def run(self, items: Iterable[tuple[object, int | None, int | None]]) -> Iterator[tuple]:
+        """items: (frame, pts, dts) in decoding output order -> (frame, timestamp)."""
+        window: collections.deque[tuple[object, int | None]] = collections.deque()
+        stamps: list[int] = []  # a heap of the window's known stamps
+        last: int | None = None
+        try:
+            for frame, pts, dts in items:
+                stamp = pts if pts is not None else dts
+                window.append((frame, None if stamp is None else int(stamp)))
+                if stamp is not None:
+                    heapq.heappush(stamps, int(stamp))
+                if len(window) > self.depth:
+                    last = yield from self._emit(window, stamps, last)
+        except Exception:  # e.g. a decoding error: the frames decoded before it still count
+            while window:
+                last = yield from self._emit(window, stamps, last)
+            raise
+        while window:
+            last = yield from self._emit(window, stamps, last)
+
+    def _emit(self, window: collections.deque, stamps: list[int], last: int | None):
+        frame, own = window.popleft()
+        stamp = heapq.heappop(stamps) if own is not None else None
+        if stamp is None or (last is not None and stamp <= last):
+            stamp = self.start if last is None else last + self.step
+        if stamp != own:
+            self.changed += 1
+        yield frame, stamp
+        return stamp
+
+
+_HDR_TRANSFERS = {16, 18}  # AVCOL_TRC_SMPTE2084 (PQ), AVCOL_TRC_ARIB_STD_B67 (HLG)
+_BT2020_PRIMARIES = 9  # AVCOL_PRI_BT2020
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_once(path: Path, kind: str, message: str) -> None:
+    """One warning line per file, kind and process (a job reads its clip several times)."""
+    key = (str(path.absolute()), kind)
+    if key not in _warned:
+        _warned.add(key)
+        warn(f"{path}: {message}")
+
+
+def _note_hdr(frame: av.VideoFrame, path: Path) -> None:
+    """Say once that HDR (PQ / HLG / BT.2020) video becomes 8-bit RGB without tone mapping."""
+    if frame.color_trc in _HDR_TRANSFERS or frame.color_primaries == _BT2020_PRIMARIES:
+        _warn_once(
+            path,
+            "hdr",
+            f"HDR video ({frame.format.name}) is converted to 8-bit RGB without tone mapping; "
+            "colours may look washed out or clipped",
+        )
 
 
 def _existing_file(path: str | os.PathLike) -> Path:
@@ -302,12 +398,6 @@ def _frame_step(stream: av.VideoStream, time_base: Fraction) -> int:
     return max(1, round(1 / (Fraction(rate) * time_base)))
 
 
-def _frame_pts(frame: av.VideoFrame, last_pts: int | None, step: int) -> int:
-    if frame.pts is not None:
-        return int(frame.pts)
-    return 0 if last_pts is None else last_pts + step
-
-
 def _rotation_deg(frame: av.VideoFrame) -> int:
     """Display rotation of a decoded frame, snapped to 0/90/180/270 (counter-clockwise)."""
     return (round(frame.rotation / 90) * 90) % 360
@@ -341,7 +431,10 @@ class VideoWriter:
         `width`/`height` say otherwise) its display size. `pts` given to `write` are in
         `info.time_base` and must increase; they are stored exactly.
     crf, preset, pix_fmt, codec: libx264 quality (0-51, lower is better), speed preset, pixel
-        format (odd sizes switch to yuv444p, see the module notes) and encoder.
+        format and encoder.
+    exact_size: how a 4:2:0 `pix_fmt` stores an odd width or height: False pads by one pixel
+        (repeating the edge) to an even size, True switches to yuv444p at the exact size (see
+        the module notes).
     audio_from: a file whose first audio stream is copied into the output (None: no sound).
     width, height: display size of the frames to write, when it differs from the source's
         (e.g. a crop or a field-of-view-expanded render).
@@ -363,6 +456,7 @@ class VideoWriter:
         codec: str = "libx264",
         width: int | None = None,
         height: int | None = None,
+        exact_size: bool = False,
     ) -> None:
         self.path = Path(path)
         self.info = info
@@ -371,6 +465,8 @@ class VideoWriter:
         self._quarter_turns = info.rotation_deg // 90
         self._audio_from = Path(audio_from) if audio_from is not None else None
         self._settings = {"crf": int(crf), "preset": preset, "pix_fmt": pix_fmt, "codec": codec}
+        self._exact_size = bool(exact_size)
+        self._pad = (0, 0)  # pixels added to the coded picture's (right, bottom), see _open
         self._check_paths()
         _check_encoder_settings(codec, int(crf), preset, pix_fmt)
         self._tmp_path: Path | None = None
@@ -456,7 +552,8 @@ class VideoWriter:
     def _start(self, reencode_audio: bool) -> None:
         assert self._tmp_path is not None
         # FFmpeg picks the container from the extension, which the temp name keeps.
-        self._container = av.open(str(self._tmp_path), mode="w")
+        options = {"movflags": "+faststart"} if _is_mp4_family(self.path) else {}
+        self._container = av.open(str(self._tmp_path), mode="w", options=options)
         self._stream = self._add_video_stream()
         if self._audio_from is not None:
             self._audio = _AudioCopy.open(
@@ -471,8 +568,13 @@ class VideoWriter:
         if self._quarter_turns % 2:
             coded_w, coded_h = coded_h, coded_w
         pix_fmt = settings["pix_fmt"]
+        self._pad = (0, 0)
         if (coded_w % 2 or coded_h % 2) and _is_subsampled(pix_fmt):
-            pix_fmt = "yuv444p"  # see the module notes on odd sizes
+            if self._exact_size:
+                pix_fmt = "yuv444p"  # see the module notes on odd sizes
+            else:
+                self._pad = (coded_w % 2, coded_h % 2)
+                coded_w, coded_h = coded_w + self._pad[0], coded_h + self._pad[1]
         self._pix_fmt = pix_fmt
         try:
             stream = self._container.add_stream(settings["codec"], rate=info.fps)
@@ -517,6 +619,8 @@ class VideoWriter:
             )
         if self._quarter_turns:
             image = np.ascontiguousarray(np.rot90(image, k=-self._quarter_turns))
+        if any(self._pad):
+            image = np.pad(image, ((0, self._pad[1]), (0, self._pad[0]), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         return self._reformatter.reformat(
             frame, format=self._pix_fmt, dst_colorspace=_BT709, dst_color_range=_LIMITED_RANGE
@@ -647,11 +751,16 @@ class _AudioCopy:
                 return None
             in_stream = source.streams.audio[0]
             name = in_stream.codec_context.name
-            reencode = force_reencode or name not in container.supported_codecs
+            # PCM in .mp4 is valid for FFmpeg but browsers, QuickTime and phones refuse it
+            pcm_in_mp4 = name.startswith("pcm_") and label.suffix.lower() in (".mp4", ".m4v")
+            reencode = force_reencode or pcm_in_mp4 or name not in container.supported_codecs
             if reencode:
                 warn(f"{label}: audio codec '{name}' cannot go into this container; using AAC")
                 out_stream = container.add_stream("aac", rate=in_stream.codec_context.sample_rate)
-                out_stream.layout = in_stream.codec_context.layout
+                # AVI / WAV PCM often states only a channel count ("2 channels"): AAC needs
+                # a named layout, the default one for that count
+                channels = in_stream.codec_context.layout.nb_channels
+                out_stream.layout = f"{channels}c"  # FFmpeg's default layout: mono, stereo...
                 out_stream.bit_rate = _AAC_BIT_RATE
             else:
                 out_stream = container.add_stream_from_template(in_stream)
@@ -787,6 +896,11 @@ def _same_file(a: Path, b: Path) -> bool:
     if a.exists() and b.exists():
         return os.path.samefile(a, b)
     return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _is_mp4_family(path: Path) -> bool:
+    """Whether FFmpeg writes `path` with its mov/mp4 muxer (which takes `movflags`)."""
+    return path.suffix.lower() in (".mp4", ".m4v", ".mov", ".3gp")
 
 
 def _is_subsampled(pix_fmt: str) -> bool:

@@ -13,6 +13,9 @@ Formats (detected from the file's first bytes and contents):
   (d) ganvid's own format (`save_generator`): {format, version, config, state_dict}.
 (b)-(d) load with `torch.load(weights_only=True)`. Missing, unexpected or mis-shaped tensors are
 errors that list the names; nothing is silently ignored.
+
+It also owns the one safe `torch.load` (`safe_torch_load`) that every `.pt` loader in `nn/` uses
+(ReStyle, StyleGANEX, face parsing, StyleMapGAN), and the strict state-dict loader.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from __future__ import annotations
 import collections
 import io
 import os
+import pathlib
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,66 @@ _NETWORK = "a StyleGAN3 generator"
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+# Pickled path objects are rebuilt as *pure* paths: they are only informative here, and a pure
+# path can be built on any OS (a WindowsPath cannot be instantiated on Linux and vice versa).
+# Names cover Python < 3.13 (`pathlib.X`) and 3.13+ (`pathlib._local.X`).
+SAFE_GLOBALS: list[tuple[type, str]] = [
+    (cls, f"{module}.{name}")
+    for module in ("pathlib", "pathlib._local")
+    for name, cls in (
+        ("PosixPath", pathlib.PurePosixPath),
+        ("PurePosixPath", pathlib.PurePosixPath),
+        ("WindowsPath", pathlib.PureWindowsPath),
+        ("PureWindowsPath", pathlib.PureWindowsPath),
+    )
+]
+
+
+def safe_torch_load(path: str | os.PathLike, extra_globals: Sequence = ()) -> object:
+    """torch.load with weights_only=True, the pathlib allow-list and CPU storages: the one safe
+    `torch.load` every loader uses.
+
+    extra_globals: further classes (or (class, name) pairs) a format needs, e.g. a training
+    script's `argparse.Namespace`. Raises CheckpointError naming any other global the pickle asks
+    for, or saying why the file is unreadable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    allowed = [*SAFE_GLOBALS, *extra_globals]
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        names = _refused_globals(path, error, allowed)
+        raise CheckpointError(
+            f"refusing to load {path}: it asks to run or build {', '.join(names)}, which is not "
+            "allowed (only tensors, plain containers and pathlib paths are read, so no code "
+            "from a checkpoint runs). Re-save it as a plain state dict."
+        ) from error
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(f"cannot read {path} as a torch checkpoint: {error}") from error
+
+
+def _global_name(entry) -> str:
+    if isinstance(entry, tuple):
+        return entry[1]
+    return f"{entry.__module__}.{entry.__qualname__}"
+
+
+def _refused_globals(path: Path, error: Exception, allowed: Sequence) -> list[str]:
+    """Names of the disallowed globals in the file (read without unpickling anything)."""
+    allowed_names = {_global_name(entry) for entry in allowed}
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        names = [n for n in names if n not in allowed_names]
+    except Exception:  # not a zip checkpoint: fall back to the error text
+        names = []
+    if not names:
+        names = re.findall(r"GLOBAL (\S+) was not an allowed global", str(error))
+    return names or ["an unsupported object"]
 
 
 def name_list(names: list[str], limit: int = _LIST_LIMIT) -> str:
@@ -483,7 +547,5 @@ def load_generator(
         G = generator_from_network_pickle(read_network_pickle(path), which, str(path))
     else:
         # ReStyle files keep pathlib objects in `opts`: the shared loader allows exactly those.
-        from ganvid.nn.restyle_checkpoints import safe_torch_load
-
         G = _generator_from_torch_object(safe_torch_load(path), str(path))
     return G.to(device)

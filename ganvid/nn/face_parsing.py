@@ -247,8 +247,7 @@ def load_bisenet(path: str | Path, device: str | torch.device = "cpu") -> BiSeNe
     CheckpointError. BatchNorm step counters (`num_batches_tracked`, written by newer torch
     versions only) may be absent: they play no part at inference.
     """
-    from ganvid.nn.checkpoints import load_state_dict_strict
-    from ganvid.nn.restyle_checkpoints import safe_torch_load
+    from ganvid.nn.checkpoints import load_state_dict_strict, safe_torch_load
     from ganvid.weights import resolve
 
     file = resolve(path)

@@ -67,6 +67,9 @@ def build_lpips(
     """
     if net not in NETS:
         raise ValueError(f"LPIPS net must be one of {NETS}, not {net!r}")
+    from ganvid.torchstack import import_torchvision
+
+    import_torchvision()  # a torch / torchvision mismatch: one line, not a traceback
     import lpips  # imports torchvision; keep it out of module import time
 
     with warnings.catch_warnings():  # torchvision's `pretrained=` deprecation notices

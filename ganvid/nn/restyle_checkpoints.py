@@ -15,8 +15,6 @@ rule comes from `opts['encoder_type']`.
 
 from __future__ import annotations
 
-import pathlib
-import pickle
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from ganvid.nn.checkpoints import (
     generator_from_state_dict,
     load_state_dict_strict,
     name_list,
+    safe_torch_load,
 )
 from ganvid.nn.encoders import (
     ENCODER_TYPES,
@@ -43,21 +42,6 @@ from ganvid.nn.irse50 import irse_config_from_state_dict
 
 ENCODER_PREFIX = "encoder."
 DECODER_PREFIX = "decoder."
-
-# Pickled path objects are rebuilt as *pure* paths: they are only informative here, and a pure
-# path can be built on any OS (a WindowsPath cannot be instantiated on Linux and vice versa).
-# Names cover Python < 3.13 (`pathlib.X`) and 3.13+ (`pathlib._local.X`).
-SAFE_GLOBALS: list[tuple[type, str]] = [
-    (cls, f"{module}.{name}")
-    for module in ("pathlib", "pathlib._local")
-    for name, cls in (
-        ("PosixPath", pathlib.PurePosixPath),
-        ("PurePosixPath", pathlib.PurePosixPath),
-        ("WindowsPath", pathlib.PureWindowsPath),
-        ("PureWindowsPath", pathlib.PureWindowsPath),
-    )
-]
-_ALLOWED_NAMES = {name for _, name in SAFE_GLOBALS}
 
 
 @dataclass
@@ -87,41 +71,6 @@ class ReStyleCheckpoint:
             self.latent_avg,
             n_iters=self.n_iters if n_iters is None else n_iters,
         )
-
-
-def safe_torch_load(path: Path) -> object:
-    """torch.load with weights_only=True, the pathlib allow-list and CPU storages.
-
-    Raises CheckpointError naming any other global the pickle asks for, or saying why the file
-    is unreadable.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        names = _refused_globals(path, error)
-        raise CheckpointError(
-            f"refusing to load {path}: it asks to run or build {', '.join(names)}, which is not "
-            "allowed (only tensors, plain containers and pathlib paths are read, so no code "
-            "from a checkpoint runs). Re-save it as a plain state dict."
-        ) from error
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise CheckpointError(f"cannot read {path} as a torch checkpoint: {error}") from error
-
-
-def _refused_globals(path: Path, error: Exception) -> list[str]:
-    """Names of the disallowed globals in the file (read without unpickling anything)."""
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        names = [n for n in names if n not in _ALLOWED_NAMES]
-    except Exception:  # not a zip checkpoint: fall back to the error text
-        names = []
-    if not names:
-        names = re.findall(r"GLOBAL (\S+) was not an allowed global", str(error))
-    return names or ["an unsupported object"]
 
 
 def load_restyle(

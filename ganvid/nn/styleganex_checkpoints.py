@@ -31,9 +31,8 @@ import torch
 from torch import nn
 
 from ganvid.errors import CheckpointError
-from ganvid.nn.checkpoints import load_state_dict_strict, name_list
+from ganvid.nn.checkpoints import load_state_dict_strict, name_list, safe_torch_load
 from ganvid.nn.irse50 import irse_config_from_state_dict
-from ganvid.nn.restyle_checkpoints import safe_torch_load
 from ganvid.nn.stylegan2 import Generator, stylegan2_config_from_state_dict
 from ganvid.nn.styleganex import (
     MAX_FUSION_LAYERS,

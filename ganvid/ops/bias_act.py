@@ -66,7 +66,7 @@ def resolve(
     )
 
 
-def _check_bias(x: torch.Tensor, b: torch.Tensor | None, dim: int) -> None:
+def check_bias(x: torch.Tensor, b: torch.Tensor | None, dim: int) -> None:
     if b is None:
         return
     if b.ndim != 1 or not 0 <= dim < x.ndim or b.shape[0] != x.shape[dim]:
@@ -85,7 +85,7 @@ def bias_act_ref(
     clamp: float | None = None,
 ) -> torch.Tensor:
     """Pure-PyTorch bias_act, differentiable to any order. x: any shape; b: [x.shape[dim]]."""
-    _check_bias(x, b, dim)
+    check_bias(x, b, dim)
     p = resolve(act, alpha, gain, clamp)
     if b is not None:
         x = x + b.to(x.dtype).reshape([-1 if i == dim else 1 for i in range(x.ndim)])
@@ -95,31 +95,3 @@ def bias_act_ref(
     if p.clamp >= 0:
         x = x.clamp(-p.clamp, p.clamp)
     return x
-
-
-def bias_act(
-    x: torch.Tensor,
-    b: torch.Tensor | None = None,
-    dim: int = 1,
-    act: str = "linear",
-    alpha: float | None = None,
-    gain: float | None = None,
-    clamp: float | None = None,
-) -> torch.Tensor:
-    """Add bias b along `dim`, apply `act`, multiply by `gain`, clamp to [-clamp, clamp].
-
-    x: any shape; b: None or 1-D with x.shape[dim] entries. alpha/gain default to the
-    activation's (lrelu: 0.2 and sqrt(2)); clamp None disables clamping. Same shape and dtype
-    as x. CUDA tensors use the fused kernel when the ops backend allows it (GANVID_OPS).
-    """
-    _check_bias(x, b, dim)
-    from ganvid.ops import loader
-
-    if loader.use_cuda(x):
-        from ganvid.ops import cuda_functions
-
-        try:
-            return cuda_functions.bias_act_cuda(x, b, dim, resolve(act, alpha, gain, clamp))
-        except RuntimeError as error:
-            loader.kernel_failed(error)  # re-raises unless auto mode can fall back
-    return bias_act_ref(x, b, dim, act, alpha, gain, clamp)

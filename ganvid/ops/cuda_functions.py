@@ -25,7 +25,15 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ganvid.ops.bias_act import ACTIVATIONS, BiasActParams
-from ganvid.ops.upfirdn2d import Padding, Scaling, output_size, parse_padding, parse_scaling
+from ganvid.ops.filtered_lrelu import filtered_lrelu_ref
+from ganvid.ops.upfirdn2d import (
+    Padding,
+    Scaling,
+    output_size,
+    parse_padding,
+    parse_scaling,
+    upfirdn2d_ref,
+)
 
 EPILOGUE_NONE, EPILOGUE_LRELU, EPILOGUE_LRELU_GRAD, EPILOGUE_LRELU_NO_MASK = 0, 1, 2, 3
 _EMPTY: dict[torch.device, torch.Tensor] = {}
@@ -166,8 +174,6 @@ class _Upfirdn2d(torch.autograd.Function):
 
 def upfirdn2d_cuda(x, f, up, down, padding, flip_filter, gain) -> torch.Tensor:
     if f is not None and f.requires_grad:  # filter gradients: only the reference path has them
-        from ganvid.ops.upfirdn2d import upfirdn2d_ref
-
         return upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
     passes = plan_passes(x.shape[2:], f, up, down, padding, flip_filter, gain, x.device)
     return _Upfirdn2d.apply(x, passes)
@@ -362,8 +368,6 @@ def filtered_lrelu_cuda(
 ) -> torch.Tensor:
     """filtered_lrelu on the kernels (same signature and semantics as the public op)."""
     if any(f is not None and f.requires_grad for f in (fu, fd)):
-        from ganvid.ops.filtered_lrelu import filtered_lrelu_ref
-
         return filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
     plan = _plan_filtered_lrelu(x, fu, fd, up, down, padding, gain, slope, clamp, flip_filter)
     want_mask = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))

@@ -45,7 +45,7 @@ def output_shape(
     return h, w
 
 
-def _check_inputs(
+def check_inputs(
     x: torch.Tensor, fu, fd, b, up, down, padding, clamp: float | None
 ) -> tuple[int, int]:
     if x.ndim != 4:
@@ -74,44 +74,10 @@ def filtered_lrelu_ref(
     flip_filter: bool = False,
 ) -> torch.Tensor:
     """Pure-PyTorch filtered_lrelu (differentiable to any order). x: [N, C, H, W]."""
-    _check_inputs(x, fu, fd, b, up, down, padding, clamp)
+    check_inputs(x, fu, fd, b, up, down, padding, clamp)
     upx, upy = parse_scaling(up)
     if b is not None:
         x = bias_act_ref(x, b)
     x = upfirdn2d_ref(x, fu, up=up, padding=padding, flip_filter=flip_filter, gain=upx * upy)
     x = bias_act_ref(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
     return upfirdn2d_ref(x, fd, down=down, flip_filter=flip_filter)
-
-
-def filtered_lrelu(
-    x: torch.Tensor,
-    fu: torch.Tensor | None = None,
-    fd: torch.Tensor | None = None,
-    b: torch.Tensor | None = None,
-    up: Scaling = 1,
-    down: Scaling = 1,
-    padding: Padding = 0,
-    gain: float = np.sqrt(2),
-    slope: float = 0.2,
-    clamp: float | None = None,
-    flip_filter: bool = False,
-) -> torch.Tensor:
-    """StyleGAN3's filtered leaky ReLU of x [N, C, H, W] -> [N, C, H', W'] (see module doc).
-
-    fu, fd: None (identity), 1-D separable or 2-D filters (from `setup_filter`); b: [C] or None;
-    up/down: int or (x, y); padding: int, [px, py] or [x0, x1, y0, y1]; clamp None = no clamp.
-    CUDA tensors use the fused kernel when the ops backend allows it (GANVID_OPS).
-    """
-    _check_inputs(x, fu, fd, b, up, down, padding, clamp)
-    from ganvid.ops import loader
-
-    if loader.use_cuda(x):
-        from ganvid.ops import cuda_functions
-
-        try:
-            return cuda_functions.filtered_lrelu_cuda(
-                x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter
-            )
-        except RuntimeError as error:
-            loader.kernel_failed(error)  # re-raises unless auto mode can fall back
-    return filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)

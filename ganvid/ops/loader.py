@@ -34,6 +34,7 @@ from types import ModuleType
 import torch
 
 from ganvid.errors import OpsError
+from ganvid.files import cache_dir
 
 MODE_ENV = "GANVID_OPS"
 MODES = ("auto", "cuda", "ref")
@@ -176,8 +177,6 @@ def module_name() -> str:
 
 
 def ops_cache_dir() -> Path:
-    from ganvid.weights import cache_dir
-
     return cache_dir() / "ops"
 
 

@@ -102,7 +102,7 @@ def output_size(size: int, up: int, down: int, pad0: int, pad1: int, taps: int) 
     return (size * up + pad0 + pad1 - (taps - 1) + down - 1) // down
 
 
-def _check_input(x: torch.Tensor, f: torch.Tensor | None, up, down, padding) -> None:
+def check_input(x: torch.Tensor, f: torch.Tensor | None, up, down, padding) -> None:
     if x.ndim != 4:
         raise InputError(f"upfirdn2d expects x of shape [N, C, H, W], got {tuple(x.shape)}")
     fw, fh = filter_size(f)
@@ -163,7 +163,7 @@ def upfirdn2d_ref(
     gain: float = 1,
 ) -> torch.Tensor:
     """Pure-PyTorch upfirdn2d (differentiable to any order). x: [N, C, H, W]."""
-    _check_input(x, f, up, down, padding)
+    check_input(x, f, up, down, padding)
     upx, upy = parse_scaling(up)
     downx, downy = parse_scaling(down)
     x0, x1, y0, y1 = parse_padding(padding)
@@ -186,91 +186,3 @@ def upfirdn2d_ref(
         x = _depthwise(x, f[None, :], stride=(1, downx))
         return _depthwise(x, f[:, None], stride=(downy, 1))
     return _depthwise(x, f, stride=(downy, downx))
-
-
-def upfirdn2d(
-    x: torch.Tensor,
-    f: torch.Tensor | None,
-    up: Scaling = 1,
-    down: Scaling = 1,
-    padding: Padding = 0,
-    flip_filter: bool = False,
-    gain: float = 1,
-) -> torch.Tensor:
-    """Upsample, pad, FIR-filter and downsample every channel of x [N, C, H, W].
-
-    Returns [N, C, H', W'] with H', W' from `output_size`. Uses the CUDA kernel for CUDA tensors
-    when the ops backend allows it (GANVID_OPS), else the reference path; both are differentiable.
-    """
-    _check_input(x, f, up, down, padding)
-    from ganvid.ops import loader
-
-    if loader.use_cuda(x):
-        from ganvid.ops import cuda_functions
-
-        try:
-            return cuda_functions.upfirdn2d_cuda(x, f, up, down, padding, flip_filter, gain)
-        except RuntimeError as error:
-            loader.kernel_failed(error)  # re-raises unless auto mode can fall back
-    return upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
-
-
-def filter2d(
-    x: torch.Tensor,
-    f: torch.Tensor | None,
-    padding: Padding = 0,
-    flip_filter: bool = False,
-    gain: float = 1,
-) -> torch.Tensor:
-    """FIR filter keeping the size (padding on top of the "same" padding)."""
-    x0, x1, y0, y1 = parse_padding(padding)
-    fw, fh = filter_size(f)
-    pads = [x0 + fw // 2, x1 + (fw - 1) // 2, y0 + fh // 2, y1 + (fh - 1) // 2]
-    return upfirdn2d(x, f, padding=pads, flip_filter=flip_filter, gain=gain)
-
-
-def upsample2d(
-    x: torch.Tensor,
-    f: torch.Tensor | None,
-    up: Scaling = 2,
-    padding: Padding = 0,
-    flip_filter: bool = False,
-    gain: float = 1,
-) -> torch.Tensor:
-    """Upsample by `up` with FIR filter f; output is exactly in * up (plus padding).
-
-    The filter is scaled by upx * upy to keep the DC gain through zero-stuffing.
-    """
-    upx, upy = parse_scaling(up)
-    x0, x1, y0, y1 = parse_padding(padding)
-    fw, fh = filter_size(f)
-    pads = [
-        x0 + (fw + upx - 1) // 2,
-        x1 + (fw - upx) // 2,
-        y0 + (fh + upy - 1) // 2,
-        y1 + (fh - upy) // 2,
-    ]
-    return upfirdn2d(
-        x, f, up=(upx, upy), padding=pads, flip_filter=flip_filter, gain=gain * upx * upy
-    )
-
-
-def downsample2d(
-    x: torch.Tensor,
-    f: torch.Tensor | None,
-    down: Scaling = 2,
-    padding: Padding = 0,
-    flip_filter: bool = False,
-    gain: float = 1,
-) -> torch.Tensor:
-    """Low-pass with FIR filter f, then keep every `down`-th sample: output is in / down."""
-    downx, downy = parse_scaling(down)
-    x0, x1, y0, y1 = parse_padding(padding)
-    fw, fh = filter_size(f)
-    pads = [
-        x0 + (fw - downx + 1) // 2,
-        x1 + (fw - downx) // 2,
-        y0 + (fh - downy + 1) // 2,
-        y1 + (fh - downy) // 2,
-    ]
-    return upfirdn2d(x, f, down=(downx, downy), padding=pads, flip_filter=flip_filter, gain=gain)

@@ -44,6 +44,8 @@ class ComposeConfig:
     preset: str = "medium"
     crop_offset: tuple[int, int] = (0, 0)
     """(top, left) of the crop inside the render (an FoV expansion's top and left)."""
+    exact_size: bool = False
+    """Odd sizes: False pads to even yuv420p, True keeps them in yuv444p (VideoWriter)."""
 
 
 def main_layouts(paste_back: bool, side_by_side: bool) -> dict[str, Layout]:
@@ -236,6 +238,7 @@ def compose_videos(
                     audio_from=sources.clip if info.has_audio else None,
                     width=width,
                     height=height,
+                    exact_size=config.exact_size,
                 )
             )
         for composed in composed_frames(sources, layouts, config, on_frame is not None):

@@ -39,6 +39,8 @@ import numpy as np
 
 from ganvid.edit.request import EditRequest, domain_of_generator
 from ganvid.errors import InputError, WorkdirError
+from ganvid.files import absolute
+from ganvid.io.image import write_image
 from ganvid.pipeline.compose import (
     ComposeConfig,
     ComposeSources,
@@ -54,10 +56,9 @@ from ganvid.pipeline.workdir import (
     StageRecord,
     Workdir,
     atomic_path,
-    atomic_write_bytes,
     atomic_write_json,
     default_workdir,
-    encode_image,
+    output_folder,
     read_json,
     run_stage,
 )
@@ -87,6 +88,8 @@ class RenderOptions:
     side_by_side: bool = False
     crf: int = 18
     preset: str = "medium"
+    exact_size: bool = False
+    """Odd frame sizes: False pads to even yuv420p (plays everywhere), True keeps them (4:4:4)."""
     fresh: bool = False
 
 
@@ -124,10 +127,10 @@ def find_workdir(clip: Path | None, workdir: Path | None, cwd: Path | None = Non
     """The work dir to edit: --workdir, else `<clip>.ganvid` beside CLIP, else the current folder
     if it is a work dir, else the only `*.ganvid/` folder in it."""
     if workdir is not None:
-        return Path(workdir)
+        return absolute(workdir)
     if clip is not None:
-        return default_workdir(clip)
-    cwd = Path.cwd() if cwd is None else Path(cwd)
+        return absolute(default_workdir(clip))
+    cwd = absolute(Path.cwd() if cwd is None else cwd)
     if (cwd / "inversion.json").is_file() or cwd.suffix == ".ganvid":
         return cwd
     found = sorted(p for p in cwd.glob("*.ganvid") if p.is_dir())
@@ -160,7 +163,7 @@ def source_clip(clip: Path | None, inversion) -> Path:
     if clip is not None:
         if not Path(clip).is_file():
             raise InputError(f"{clip}: no such file")
-        return Path(clip)
+        return absolute(clip)
     if not inversion.clip.is_file():
         raise InputError(
             f"the inverted clip {inversion.clip} is gone; pass the clip as the CLIP argument"
@@ -249,6 +252,7 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
         crf=options["crf"],
         preset=options["preset"],
         crop_offset=tuple(options["crop_offset"]),
+        exact_size=options.get("exact_size", False),
     )
     written = compose_videos(sources, outputs, config)
     return {"outputs": {k: str(v) for k, v in written.items()}}
@@ -425,6 +429,8 @@ class EditJob:
                 "crf": self.options.crf,
                 "preset": self.options.preset,
                 "crop_offset": [0, 0] if fov is None else fov["offset"],
+                # absent for the default: earlier runs stay cached
+                **({"exact_size": True} if self.options.exact_size else {}),
             },
             files={"clip": self.clip},
             upstream=[render_name, "geometry", "decode"],
@@ -445,15 +451,16 @@ class EditJob:
     # -- entry points ------------------------------------------------------------------------
 
     def default_output(self, suffix: str | None = None) -> Path:
+        """`<clip>_<tag>[_<suffix>].mp4` beside the clip (in the work dir if that is read-only)."""
         name = "_".join(part for part in (self.clip.stem, self.tag, suffix) if part)
-        return self.clip.with_name(f"{name}.mp4")
+        return output_folder(self.clip, self.workdir_path) / f"{name}.mp4"
 
     def run_edit(self) -> EditSummary:
         """`ganvid edit`: latents -> render -> encode."""
         o = self.options
         if self.request.is_empty:
             raise InputError(NOTHING_TO_EDIT)
-        main = Path(o.output) if o.output is not None else self.default_output()
+        main = absolute(o.output) if o.output is not None else self.default_output()
         layouts = main_layouts(getattr(o, "paste_back", True), o.side_by_side)
         outputs = {
             n: (main if n == "video" else sibling(main, "sbs"), lay) for n, lay in layouts.items()
@@ -475,7 +482,7 @@ class EditJob:
         e = expansion
         amounts = f"l{e.left}r{e.right}t{e.top}b{e.bottom}w{band}"
         prefix = f"fov/{self.tag or 'inverted'}_{amounts}"
-        main = Path(o.output) if o.output is not None else self.default_output("fov")
+        main = absolute(o.output) if o.output is not None else self.default_output("fov")
         layouts = {"video": "render", **({"side_by_side": "sbs_crop"} if o.side_by_side else {})}
         outputs = {
             n: (main if n == "video" else sibling(main, "sbs"), lay) for n, lay in layouts.items()
@@ -498,7 +505,7 @@ class EditJob:
         from ganvid.pipeline.render import render_frames
 
         o = self.options
-        main = Path(o.output) if o.output is not None else self.default_output()
+        main = absolute(o.output) if o.output is not None else self.default_output()
         path = sibling(main, "preview").with_suffix(".png")
         records: list[StageRecord] = []
         with Workdir(self.workdir_path) as wd:
@@ -512,7 +519,7 @@ class EditJob:
                 self.generator, self.render_job(), self.device, o.batch, indices
             )
         ]
-        atomic_write_bytes(path, encode_image(contact_sheet(tiles)))
+        write_image(path, contact_sheet(tiles), ".png")
         return path
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ganvid.errors import InputError, WeightsError, WorkdirError
+from ganvid.files import absolute
 from ganvid.pipeline.align import clip_images, track_geometry
 from ganvid.pipeline.paste_back import PasteConfig, paste_config
 from ganvid.pipeline.workdir import (
@@ -52,6 +53,7 @@ from ganvid.pipeline.workdir import (
     completed_manifest,
     default_workdir,
     gather_arrays,
+    output_folder,
     read_json,
     run_stage,
 )
@@ -100,6 +102,8 @@ class InvertOptions:
     """Paste-back mask: hull (landmarks) or parsing (face-parsing network)."""
     crf: int = 18
     preset: str = "medium"
+    exact_size: bool = False
+    """Odd frame sizes: False pads to even yuv420p (plays everywhere), True keeps them (4:4:4)."""
     fresh: bool = False
     face: dict = field(default_factory=dict)
     """Options for `ganvid.face` (detector backend, face choice, window size...)."""
@@ -225,9 +229,13 @@ def resolve_device(name: str):
     return device
 
 
-def output_paths(clip: Path, output: Path | None, side_by_side: bool) -> dict[str, Path]:
-    """{'video': <clip>_inverted.mp4, 'crop': ..._crop.mp4[, 'side_by_side': ..._sbs.mp4]}."""
-    main = output if output is not None else clip.with_name(f"{clip.stem}_inverted.mp4")
+def output_paths(
+    clip: Path, output: Path | None, side_by_side: bool, folder: Path | None = None
+) -> dict[str, Path]:
+    """{'video': <clip>_inverted.mp4, 'crop': ..._crop.mp4[, 'side_by_side': ..._sbs.mp4]},
+    absolute; the defaults go into `folder` (default: the clip's)."""
+    folder = absolute(clip).parent if folder is None else folder
+    main = absolute(output) if output is not None else folder / f"{clip.stem}_inverted.mp4"
     paths = {"video": main, "crop": main.with_name(f"{main.stem}_crop{main.suffix}")}
     if side_by_side:
         paths["side_by_side"] = main.with_name(f"{main.stem}_sbs{main.suffix}")
@@ -480,7 +488,12 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
         meter.add(render, crop if crop.shape == render.shape else _resize(crop, render.shape[0]))
 
     paste = PasteConfig(mask=options.get("mask", "hull"))
-    config = ComposeConfig(paste=paste, crf=options["crf"], preset=options["preset"])
+    config = ComposeConfig(
+        paste=paste,
+        crf=options["crf"],
+        preset=options["preset"],
+        exact_size=options.get("exact_size", False),
+    )
     compose_videos(sources, outputs, config, on_frame=measure)
     metrics = meter.finish()
     atomic_write_json(workdir.stage_dir("encode") / "metrics.json", metrics)
@@ -545,11 +558,12 @@ class InvertJob:
 
     def __init__(self, options: InvertOptions) -> None:
         self.options = options
-        self.clip = Path(options.clip)
+        self.clip = absolute(options.clip)  # paths resolved once, whatever the folder
         if not self.clip.is_file():
-            raise InputError(f"{self.clip}: no such file")
-        self.workdir_path = Path(options.workdir or default_workdir(self.clip))
-        self.outputs = output_paths(self.clip, options.output, options.side_by_side)
+            raise InputError(f"{options.clip}: no such file")
+        self.workdir_path = absolute(options.workdir or default_workdir(self.clip))
+        folder = output_folder(self.clip, self.workdir_path)
+        self.outputs = output_paths(self.clip, options.output, options.side_by_side, folder)
         self.device = resolve_device(options.device)
         if options.batch < 1:
             raise InputError("--batch must be at least 1")
@@ -705,6 +719,8 @@ class InvertJob:
                 "preset": o.preset,
                 "paste_back": o.paste_back,
             }
+            if o.exact_size:  # absent for the default: earlier runs stay cached
+                encode_options["exact_size"] = True
             if self.paste.mask != "hull":  # absent for the default: earlier runs stay cached
                 encode_options["mask"] = self.paste.mask
             encode = stage(

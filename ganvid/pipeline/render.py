@@ -126,16 +126,3 @@ def render_to_dir(
         frames.write(index, image)
         if on_frame is not None:
             on_frame(index)
-
-
-def render_to_writer(
-    generator: torch.nn.Module,
-    job: RenderJob,
-    write: Callable[[np.ndarray], None],
-    device: torch.device,
-    batch: int = 4,
-) -> None:
-    """Render every frame in order and hand each uint8 [R,R,3] to `write` (e.g. a VideoWriter's
-    write method)."""
-    for _, image in render_frames(generator, job, device, batch):
-        write(image)

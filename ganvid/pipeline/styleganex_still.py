@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ganvid.errors import InputError, NoFaceError, WeightsError
+from ganvid.io.image import write_image
 
 DEFAULT_CHECKPOINT = "styleganex-inversion"
 LPIPS_WEIGHTS = "lpips-vgg"
@@ -204,7 +205,7 @@ def invert_still(options: StillOptions) -> StillSummary:
     npz and PNGs listed in the module docstring."""
     import torch
 
-    from ganvid.commands.invert_image import read_rgb
+    from ganvid.io.image import read_rgb
     from ganvid.nn.lpips import build_lpips
     from ganvid.nn.styleganex import StillInversion
     from ganvid.nn.styleganex_checkpoints import load_styleganex
@@ -258,9 +259,9 @@ def invert_still(options: StillOptions) -> StillSummary:
     }
     render = to_uint8(result.image)[0]
     atomic_save_npz(paths["latent"], arrays)
-    _write_png(paths["reconstruction"], render)
-    _write_png(paths["crop"], inputs.crop)
-    _write_png(paths["aligned"], inputs.aligned)
+    write_image(paths["reconstruction"], render, ".png")
+    write_image(paths["crop"], inputs.crop, ".png")
+    write_image(paths["aligned"], inputs.aligned, ".png")
     return StillSummary(
         **paths,
         crop_box=tuple(float(v) for v in inputs.box),
@@ -284,12 +285,6 @@ def read_still_inversion(path: str | Path) -> tuple[np.ndarray, np.ndarray, list
             return data["wplus"], data["f"], noises
     except (OSError, ValueError, KeyError) as error:
         raise InputError(f"{path} is not a StyleGANEX still inversion: {error}") from error
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    from ganvid.pipeline.workdir import atomic_write_bytes, encode_image
-
-    atomic_write_bytes(path, encode_image(rgb, ".png"))
 
 
 def report(summary: StillSummary) -> None:

@@ -70,6 +70,7 @@ import numpy as np
 
 from ganvid.edit.keyframes import Strength
 from ganvid.errors import InputError
+from ganvid.files import absolute
 from ganvid.pipeline.align import clip_images, track_geometry
 from ganvid.pipeline.invert import (
     ALIGNED_SIZE,
@@ -87,6 +88,7 @@ from ganvid.pipeline.workdir import (
     atomic_write_json,
     default_workdir,
     gather_arrays,
+    output_folder,
     read_json,
     run_stage,
 )
@@ -470,6 +472,8 @@ class StyleganexVideoOptions:
     crop: CropRule = CropRule()
     crf: int = 18
     preset: str = "medium"
+    exact_size: bool = False
+    """Odd frame sizes: False pads to even yuv420p (plays everywhere), True keeps them (4:4:4)."""
     fresh: bool = False
     face: dict = field(default_factory=dict)
     """Options for `ganvid.face` (detector, cnn, face_index, rule), as for `ganvid invert`."""
@@ -492,9 +496,11 @@ class StyleganexSummary:
     """(height, width) of each render (4x the input for the 1024 px decoders)."""
 
 
-def default_output(clip: Path, tag: str, crop_only: bool) -> Path:
+def default_output(clip: Path, tag: str, crop_only: bool, folder: Path | None = None) -> Path:
+    """`<clip>_<tag>[_crop].mp4` in `folder` (default: beside the clip)."""
     suffix = "_crop" if crop_only else ""
-    return clip.with_name(f"{clip.stem}_{tag}{suffix}.mp4")
+    folder = clip.parent if folder is None else folder
+    return folder / f"{clip.stem}_{tag}{suffix}.mp4"
 
 
 # ----------------------------------------------------------------------------- stages
@@ -654,6 +660,7 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
             audio_from=clip if info.has_audio else None,
             width=width,
             height=height,
+            exact_size=options.get("exact_size", False),
         ) as writer,
         stage_bar("encode", len(pts)) as update,
     ):
@@ -683,9 +690,9 @@ class StyleganexVideoJob:
         from ganvid.weights import resolve
 
         self.options = options
-        self.clip = Path(options.clip)
+        self.clip = absolute(options.clip)  # paths resolved once, whatever the folder
         if not self.clip.is_file():
-            raise InputError(f"{self.clip}: no such file")
+            raise InputError(f"{options.clip}: no such file")
         if options.batch < 1:
             raise InputError("--batch must be at least 1")
         if options.render_format not in (".jpg", ".png"):
@@ -696,9 +703,10 @@ class StyleganexVideoJob:
             raise InputError("the eye distance and the window size must be positive")
         self.device = resolve_device(options.device)
         self.checkpoint = resolve(options.checkpoint)
-        self.workdir_path = Path(options.workdir or default_workdir(self.clip))
-        self.output = Path(
-            options.output or default_output(self.clip, options.tag, options.crop_only)
+        self.workdir_path = absolute(options.workdir or default_workdir(self.clip))
+        folder = output_folder(self.clip, self.workdir_path)
+        self.output = absolute(
+            options.output or default_output(self.clip, options.tag, options.crop_only, folder)
         )
 
     @cached_property
@@ -838,6 +846,8 @@ class StyleganexVideoJob:
                     "paste": asdict(o.paste),
                     "crf": o.crf,
                     "preset": o.preset,
+                    # absent for the default: earlier runs stay cached
+                    **({"exact_size": True} if o.exact_size else {}),
                 },
                 files=clip_file,
                 upstream=[render_stage, WINDOWS_STAGE, GEOMETRY_STAGE, "decode"],

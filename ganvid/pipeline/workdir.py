@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from ganvid.errors import InputError, WorkdirError
-from ganvid.files import atomic_path, atomic_write_bytes
+from ganvid.files import absolute, atomic_path, atomic_write_bytes, sha256_file, writable_dir
+from ganvid.io.image import decode_rgb, encode_image
 
 FRAME_DIGITS = 6
 """Per-frame files are named `000000.png`, `000001.png`, ... (0-based frame index)."""
@@ -70,27 +71,12 @@ def read_json(path: str | os.PathLike) -> Any | None:
         return None
 
 
-def encode_image(rgb: np.ndarray, ext: str = ".png") -> bytes:
-    """uint8 [H,W,3] RGB -> encoded file bytes (PNG lossless, JPEG quality 95)."""
-    import cv2
-
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected uint8 [H,W,3], got {rgb.dtype} {rgb.shape}")
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if ext == ".png" else [cv2.IMWRITE_JPEG_QUALITY, 95]
-    ok, data = cv2.imencode(ext, np.ascontiguousarray(rgb[:, :, ::-1]), params)
-    if not ok:
-        raise ValueError(f"could not encode an image as {ext}")
-    return data.tobytes()
-
-
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """uint8 [H,W,3] RGB from an image file."""
-    import cv2
-
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    """uint8 [H,W,3] RGB from a work-dir image file."""
+    rgb = decode_rgb(path)
+    if rgb is None:
         raise WorkdirError(f"cannot read {path}: the work dir is damaged; rerun with --fresh")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    return rgb
 
 
 # ----------------------------------------------------------------------------- per-frame files
@@ -151,14 +137,6 @@ def gather_arrays(frames: FrameDir, count: int, target: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- hashing
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class FileHasher:
@@ -240,6 +218,13 @@ def default_workdir(clip: str | os.PathLike) -> Path:
     return clip.with_name(f"{clip.stem}.ganvid")
 
 
+def output_folder(clip: str | os.PathLike, workdir: str | os.PathLike) -> Path:
+    """Where a command's default outputs go: beside the clip, or into the work dir when the
+    clip's folder is read-only (a camera card, a shared folder; see `files.writable_dir`)."""
+    folder = absolute(clip).parent
+    return folder if writable_dir(folder) else absolute(workdir)
+
+
 class Workdir:
     """A job's work directory: one sub-directory and one manifest per stage.
 
@@ -248,10 +233,27 @@ class Workdir:
     """
 
     def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
+        self.root = absolute(root)
         if self.root.exists() and not self.root.is_dir():
             raise InputError(f"the work dir {self.root} exists and is not a directory")
-        self.root.mkdir(parents=True, exist_ok=True)
+        parent = next((p for p in self.root.parents if p.exists()), None)
+        if not self.root.exists() and parent is not None and not writable_dir(parent):
+            raise InputError(
+                f"cannot make the work dir {self.root}: {parent} is read-only; pass --workdir "
+                "with a folder you can write to"
+            )
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InputError(
+                f"cannot make the work dir {self.root} ({error.strerror}): pass --workdir with "
+                "a folder you can write to"
+            ) from None
+        if not writable_dir(self.root):
+            raise InputError(
+                f"the work dir {self.root} is read-only: pass --workdir with a folder you can "
+                "write to"
+            )
         self.hasher = FileHasher(self.root / "hashes.json")
         self._lock = None
 
