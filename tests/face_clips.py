@@ -250,10 +250,16 @@ def place(photo: np.ndarray, matrix: np.ndarray, size: tuple[int, int] = (640, 4
     return paste_warp(wall, photo, matrix)
 
 
-def astronaut_path(n_frames: int = 40, blank: tuple[int, ...] = (17, 18), seed: int = 0):
+def astronaut_path(
+    n_frames: int = 40,
+    blank: tuple[int, ...] = (17, 18),
+    seed: int = 0,
+    occluded: tuple[int, ...] = (),
+):
     """Issue 19's clip, one (frame, Scene) at a time: 640x480, the whole astronaut photo (badge
     included) moved along a known path: roll +-12 deg, scale 0.80-0.95, slow translation,
-    noise, two blank frames."""
+    noise, two blank frames; on `occluded` frames a hand-sized grey patch hides the face (it
+    is still there: the geometry must be interpolated through)."""
     rng = np.random.default_rng(seed)
     base = astronaut()
     for k in range(n_frames):
@@ -266,13 +272,19 @@ def astronaut_path(n_frames: int = 40, blank: tuple[int, ...] = (17, 18), seed: 
         )
         if k in blank:
             yield np.full((480, 640, 3), 12, np.uint8), Scene()
-        else:
-            yield add_noise(place(base, matrix), 4.0, rng), Scene({"astronaut": matrix})
+            continue
+        frame = place(base, matrix)
+        if k in occluded:
+            x, y = map_points(matrix, np.array(ASTRONAUT_FACE_CENTRE)).astype(int)
+            frame[y - 45 : y + 35, x - 40 : x + 40] = (150, 120, 100)
+        yield add_noise(frame, 4.0, rng), Scene({"astronaut": matrix})
 
 
-def astronaut_path_clip(n_frames: int = 40, blank: tuple[int, ...] = (17, 18), seed: int = 0):
+def astronaut_path_clip(
+    n_frames: int = 40, blank: tuple[int, ...] = (17, 18), seed: int = 0, occluded=()
+):
     """`astronaut_path` as a FootageClip."""
-    frames, scenes = zip(*astronaut_path(n_frames, blank, seed), strict=True)
+    frames, scenes = zip(*astronaut_path(n_frames, blank, seed, occluded), strict=True)
     return FootageClip(list(frames), list(scenes), [])
 
 

@@ -65,10 +65,15 @@ def assert_on_the_right_person(score: dict, missed: int) -> None:
 
 def test_issue_clip_follows_the_face_not_the_badge():
     """The issue's clip: dlib's HOG also fires on the mission patch (score ~0.1); that track
-    is never confirmed, so the one face of the clip is the astronaut's."""
-    clip, detections, records = geometry("astronaut_path_clip", n_frames=24, blank=(10, 11))
+    is never confirmed, so the one face of the clip is the astronaut's. A patch hides the face
+    on frames 5-6: interpolated, on the motion."""
+    clip, detections, records = geometry(
+        "astronaut_path_clip", n_frames=24, blank=(10, 11), occluded=(5, 6)
+    )
     assert len(detections.people) == 1
-    assert_on_target(score_geometry(clip, records, "astronaut"))
+    score = score_geometry(clip, records, "astronaut")
+    assert_on_target(score)
+    assert [r.index for r in records if r.interpolated] == [5, 6]
     assert [r.absent for r in records] == [k in (10, 11) for k in range(24)]
     assert {r.shot for r in records} == {0}  # blank frames are not cuts
 
