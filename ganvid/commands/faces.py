@@ -26,16 +26,19 @@ def faces(
     from ganvid.commands.align import DETECTORS, _choice
     from ganvid.errors import InputError
     from ganvid.face.landmarks import DetectorConfig
+    from ganvid.files import absolute
     from ganvid.pipeline.align import FacesOptions, run_faces
     from ganvid.pipeline.workdir import default_workdir
     from ganvid.ui import console, info
 
     if not clip.is_file():
         raise InputError(f"{clip}: no such file")
+    clip = absolute(clip)  # paths resolved once, whatever the folder
     options = FacesOptions(
         detector=DetectorConfig(backend=_choice(detector, DETECTORS, "--detector"), cnn=cnn)
     )
-    path, summary, _ = run_faces(clip, workdir or default_workdir(clip), options, fresh=fresh)
+    workdir = absolute(workdir if workdir is not None else default_workdir(clip))
+    path, summary, _ = run_faces(clip, workdir, options, fresh=fresh)
     found = summary["faces"]
     info(
         f"{summary['frames']} frames, {summary['shots']} shot(s), {summary['blank']} blank, "
