@@ -56,9 +56,11 @@ def _register_commands() -> None:
         doctor,
         edit,
         faces,
+        image_ops,
         invert,
         invert_image,
         render,
+        stylemap,
         toonify,
         weights,
     )
@@ -72,9 +74,11 @@ def _register_commands() -> None:
         invert,
         invert_image,
         edit,
+        image_ops,
         toonify,
         build_ops,
         render,
+        stylemap,
     ):
         module.register(app)
 

@@ -258,6 +258,73 @@ def _parse_entry(raw: Any, bad: Any) -> WeightEntry:
     )
 
 
+# ------------------------------------------------------------------------------------ licences
+
+#: Licence tags of the manifest -> (what a person reads, non-commercial only).
+LICENCES: dict[str, tuple[str, bool]] = {
+    "nvidia-sc-nc": ("NVIDIA Source Code License (non-commercial)", True),
+    "s-lab-nc": ("S-Lab License 1.0 (non-commercial)", True),
+    "ibug-300w-nc": ("trained on iBUG 300-W (non-commercial)", True),
+    "cc-by-nc-4.0": (
+        "CC BY-NC 4.0 (non-commercial; cite the paper, indicate changes)",
+        True,
+    ),
+    "mit": ("MIT", False),
+    "bsd-2": ("BSD 2-Clause", False),
+    "bsd-3": ("BSD 3-Clause", False),
+    "dlib-models": ("dlib models (free use)", False),
+}
+LICENCE_SHOWN = "licences-shown.txt"
+"""File in the cache dir listing the files whose licence notice was shown (one name a line)."""
+
+
+def licence_text(entry: WeightEntry) -> str:
+    """The readable licence of an entry (the tag itself when unknown)."""
+    return LICENCES.get(entry.licence, (entry.licence, False))[0]
+
+
+def licence_notice(entry: WeightEntry) -> str | None:
+    """The first-use notice of a non-commercial file, or None."""
+    text, non_commercial = LICENCES.get(entry.licence, (entry.licence, False))
+    if not non_commercial:
+        return None
+    return f"{entry.name} ({entry.basename}) is licensed {text}; `ganvid weights list` shows it"
+
+
+def _show_licence_once(entry: WeightEntry) -> None:
+    """Print the licence notice the first time a non-commercial file is used from this cache."""
+    notice = licence_notice(entry)
+    if notice is None:
+        return
+    record = cache_dir() / LICENCE_SHOWN
+    try:
+        shown = set(record.read_text(encoding="utf-8").split())
+    except OSError:
+        shown = set()
+    if entry.name in shown:
+        return
+    from ganvid.ui import warn
+
+    warn(notice)
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        with open(record, "a", encoding="utf-8") as stream:
+            stream.write(entry.name + "\n")
+    except OSError:
+        pass  # a read-only cache: the notice is shown again next time, nothing worse
+
+
+def _show_licence_of_file(path: Path, catalog: Manifest | None) -> None:
+    """The first-use notice for a file given by path that carries a manifest file's name."""
+    try:
+        catalog = catalog if catalog is not None else manifest()
+    except WeightsError:
+        return  # a broken manifest does not stop a file given by path
+    named = [e for e in catalog.entries.values() if e.basename == path.name]
+    if len(named) == 1:
+        _show_licence_once(named[0])
+
+
 # ------------------------------------------------------------------------------ where files live
 
 
@@ -367,6 +434,7 @@ def resolve(name_or_path: str | Path, catalog: Manifest | None = None) -> Path:
     """
     as_path = Path(str(name_or_path)).expanduser()
     if as_path.is_file():
+        _show_licence_of_file(as_path, catalog)
         return as_path
     key = str(name_or_path)
     catalog = catalog if catalog is not None else manifest()
@@ -384,6 +452,7 @@ def resolve(name_or_path: str | Path, catalog: Manifest | None = None) -> Path:
     found = find(entry)
     if found is None:
         raise WeightsError(missing_message(entry))
+    _show_licence_once(entry)
     size = found.stat().st_size
     if entry.size is not None and size != entry.size:
         raise WeightsError(

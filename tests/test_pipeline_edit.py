@@ -255,3 +255,89 @@ def test_styleganex_backend_names_its_model_and_refuses_what_it_cannot_do(invert
     assert code == 2 and "age or hair" in _error_line(err)
     code, out, _ = cli("edit", "--help")
     assert "scale_factor" in " ".join(out.split())  # the sign convention is documented
+
+
+# ----------------------------------------------------------------------------- Image2StyleGAN
+
+
+def _clip_coder(inverted):
+    """The codes `ganvid edit --style-from / --expression` makes: the inversion's encoder and
+    its untuned generator, photos aligned like invert-image."""
+    import torch
+
+    from ganvid.pipeline.photo import CoderOptions, PhotoCoder
+
+    assets = inverted["root"]
+    options = CoderOptions(encoder=str(assets / "encoder.pt"), generator=str(assets / "g.pt"))
+    return PhotoCoder(options, torch.device("cpu"))
+
+
+def _astronaut_png(path: Path, gain: float = 1.0) -> Path:
+    import cv2
+    from face_clips import astronaut
+
+    image = np.clip(astronaut().astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    assert cv2.imwrite(str(path), image[:, :, ::-1])
+    return path
+
+
+def test_style_from_crossover_on_the_clip_replaces_chosen_layers_and_zero_is_identity(
+    inverted, cli, tmp_path
+):
+    work, ref = inverted["workdir"], _astronaut_png(tmp_path / "ref.png", 0.7)
+    code, _, err = cli(*_edit(inverted, "--style-from", ref, "--layers", "1-2", "-s", "0"))
+    assert code == 0, err
+    folder = work / "edits" / "style-ref0_l1-2"
+    np.testing.assert_array_equal(
+        np.load(folder / "latents/ws_smooth.npy"), np.load(work / "smooth/ws.npy")
+    )
+    for edited, inverted_frame in zip(
+        _frames(folder / "render/frames"), _frames(work / "render/frames"), strict=True
+    ):
+        np.testing.assert_array_equal(edited, inverted_frame)
+
+    keys = "0s:0,0.2s:1"
+    code, _, err = cli(*_edit(inverted, "--style-from", ref, "--layers", "fine", "-s", keys))
+    assert code == 0, err
+    style = _clip_coder(inverted).codes([ref])[0].ws
+    raw = np.load(work / "invert/ws.npy")
+    edited = np.load(work / "edits/style-ref_keyed_lfine/latents/ws.npy")
+    strength = np.interp(np.arange(FRAMES) / FPS, [0, 0.2], [0, 1])
+    np.testing.assert_array_equal(edited[:, :3], raw[:, :3])  # 6 layers: fine = 3-5
+    expected = raw[:, 3:] + strength[:, None, None] * (style[None, 3:] - raw[:, 3:])
+    np.testing.assert_allclose(edited[:, 3:], expected, atol=1e-5)
+    np.testing.assert_array_equal(edited[-1, 3:], np.broadcast_to(style[3:], (3, 32)))
+    pts, _ = video_frames(inverted["clip"].with_name("talk_style-ref_keyed_lfine.mp4"))
+    assert pts == video_frames(inverted["clip"])[0] and audio_packets(
+        inverted["clip"].with_name("talk_style-ref_keyed_lfine.mp4")
+    )
+
+    code, _, err = cli(*_edit(inverted, "--style-from", ref, "--layers", "4-6"))
+    assert code == 2 and "0-5" in _error_line(err)
+    code, _, err = cli(*_edit(inverted, "--style-from", tmp_path / "nobody.png"))
+    assert code == 2 and "no such file" in _error_line(err)
+
+
+def test_expression_on_the_clip_adds_the_keyed_difference_and_refuses_other_generators(
+    inverted, cli, tmp_path
+):
+    neutral = _astronaut_png(tmp_path / "neutral.png")
+    smile = _astronaut_png(tmp_path / "smile.png", 1.3)
+    keys = "0s:0,0.2s:2"
+    code, _, err = cli(*_edit(inverted, "--expression", neutral, smile, "-s", keys))
+    assert code == 0, err
+    code_n, code_s = _clip_coder(inverted).codes([neutral, smile])
+    raw = np.load(inverted["workdir"] / "invert/ws.npy")
+    edited = np.load(inverted["workdir"] / "edits/expr-neutral-smile_keyed/latents/ws.npy")
+    strength = np.interp(np.arange(FRAMES) / FPS, [0, 0.2], [0, 2])
+    expected = raw + strength[:, None, None] * (code_s.ws - code_n.ws)[None]
+    np.testing.assert_allclose(edited, expected, atol=1e-5)
+    np.testing.assert_array_equal(edited[0], raw[0])  # strength 0
+    code, _, err = cli(*_edit(inverted, "--expression", neutral, smile, "--preview", "2"))
+    assert code == 0, err
+    assert (inverted["root"] / "talk_expr-neutral-smile1_preview.png").is_file()
+
+    stored = {"ws": code_n.ws, "generator": np.array(str(tmp_path / "other.pt"))}
+    np.savez(tmp_path / "neutral.npz", **stored)
+    code, _, err = cli(*_edit(inverted, "--expression", tmp_path / "neutral.npz", smile))
+    assert code == 2 and "other.pt" in _error_line(err)

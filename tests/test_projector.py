@@ -9,7 +9,7 @@ from sg3_fixtures import tiny_generator
 
 from ganvid.errors import CheckpointError, WeightsError
 from ganvid.nn.lpips import build_lpips
-from ganvid.nn.projector import Projector, ProjectorConfig, learning_rate
+from ganvid.pipeline.projector import Projector, ProjectorConfig, learning_rate
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks
 

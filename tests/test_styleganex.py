@@ -27,11 +27,11 @@ from ganvid.nn.styleganex import (
     StyleGANEXConfig,
     StyleGANEXGenerator,
     check_input_size,
-    optimize_still,
     output_size,
     snap_size,
 )
 from ganvid.nn.styleganex_checkpoints import load_stylegan2, load_styleganex, styleganex_config
+from ganvid.pipeline.styleganex_still import optimize_still
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,26 @@ STRENGTH = typer.Option(
     "from the first frame, interpolated per frame: 0s:0,1.5s:3,4s:3,5s:0.",
 )
 LAYERS = typer.Option(
-    None, "--layers", help="W+ layers the directions move, e.g. 0-8 or 0-3,9 [default: all]."
+    None,
+    "--layers",
+    help="W+ layers the edits move: 0-8, 0-3,9 or coarse / middle / fine (pose and shape / "
+    "features / colour and texture) [default: all; fine for --style-from].",
+)
+STYLE_FROM = typer.Option(
+    None,
+    "--style-from",
+    help="Style crossover (Image2StyleGAN): take the --layers of this face's code (a photo, "
+    "aligned and encoded like invert-image, or an invert-image .npz); --strength blends them "
+    "(1 = replaced, keyframes allowed).",
+    show_default=False,
+)
+EXPRESSION = typer.Option(
+    None,
+    "--expression",
+    help="Expression transfer (Image2StyleGAN): NEUTRAL EXPRESSIVE, two photos (or .npz) of one "
+    "person; adds --strength x (expressive - neutral). `ganvid expression-direction` saves it "
+    "as a --file.",
+    show_default=False,
 )
 STYLE = typer.Option(
     None,
@@ -61,10 +80,12 @@ BATCH = typer.Option(
 FRESH = typer.Option(False, "--fresh", help="Recompute this edit's stages.")
 
 
-def _request(direction, file, style, strength, layers):
+def _request(direction, file, style, strength, layers, style_from=None, expression=None):
     from ganvid.edit.request import EditRequest
 
-    return EditRequest.parse(direction or (), file or (), style or (), strength, layers)
+    return EditRequest.parse(
+        direction or (), file or (), style or (), strength, layers, style_from, expression
+    )
 
 
 def edit(
@@ -74,6 +95,8 @@ def edit(
     layers: str | None = LAYERS,
     style: list[str] | None = STYLE,
     file: list[Path] | None = FILE,
+    style_from: Path | None = STYLE_FROM,
+    expression: tuple[Path, Path] | None = EXPRESSION,
     domain: str | None = DOMAIN,
     list_: bool = typer.Option(
         False, "--list", help="Show the published directions, which are here, how to get them."
@@ -113,7 +136,8 @@ def edit(
     exact_size: bool = EXACT_SIZE,
     fresh: bool = FRESH,
 ) -> None:
-    """Edit an inverted face video: age, smile, pose, gender, your own directions, StyleSpace.
+    """Edit an inverted face video: age, smile, pose, gender, your own directions, StyleSpace,
+    style crossover (--style-from) and expression transfer (--expression).
 
     Reuses the stored inversion and tuned generator of `ganvid invert CLIP` (no re-inversion):
     the edit moves each frame's W+, then the inversion's own smoothing runs, then the tuned
@@ -133,13 +157,14 @@ def edit(
     )
     if backend == "styleganex":
         unsupported = {"--style": style, "--layers": layers, "--preview": preview}
+        unsupported.update({"--style-from": style_from, "--expression": expression})
         unsupported["--mask"] = mask != "hull"
         _styleganex(common, direction, file, strength, paste_back, unsupported)
         return
     from ganvid.pipeline.edit import edit_video
 
     result = edit_video(
-        request=_request(direction, file, style, strength, layers),
+        request=_request(direction, file, style, strength, layers, style_from, expression),
         domain=domain,
         paste_back=paste_back,
         mask=mask,

@@ -18,8 +18,9 @@ import numpy as np
 import typer
 
 from ganvid.commands.options import DEVICE
+from ganvid.pipeline.photo import aligned_face, square_resize
 
-METHODS = ("encoder", "optimize", "encoder+optimize")
+METHODS = ("encoder", "optimize", "encoder+optimize", "image2stylegan")
 SPACES = ("w", "w+")
 LPIPS_NETS = ("vgg", "alex")
 RULES = ("ffhq", "eyes")
@@ -76,42 +77,12 @@ def _refuse_changed(ctx: typer.Context, names: dict[str, str], backend: str) -> 
         raise InputError(f"{', '.join(changed)}: not used with --backend {backend}")
 
 
-def aligned_face(rgb: np.ndarray, size: int, rule: str, source: Path) -> np.ndarray:
-    """The FFHQ-aligned crop [size, size, 3] of the largest face in `rgb`."""
-    from ganvid.errors import NoFaceError
-    from ganvid.face.align import CropConfig, align_face
-    from ganvid.face.landmarks import DetectorConfig, make_detector
-    from ganvid.ui import warn
-
-    faces = make_detector(DetectorConfig()).detect(rgb)
-    if not faces:
-        raise NoFaceError(
-            f"{source}: no face found; if the image is already an aligned face crop, pass "
-            "--no-align"
-        )
-    if len(faces) > 1:
-        warn(f"{len(faces)} faces found in {source}; inverting the largest")
-    face = max(faces, key=lambda f: f.area)
-    return align_face(rgb, face.points, rule, CropConfig(size=size)).image
-
-
-def square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Resize an (aligned) image to [size, size, 3]: area filter when shrinking, cubic else."""
-    import cv2
-
-    if rgb.shape[:2] == (size, size):
-        return rgb
-    shrink = min(rgb.shape[:2]) > size
-    method = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
-    return cv2.resize(rgb, (size, size), interpolation=method)
-
-
 def _load_networks(options: InvertImageOptions, device):
     """(ReStyleCheckpoint or None, generator) on `device`."""
     from ganvid.weights import resolve
 
     checkpoint = None
-    uses_encoder = options.method != "optimize"
+    uses_encoder = options.method in ("encoder", "encoder+optimize")
     if uses_encoder or options.generator is None:
         from ganvid.nn.restyle_checkpoints import load_restyle
 
@@ -129,22 +100,36 @@ def _load_networks(options: InvertImageOptions, device):
 
 def _project(options: InvertImageOptions, generator, target, init_ws):
     """Run the optimisation projector with a progress bar; returns the ProjectionResult."""
-    from ganvid.nn.lpips import build_lpips
-    from ganvid.nn.projector import Projector, ProjectorConfig
+    from ganvid.pipeline.embedding import EmbeddingOptions, build_distance, embed
     from ganvid.ui import progress
 
-    if init_ws is None:
-        config = ProjectorConfig(space=options.space, steps=options.steps or 500, seed=options.seed)
-    else:
-        config = ProjectorConfig.refinement(
-            steps=options.steps or 200, space=options.space, seed=options.seed
-        )
-    distance = build_lpips(options.lpips_net, backbone=options.lpips).to(target.device)
+    embedding = EmbeddingOptions(
+        options.method, options.steps, options.space, options.lpips_net, options.lpips, options.seed
+    )
+    distance = build_distance(embedding)  # a missing weights file fails before the bar
     with progress() as bar:
-        task = bar.add_task("optimising latent", total=config.steps)
-        return Projector(generator, distance, config).project(
-            target, init_ws=init_ws, on_step=lambda step, loss: bar.advance(task)
+        task = bar.add_task("optimising latent", total=embedding.config().steps)
+        return embed(
+            generator,
+            target,
+            embedding,
+            init_ws,
+            on_step=lambda step, loss: bar.advance(task),
+            distance=distance,
         )
+
+
+def _code_record(options: InvertImageOptions) -> dict[str, np.ndarray]:
+    """Which generator the code belongs to and its render transform (identity: aligned), so
+    `ganvid morph` / `edit-image` / `edit --style-from` can use the npz and refuse mixed ones."""
+    from ganvid.pipeline.photo import generator_source
+    from ganvid.weights import resolve
+
+    if options.generator is not None:
+        source = generator_source(Path(), resolve(options.generator))
+    else:
+        source = generator_source(resolve(options.encoder), None)
+    return {"generator": np.array(source), "transform": np.eye(3, dtype=np.float32)}
 
 
 def run_invert_image(options: InvertImageOptions) -> dict[str, Path | float]:
@@ -152,7 +137,7 @@ def run_invert_image(options: InvertImageOptions) -> dict[str, Path | float]:
     import torch
 
     from ganvid.io.image import read_rgb, write_image
-    from ganvid.pipeline.invert import resolve_device
+    from ganvid.pipeline.job import resolve_device
     from ganvid.pipeline.render import to_float, to_uint8
     from ganvid.pipeline.workdir import atomic_save_npz
 
@@ -181,6 +166,7 @@ def run_invert_image(options: InvertImageOptions) -> dict[str, Path | float]:
         reconstruction = generator.synthesis(ws, transform=eye, force_fp32=True)
     mse = float(((reconstruction.clamp(-1, 1) - target) / 2).square().mean())
     arrays["ws"] = ws[0].float().cpu().numpy()
+    arrays.update(_code_record(options))
 
     stem = options.image.stem
     paths = {
@@ -214,8 +200,10 @@ def invert_image(
     method: str = typer.Option(
         "encoder",
         "--method",
-        help="encoder (ReStyle, seconds), optimize (projector from the average face) or "
-        "encoder+optimize (projector polishing the encoder's latent).",
+        help="encoder (ReStyle, seconds), optimize (projector from the average face), "
+        "encoder+optimize (projector polishing the encoder's latent) or image2stylegan (the "
+        "paper's embedding: W+ from the average face, VGG-16 conv1_1/1_2/3_2/4_2 + pixel MSE, "
+        "Adam lr 0.01, 5000 steps; slow, needs lpips-vgg).",
     ),
     n_iters: int | None = typer.Option(
         None, "--encoder-iters", min=1, help="ReStyle iterations [default: the checkpoint's, 3]."
@@ -224,7 +212,8 @@ def invert_image(
         None,
         "--steps",
         min=0,
-        help="Projector steps [default: 500 for optimize, 200 for encoder+optimize]. "
+        help="Projector steps [default: 500 for optimize, 200 for encoder+optimize, 5000 for "
+        "image2stylegan]. "
         "--backend styleganex: step II steps [default: 500; 0 = the encoder alone].",
     ),
     space: str = typer.Option("w+", "--space", help="Projector latent space: w or w+."),
@@ -234,8 +223,8 @@ def invert_image(
     lpips: str | None = typer.Option(
         None,
         "--lpips",
-        help="Trunk weights for LPIPS: a name or a torchvision state-dict file "
-        "[default: lpips-vgg / lpips-alex].",
+        help="Trunk weights for LPIPS (and VGG-16 for image2stylegan): a name or a torchvision "
+        "state-dict file [default: lpips-vgg / lpips-alex].",
     ),
     align: bool = typer.Option(
         True,

@@ -67,20 +67,6 @@ def load_latents(path: Path, num_ws: int, w_dim: int):
     return ws
 
 
-def _device(name: str):
-    import torch
-
-    from ganvid.errors import InputError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise InputError(f"--device {name!r}: use auto, cpu or cuda")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA GPU is visible; use --device cpu")
-    return torch.device(name)
-
-
 def _resolve_generator(name_or_path: str) -> Path:
     try:
         from ganvid.weights import resolve
@@ -124,12 +110,13 @@ def render(
     from ganvid.io.image import write_image
     from ganvid.nn.checkpoints import load_generator
     from ganvid.nn.sg3_transforms import input_transform
+    from ganvid.pipeline.job import resolve_device
     from ganvid.pipeline.render import to_uint8
     from ganvid.ui import info, progress
 
     tx, ty = parse_translate(translate)
     seed_list = parse_seeds(seeds) if ws_file is None else []
-    dev = _device(device)
+    dev = resolve_device(device)
     G = load_generator(_resolve_generator(generator), device=dev).requires_grad_(False)
     transform = torch.as_tensor(input_transform(rotate, tx, ty), dtype=torch.float32)
     if ws_file is not None:

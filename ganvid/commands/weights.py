@@ -34,9 +34,12 @@ def list_files() -> None:
     table.add_column("status", no_wrap=True)
     table.add_column("size", no_wrap=True)
     table.add_column("used by")
+    table.add_column("licence")
     for entry in catalog.entries.values():
         status, size = _status(weights, entry)
-        table.add_row(entry.name, status, size, ", ".join(entry.used_by))
+        table.add_row(
+            entry.name, status, size, ", ".join(entry.used_by), weights.licence_text(entry)
+        )
     console = _stdout_console()
     console.print(table)
     for group, members in catalog.groups.items():

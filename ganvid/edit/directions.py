@@ -53,15 +53,34 @@ def manifest_name(name: str, domain: str) -> str:
     return f"interfacegan-{domain}-{key}"
 
 
+LAYER_GROUPS = ("coarse", "middle", "fine")
+
+
+def layer_group(name: str, num_ws: int) -> range:
+    """W+ layers of a named group, in StyleGAN's proportions (18 layers: coarse 0-3, middle 4-7,
+    fine 8-17; scaled to `num_ws`, e.g. 16 layers: coarse 0-3, middle 4-6, fine 7-15).
+    coarse: pose, face shape; middle: features, expression; fine: colour, texture, light."""
+    coarse_end = max(1, round(num_ws * 4 / 18))
+    middle_end = max(coarse_end + 1, round(num_ws * 8 / 18))
+    bounds = {"coarse": (0, coarse_end), "middle": (coarse_end, middle_end)}
+    bounds["fine"] = (middle_end, num_ws)
+    return range(*bounds[name])
+
+
 def parse_layers(text: str | None, num_ws: int) -> tuple[int, ...]:
-    """'0-8' / '3' / '0-3,9' -> layer indices; None -> all layers."""
+    """'0-8' / '3' / '0-3,9' / 'fine' / 'coarse,middle' -> layer indices; None -> all layers."""
     if text is None or text.strip() in ("", "all"):
         return tuple(range(num_ws))
     layers: set[int] = set()
     for part in text.split(","):
+        if part.strip().lower() in LAYER_GROUPS:
+            layers.update(layer_group(part.strip().lower(), num_ws))
+            continue
         match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not match:
-            raise InputError(f"cannot read layers {text!r}: use e.g. 0-8 or 0-3,9")
+            raise InputError(
+                f"cannot read layers {text!r}: use e.g. 0-8, 0-3,9 or coarse / middle / fine"
+            )
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) else first
         if last < first or last >= num_ws:

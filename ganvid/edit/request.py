@@ -5,6 +5,8 @@
     --strength 0s:0,1.5s:3                   strength of directions given without their own
     --layers 0-8                             W+ layers the directions move (default: all)
     --style L3_52_1024:17:5                  StyleSpace: add 5 to channel 17 of layer L3_52_1024
+    --style-from ref.png --layers fine       Image2StyleGAN crossover: the layers of ref's code
+    --expression neutral.png smile.png       Image2StyleGAN expression transfer: + s * (w3 - w2)
 
 `EditRequest.tag` names the edit in file names (`age3_smile1`, `age_keyed`), `describe` is its
 JSON identity (hashed into the work dir's stage keys), `w_edits` loads the directions.
@@ -55,7 +57,13 @@ class EditRequest:
     directions: tuple[DirectionRequest, ...] = ()
     styles: tuple[StyleEdit, ...] = ()
     layers: str | None = None
-    """--layers text ('0-8'); None = every W+ layer."""
+    """--layers text ('0-8', 'fine'); None = every W+ layer (the fine ones for --style-from)."""
+    style_from: str | None = None
+    """Crossover: a photo or invert-image npz whose code gives the chosen layers."""
+    style_strength: Strength = Strength.constant(1.0)
+    expression: tuple[str, str] | None = None
+    """Expression transfer: (neutral, expressive) photos or npz of one person."""
+    expression_strength: Strength = Strength.constant(1.0)
 
     @classmethod
     def parse(
@@ -65,23 +73,48 @@ class EditRequest:
         styles: Sequence[str] = (),
         strength: str = "1",
         layers: str | None = None,
+        style_from: str | Path | None = None,
+        expression: Sequence[str | Path] | None = None,
     ) -> EditRequest:
         """From the command line's texts (see the module docstring); InputError if unreadable."""
         default = Strength.parse(strength)
         parsed = [_parse_direction(text, default) for text in directions]
         parsed += [DirectionRequest(str(f), default, is_file=True) for f in files]
         style_edits = tuple(_parse_style_edit(text, default) for text in styles)
-        if layers is not None and not parsed:
-            raise InputError("--layers applies to --direction / --file edits; none was given")
-        return cls(tuple(parsed), style_edits, layers)
+        pair = None
+        if expression:
+            if len(expression) != 2:
+                raise InputError("--expression takes two images: NEUTRAL EXPRESSIVE")
+            pair = (str(expression[0]), str(expression[1]))
+        style = str(style_from) if style_from is not None else None
+        if layers is not None and not parsed and style is None and pair is None:
+            raise InputError(
+                "--layers applies to --direction / --file / --style-from / --expression edits; "
+                "none was given"
+            )
+        return cls(tuple(parsed), style_edits, layers, style, default, pair, default)
 
     @property
     def is_empty(self) -> bool:
-        return not self.directions and not self.styles
+        return not self.moves_w and not self.styles
+
+    @property
+    def moves_w(self) -> bool:
+        """Whether the edit changes the W+ codes (directions, crossover, expression)."""
+        return bool(self.directions) or self.style_from is not None or self.expression is not None
+
+    def crossover_layers(self, num_ws: int) -> tuple[int, ...]:
+        """The layers --style-from replaces: --layers, else the fine ones."""
+        return parse_layers(self.layers or "fine", num_ws)
 
     def tag(self) -> str:
         """File-name label: 'age3', 'age3_smile1', 'age_keyed', 'agem2_l0-8', 'L3.17_5'."""
         parts = [_label(d.name, d.strength) for d in self.directions]
+        if self.style_from is not None:
+            parts.append(_label(f"style-{Path(self.style_from).stem}", self.style_strength))
+        if self.expression is not None:
+            stems = "-".join(Path(p).stem for p in self.expression)
+            parts.append(_label(f"expr-{stems}", self.expression_strength))
         if self.layers is not None:
             parts.append("l" + re.sub(r"\s+", "", self.layers))
         parts += [_label(f"{s.layer}.{s.channel}", s.strength, sep="_") for s in self.styles]
@@ -103,11 +136,34 @@ class EditRequest:
                 {"layer": s.layer, "channel": s.channel, "strength": _keys(s.strength)}
                 for s in self.styles
             ],
+            **self._image_ops(),
         }
 
+    def _image_ops(self) -> dict[str, Any]:
+        """describe()'s entries for crossover / expression (absent when unused, so the stage
+        keys of older edits stay as they were)."""
+        out: dict[str, Any] = {}
+        if self.style_from is not None:
+            out["style_from"] = {"strength": _keys(self.style_strength)}
+        if self.expression is not None:
+            out["expression"] = {"strength": _keys(self.expression_strength)}
+        return out
+
     def files(self, domain: str) -> dict[str, Path]:
-        """The direction files this edit reads, by role (WeightsError if one is missing)."""
-        return {f"direction{i}": direction_path(d, domain) for i, d in enumerate(self.directions)}
+        """The direction and image files this edit reads, by role (WeightsError if a published
+        direction is missing, InputError if an image is)."""
+        files = {f"direction{i}": direction_path(d, domain) for i, d in enumerate(self.directions)}
+        images = {"style_from": self.style_from}
+        if self.expression is not None:
+            images.update(neutral=self.expression[0], expressive=self.expression[1])
+        for role, name in images.items():
+            if name is not None:
+                path = Path(name).expanduser()
+                if not path.is_file():
+                    flag = "--style-from" if role == "style_from" else "--expression"
+                    raise InputError(f"{flag} {name}: no such file")
+                files[role] = path
+        return files
 
     def w_edits(self, num_ws: int, w_dim: int, domain: str) -> list[WEdit]:
         """Load and validate every direction -> WEdits on the requested layers."""

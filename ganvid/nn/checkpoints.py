@@ -64,18 +64,24 @@ SAFE_GLOBALS: list[tuple[type, str]] = [
 ]
 
 
-def safe_torch_load(path: str | os.PathLike, extra_globals: Sequence = ()) -> object:
-    """torch.load with weights_only=True, the pathlib allow-list and CPU storages: the one safe
+def safe_torch_load(
+    path: str | os.PathLike,
+    allowed: Sequence = SAFE_GLOBALS,
+    allowed_text: str = "pathlib paths",
+) -> object:
+    """torch.load with weights_only=True, an allow-list of classes and CPU storages (files saved
+    from a GPU load on a CPU machine; legacy and zip containers both read): the one safe
     `torch.load` every loader uses.
 
-    extra_globals: further classes (or (class, name) pairs) a format needs, e.g. a training
-    script's `argparse.Namespace`. Raises CheckpointError naming any other global the pickle asks
-    for, or saying why the file is unreadable.
+    allowed: the classes the pickle may build besides tensors and plain containers (default:
+    pathlib paths), as `torch.serialization.safe_globals` takes them; allowed_text names them in
+    the error. Raises CheckpointError naming any other global the pickle asks for, or saying why
+    the file is unreadable.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    allowed = [*SAFE_GLOBALS, *extra_globals]
+    allowed = list(allowed)
     try:
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -83,7 +89,7 @@ def safe_torch_load(path: str | os.PathLike, extra_globals: Sequence = ()) -> ob
         names = _refused_globals(path, error, allowed)
         raise CheckpointError(
             f"refusing to load {path}: it asks to run or build {', '.join(names)}, which is not "
-            "allowed (only tensors, plain containers and pathlib paths are read, so no code "
+            f"allowed (only tensors, plain containers and {allowed_text} are read, so no code "
             "from a checkpoint runs). Re-save it as a plain state dict."
         ) from error
     except (RuntimeError, EOFError, OSError, ValueError) as error:

@@ -25,7 +25,6 @@ Public inference API (images are float NCHW in [-1, 1]):
     model.decode(wplus, features, editing_w=None, noise_mode="none") -> image [B, 3, 4H, 4W]
     model.run(crop, aligned, editing_w="checkpoint", scale=1.0)      -> clamped image
     snap_size(h, w) / check_input_size(h, w) / output_size(h, w)
-    optimize_still(model, crop, aligned)   -> StillInversion (step II for still images)
 
 Editing sign convention (as the official `video_editing.py`): the decoder adds
 `scale * editing_w` to every w+ row and feeds the same vector to the fusion attention; a positive
@@ -35,8 +34,6 @@ it; we do not.) editing_w=None (attention off) differs from a zero vector (atten
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -604,46 +601,6 @@ def output_size(height: int, width: int, decoder_size: int = 1024) -> tuple[int,
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class StillInversion:
-    """Result of `optimize_still`: w+ [B, 18, 512], f [B, 512, H/8, W/8], the per-layer noise
-    maps at their layers' sizes, the final render [B, 3, 4H, 4W] (clamped) and the loss per step.
-    Render again with `model.decode(wplus, f, noises=noises)`."""
-
-    wplus: torch.Tensor
-    f: torch.Tensor
-    noises: list[torch.Tensor]
-    image: torch.Tensor
-    losses: list[float]
-
-
-def ramped_lr(t: float, initial: float, rampdown: float = 0.25, rampup: float = 0.05) -> float:
-    """Learning rate at progress t in [0, 1): linear warm-up over `rampup`, cosine decay over the
-    last `rampdown` (StyleGAN2's projector schedule)."""
-    ramp = min(1.0, (1.0 - t) / rampdown)
-    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
-    return initial * ramp * min(1.0, t / rampup)
-
-
-def noise_regularization(noises: list[torch.Tensor]) -> torch.Tensor:
-    """Sum over maps and scales of the squared mean products with 1-pixel shifted copies.
-
-    Each map is halved bilinearly until its height is 8 or less, so spatially correlated noise
-    (noise that carries image content) is penalised at every scale.
-    """
-    loss = noises[0].new_zeros(())
-    for noise in noises:
-        size = noise.shape[2]
-        while True:
-            loss = loss + (noise * noise.roll(1, dims=3)).mean().square()
-            loss = loss + (noise * noise.roll(1, dims=2)).mean().square()
-            if size <= 8:
-                break
-            noise = F.interpolate(noise, scale_factor=0.5, mode="bilinear")
-            size //= 2
-    return loss
-
-
 def layer_noise_sizes(
     decoder: StyleGANEXGenerator, f_size: tuple[int, int]
 ) -> list[tuple[int, int]]:
@@ -656,96 +613,17 @@ def layer_noise_sizes(
     return sizes
 
 
-@torch.no_grad()
-def _latent_spread(model: StyleGANEX, n: int, gen: torch.Generator) -> float:
-    """Root of the summed per-dimension variance of w over n random z (scales the w noise)."""
-    z = torch.randn(n, model.config.decoder.style_dim, generator=gen).to(model.latent_avg)
-    w = model.decoder.mapping(z)
-    return float(((w - w.mean(dim=0)).square().sum() / n).sqrt())
-
-
-def optimize_still(
-    model: StyleGANEX,
-    crop: torch.Tensor,
-    aligned: torch.Tensor | None = None,
-    distance: nn.Module | None = None,
-    steps: int = 500,
-    lr: float = 0.05,
-    noise_reg_weight: float = 1e3,
-    w_noise_weight: float = 0.01,
-    seed: int = 0,
-    callback: Callable[[int, float], None] | None = None,
-) -> StillInversion:
-    """StyleGANEX step II for still images: refine the encoder's w+ and f, with per-layer noise.
-
-    crop [B, 3, H, W] (multiples of 8) in [-1, 1]; aligned: the FFHQ-aligned face for w+ (None:
-    the crop). distance(a, b) -> [B]: LPIPS-VGG (default `ganvid.nn.lpips.build_lpips('vgg')`).
-    Each step renders with w+ jittered by N(0, s^2), s = spread(w) * w_noise_weight *
-    max(0, 1 - t / 0.75)^2, average-pools the image to the crop's size and minimises
-    LPIPS + noise_reg_weight * noise_regularization; Adam at `ramped_lr`; noise maps are
-    re-standardised after every step. callback(step, loss) is called once per step.
-    """
-    if distance is None:
-        from ganvid.nn.lpips import build_lpips
-
-        distance = build_lpips("vgg").to(crop.device)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        wplus, features = model.encode(crop, aligned)
-        spread = _latent_spread(model, 1000, gen)
-    skips = None if features.skips is None else [s.detach() for s in features.skips]
-    wplus = wplus.detach().clone().requires_grad_(True)
-    f = features.f.detach().clone().requires_grad_(True)
-    noises = [
-        torch.randn(crop.shape[0], 1, *size, generator=gen).to(crop).requires_grad_(True)
-        for size in layer_noise_sizes(model.decoder, tuple(f.shape[2:]))
-    ]
-    optimizer = torch.optim.Adam([wplus, f, *noises], lr=lr)
-    losses = []
-    for step in range(steps):
-        t = step / steps
-        for group in optimizer.param_groups:
-            group["lr"] = ramped_lr(t, lr)
-        strength = spread * w_noise_weight * max(0.0, 1.0 - t / 0.75) ** 2
-        jitter = torch.randn(wplus.shape, generator=gen).to(wplus) * strength
-        image = model.decode(wplus + jitter, FrameFeatures(f, skips), noises=noises)
-        loss = distance(_pool_to(image, crop), crop).sum()
-        loss = loss + noise_reg_weight * noise_regularization(noises)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            for noise in noises:
-                noise.sub_(noise.mean()).div_(noise.std())
-        losses.append(float(loss.detach()))
-        if callback is not None:
-            callback(step, losses[-1])
-    wplus, f = wplus.detach(), f.detach()
-    noises = [n.detach() for n in noises]
-    with torch.no_grad():
-        image = model.decode(wplus, FrameFeatures(f, skips), noises=noises).clamp(-1.0, 1.0)
-    return StillInversion(wplus, f, noises, image, losses)
-
-
-def _pool_to(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Average-pool the render by the integer factor between its size and the target's."""
-    factor = image.shape[2] // target.shape[2]
-    return F.avg_pool2d(image, factor) if factor > 1 else image
-
-
 __all__ = [
     "DilatedModulatedConv2d",
     "DilatedToRGB",
     "EncoderConfig",
     "FrameFeatures",
     "FusionLayer",
-    "StillInversion",
     "StyleGANEX",
     "StyleGANEXConfig",
     "StyleGANEXEncoder",
     "StyleGANEXGenerator",
     "check_input_size",
-    "optimize_still",
     "output_size",
     "snap_size",
 ]

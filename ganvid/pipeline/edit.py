@@ -7,6 +7,11 @@ Stages (per edit, under `edits/<tag>/`; `tag` names the edit, e.g. `age3_smile1`
 
     edits/<tag>/latents   ws.npy          edited W+ BEFORE smoothing [N,num_ws,w_dim]:
                                           ws_raw[:, layers] + strength(t) * direction[layers]
+                                          (--style-from first moves its layers towards the
+                                          reference's code: lerp(ws, ref, strength(t)); an
+                                          --expression is the direction w_expr - w_neutral;
+                                          both codes come from the inversion's encoder and
+                                          untuned generator, `ganvid.pipeline.photo`)
                           ws_smooth.npy   the same smoothing as the inversion's smooth stage
                           strengths.json  per-frame strength of every edit, and the frame times
     edits/<tag>/render    frames/*.png    tuned generator, smoothed transforms; StyleSpace edits
@@ -50,6 +55,7 @@ from ganvid.pipeline.compose import (
     sibling,
 )
 from ganvid.pipeline.fov import Expansion
+from ganvid.pipeline.job import Job
 from ganvid.pipeline.paste_back import paste_config
 from ganvid.pipeline.workdir import (
     FrameDir,
@@ -60,12 +66,11 @@ from ganvid.pipeline.workdir import (
     default_workdir,
     output_folder,
     read_json,
-    run_stage,
 )
 
 NOTHING_TO_EDIT = (
-    "nothing to edit: give --direction, --file or --style (`ganvid edit --list` shows the "
-    "directions)"
+    "nothing to edit: give --direction, --file, --style, --style-from or --expression "
+    "(`ganvid edit --list` shows the directions)"
 )
 
 
@@ -186,12 +191,14 @@ def stage_latents(workdir: Workdir, inputs: dict, options: dict) -> dict:
     import torch
 
     from ganvid.edit.directions import apply_w_edits
+    from ganvid.edit.image2stylegan import apply_crossovers
     from ganvid.pipeline.smoothing import smooth_ws_file
 
     job: EditJob = inputs["job"]
     out = workdir.stage_dir(options["stage"])
     times = job.times_s
-    edits = job.w_edits
+    edits = job.w_edits + job.expression_edits
+    crossovers = job.crossovers
     strengths = {
         "times_s": times.tolist(),
         "directions": [
@@ -201,15 +208,20 @@ def stage_latents(workdir: Workdir, inputs: dict, options: dict) -> dict:
             {"layer": s.layer, "channel": s.channel, "strength": s.strength.at(times).tolist()}
             for s in job.request.styles
         ],
+        "crossovers": [
+            {"name": c.name, "layers": list(c.layers), "strength": c.strength.at(times).tolist()}
+            for c in crossovers
+        ],
     }
-    if edits:
+    if edits or crossovers:
         raw = job.inversion.ws_raw
         with atomic_path(out / "ws.npy") as tmp:
             edited = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=raw.shape)
             for lo in range(0, len(raw), 256):
                 hi = min(len(raw), lo + 256)
                 rows = torch.tensor(np.asarray(raw[lo:hi], dtype=np.float32))
-                edited[lo:hi] = apply_w_edits(rows, edits, times[lo:hi]).numpy()
+                mixed = apply_crossovers(rows, crossovers, times[lo:hi])
+                edited[lo:hi] = apply_w_edits(mixed, edits, times[lo:hi]).numpy()
             edited.flush()
             del edited
         smooth_ws_file(
@@ -261,16 +273,13 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
 # ----------------------------------------------------------------------------- the job
 
 
-class EditJob:
+class EditJob(Job):
     """Resolve the work dir, inversion, clip and edit (failing early, before any rendering);
     `run_edit()` / `run_fov()` / `run_preview()` do the work."""
 
     def __init__(self, options: RenderOptions) -> None:
-        from ganvid.pipeline.invert import resolve_device
-
+        super().__init__(options.device, options.batch, options.fresh)
         self.options = options
-        if options.batch < 1:
-            raise InputError("--batch must be at least 1")
         self.workdir_path = find_workdir(options.clip, options.workdir)
         self.inversion = open_inversion(self.workdir_path, options.clip)
         self.clip = source_clip(options.clip, self.inversion)
@@ -279,7 +288,6 @@ class EditJob:
         self.direction_files = self.request.files(self.domain)  # missing weights fail here
         pasting = getattr(options, "paste_back", False)
         self.paste = paste_config(getattr(options, "mask", "hull") if pasting else "hull")
-        self.device = resolve_device(options.device)
         self.tag = self.request.tag() if not self.request.is_empty else None
 
     # -- lazily loaded -----------------------------------------------------------------------
@@ -295,6 +303,50 @@ class EditJob:
         return self.request.w_edits(generator.num_ws, generator.w_dim, self.domain)
 
     @cached_property
+    def photo_codes(self) -> dict:
+        """Codes of the --style-from / --expression images ({'style_from' | 'neutral' |
+        'expressive': Code}), made by the inversion's encoder for its (untuned) generator;
+        stored invert-image codes must belong to that generator."""
+        from ganvid.pipeline.photo import CoderOptions, PhotoCoder, generator_source
+
+        roles = {k: v for k, v in self.direction_files.items() if not k.startswith("direction")}
+        if not roles:
+            return {}
+        encoder = Path((read_json(self.workdir_path / "inversion.json") or {})["encoder"])
+        options = CoderOptions(encoder=str(encoder), generator=str(self.inversion.generator_path))
+        coder = PhotoCoder(options, self.device)
+        accepted = {
+            generator_source(encoder, self.inversion.generator_path),
+            generator_source(encoder, None),
+        }
+        codes = coder.codes(list(roles.values()), accepted)
+        return dict(zip(roles, codes, strict=True))
+
+    @cached_property
+    def crossovers(self) -> list:
+        from ganvid.edit.image2stylegan import Crossover
+
+        if self.request.style_from is None:
+            return []
+        code = self.photo_codes["style_from"]
+        layers = self.request.crossover_layers(self.generator.num_ws)
+        name = f"style-{Path(self.request.style_from).stem}"
+        return [Crossover(name, code.ws, layers, self.request.style_strength)]
+
+    @cached_property
+    def expression_edits(self) -> list:
+        from ganvid.edit.directions import Direction, WEdit, parse_layers
+        from ganvid.edit.image2stylegan import expression_direction
+
+        if self.request.expression is None:
+            return []
+        codes = self.photo_codes
+        vector = expression_direction(codes["neutral"].ws, codes["expressive"].ws)
+        layers = parse_layers(self.request.layers, self.generator.num_ws)
+        direction = Direction("expression", vector, layers)
+        return [WEdit(direction, self.request.expression_strength)]
+
+    @cached_property
     def times_s(self) -> np.ndarray:
         video = read_json(self.workdir_path / "decode" / "video.json")
         return frame_times(video["pts"], tuple(video["time_base"]))
@@ -307,7 +359,7 @@ class EditJob:
 
     def ws_path(self) -> Path:
         """The smoothed W+ to render: the edited one, or the inversion's."""
-        if self.request.directions:
+        if self.request.moves_w:
             return self.workdir_path / self.edits_dir / "latents" / "ws_smooth.npy"
         return self.workdir_path / "smooth" / "ws.npy"
 
@@ -354,22 +406,20 @@ class EditJob:
 
     # -- stages ------------------------------------------------------------------------------
 
-    def _stage(self, wd: Workdir, records: list, name: str, fn: Callable, **kwargs: Any):
-        inputs = {"job": self, **kwargs.pop("inputs", {})}
-        record = run_stage(wd, name, fn, inputs=inputs, fresh=self.options.fresh, **kwargs)
-        records.append(record)
-        return record
+    def _stage(self, wd: Workdir, name: str, fn: Callable, **kwargs: Any) -> StageRecord:
+        return self.stage(wd, name, fn, inputs={"job": self, **kwargs.pop("inputs", {})}, **kwargs)
 
-    def _latents(self, wd: Workdir, records: list) -> list[str]:
+    def _latents(self, wd: Workdir) -> list[str]:
         """Run the latents stage; the upstream list a render stage depends on."""
         if self.request.is_empty:
             return ["smooth", "pti"]
         self.check_styles()
         _ = self.w_edits  # a bad direction file fails here, before any work
+        if self.request.style_from is not None:
+            self.request.crossover_layers(self.generator.num_ws)  # --layers out of range
         name = f"{self.edits_dir}/latents"
         self._stage(
             wd,
-            records,
             name,
             stage_latents,
             options={
@@ -383,14 +433,13 @@ class EditJob:
             },
             files=self.direction_files,
             upstream=["invert", "geometry", "decode"],
-            outputs=["strengths.json", *(["ws_smooth.npy"] if self.request.directions else [])],
+            outputs=["strengths.json", *(["ws_smooth.npy"] if self.request.moves_w else [])],
         )
         return [name, "smooth", "pti"]
 
     def _render_and_encode(
         self,
         wd: Workdir,
-        records: list,
         prefix: str,
         upstream: list[str],
         outputs: dict[str, tuple[Path, Layout]],
@@ -402,7 +451,6 @@ class EditJob:
         label = "render (fov)" if fov else "render (edit)"
         self._stage(
             wd,
-            records,
             render_name,
             stage_render,
             inputs={**extra, "label": label},
@@ -419,7 +467,6 @@ class EditJob:
 
         self._stage(
             wd,
-            records,
             f"{prefix}/encode",
             stage_encode,
             options={
@@ -437,7 +484,8 @@ class EditJob:
             outputs=[p.resolve() for p, _ in outputs.values()],
         )
 
-    def _summary(self, records: list, outputs: dict, prefix: str) -> EditSummary:
+    def _summary(self, outputs: dict, prefix: str) -> EditSummary:
+        records = self.records
         size = tuple(records[-2].info.get("size", (0, 0))) if len(records) > 1 else (0, 0)
         return EditSummary(
             self.workdir_path,
@@ -465,11 +513,10 @@ class EditJob:
         outputs = {
             n: (main if n == "video" else sibling(main, "sbs"), lay) for n, lay in layouts.items()
         }
-        records: list[StageRecord] = []
         with Workdir(self.workdir_path) as wd:
-            upstream = self._latents(wd, records)
-            self._render_and_encode(wd, records, self.edits_dir, upstream, outputs)
-        return self._summary(records, outputs, self.edits_dir)
+            upstream = self._latents(wd)
+            self._render_and_encode(wd, self.edits_dir, upstream, outputs)
+        return self._summary(outputs, self.edits_dir)
 
     def run_fov(self, expansion: Expansion, band: int | None) -> EditSummary:
         """`ganvid expand-fov`: (latents) -> expanded render -> encode <clip>[_<tag>]_fov.mp4."""
@@ -493,11 +540,10 @@ class EditJob:
             "describe": {"expansion": [e.left, e.right, e.top, e.bottom], "band": band},
             "offset": [e.top, e.left],
         }
-        records: list[StageRecord] = []
         with Workdir(self.workdir_path) as wd:
-            upstream = self._latents(wd, records)
-            self._render_and_encode(wd, records, prefix, upstream, outputs, fov)
-        return self._summary(records, outputs, prefix)
+            upstream = self._latents(wd)
+            self._render_and_encode(wd, prefix, upstream, outputs, fov)
+        return self._summary(outputs, prefix)
 
     def run_preview(self, count: int) -> Path:
         """Render `count` evenly spaced frames and save a contact sheet PNG (input crop | edited
@@ -507,9 +553,8 @@ class EditJob:
         o = self.options
         main = absolute(o.output) if o.output is not None else self.default_output()
         path = sibling(main, "preview").with_suffix(".png")
-        records: list[StageRecord] = []
         with Workdir(self.workdir_path) as wd:
-            self._latents(wd, records)
+            self._latents(wd)
         frames = self.inversion.frames
         indices = sorted(set(np.linspace(0, frames - 1, min(count, frames)).round().astype(int)))
         crops = self.inversion.crops

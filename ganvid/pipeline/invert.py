@@ -39,9 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from ganvid.errors import InputError, WeightsError, WorkdirError
+from ganvid.errors import WorkdirError
 from ganvid.files import absolute
 from ganvid.pipeline.align import clip_images, track_geometry
+from ganvid.pipeline.job import Job, input_clip, resolve_weights
 from ganvid.pipeline.paste_back import PasteConfig, paste_config
 from ganvid.pipeline.workdir import (
     FrameDir,
@@ -55,7 +56,6 @@ from ganvid.pipeline.workdir import (
     gather_arrays,
     output_folder,
     read_json,
-    run_stage,
 )
 
 DEFAULT_GENERATOR = "sg3-r-ffhq-1024"
@@ -212,23 +212,6 @@ def load_inversion(workdir: str | Path) -> Inversion:
 # ----------------------------------------------------------------------------- helpers
 
 
-def resolve_device(name: str):
-    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> torch.device (InputError if unavailable)."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {name!r}: use auto, cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA GPU is visible; use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise InputError(f"--device {name!r}: use auto, cpu or cuda")
-    return device
-
-
 def output_paths(
     clip: Path, output: Path | None, side_by_side: bool, folder: Path | None = None
 ) -> dict[str, Path]:
@@ -259,7 +242,7 @@ def stage_bar(name: str, total: int, completed: int = 0) -> Iterator[Callable[..
         yield update
 
 
-def _batches(indices: list[int], size: int) -> Iterator[list[int]]:
+def batches(indices: list[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(indices), max(1, size)):
         yield indices[start : start + size]
 
@@ -376,7 +359,7 @@ def stage_invert(workdir: Workdir, inputs: dict, options: dict) -> dict:
     todo = per_frame.missing(count)
     inverter = models.restyle.inverter(n_iters=options["n_iters"], generator=models.base_generator)
     with stage_bar("invert (encoder)", count, count - len(todo)) as update:
-        for chunk in _batches(todo, inputs["batch"]):
+        for chunk in batches(todo, inputs["batch"]):
             images = to_float([aligned.read(i) for i in chunk], models.device)
             with torch.no_grad():
                 ws = inverter.invert(images, return_images=False).ws.float().cpu().numpy()
@@ -553,21 +536,21 @@ class ReconstructionMeter:
 # ----------------------------------------------------------------------------- the job
 
 
-class InvertJob:
+class InvertJob(Job):
     """Resolve options, then run the stages in order. `run()` returns an InvertSummary."""
 
     def __init__(self, options: InvertOptions) -> None:
+        super().__init__(options.device, options.batch, options.fresh)
         self.options = options
-        self.clip = absolute(options.clip)  # paths resolved once, whatever the folder
-        if not self.clip.is_file():
-            raise InputError(f"{options.clip}: no such file")
+        self.clip = input_clip(options.clip)
         self.workdir_path = absolute(options.workdir or default_workdir(self.clip))
         folder = output_folder(self.clip, self.workdir_path)
         self.outputs = output_paths(self.clip, options.output, options.side_by_side, folder)
-        self.device = resolve_device(options.device)
-        if options.batch < 1:
-            raise InputError("--batch must be at least 1")
-        self.weights = self._resolve_weights()
+        self.weights = resolve_weights(
+            {"generator": options.generator, "encoder": options.encoder, "lpips": options.lpips},
+            "--generator/--encoder/--lpips",
+            WEIGHTS_GROUP,
+        )
         self.paste = paste_config(options.mask if options.paste_back else "hull")
         self.models = Models(self.weights, self.device)
         self._limit_cuda_memory()
@@ -596,29 +579,6 @@ class InvertJob:
             return
         total = torch.cuda.get_device_properties(self.device).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, budget / total), self.device)
-
-    def _resolve_weights(self) -> dict[str, Path]:
-        from ganvid.weights import resolve
-
-        names = {
-            "generator": self.options.generator,
-            "encoder": self.options.encoder,
-            "lpips": self.options.lpips,
-        }
-        found, failed = {}, {}
-        for role, name in names.items():
-            try:
-                found[role] = resolve(name)
-            except WeightsError as error:
-                failed[name] = error
-        if len(failed) == 1:
-            raise next(iter(failed.values()))
-        if failed:  # several: one download command fetches them all
-            raise WeightsError(
-                f"pretrained files {', '.join(failed)} are missing: run `ganvid weights download "
-                f"{WEIGHTS_GROUP}` (or pass your own files with --generator/--encoder/--lpips)"
-            )
-        return found
 
     def pti_config(self) -> dict:
         from ganvid.pipeline.pti import PTIConfig, default_steps
@@ -656,14 +616,11 @@ class InvertJob:
         o = self.options
         # not hashed: the clip's content is (files=), so moving or renaming it costs nothing
         inputs = {"models": self.models, "batch": o.batch, "clip": self.clip}
-        records: list[StageRecord] = []
         weights = self.weights
         with Workdir(self.workdir_path) as wd:
 
             def stage(name: str, fn: Callable, **kwargs: Any) -> StageRecord:
-                record = run_stage(wd, name, fn, inputs=inputs, fresh=o.fresh, **kwargs)
-                records.append(record)
-                return record
+                return self.stage(wd, name, fn, inputs=inputs, **kwargs)
 
             clip = {"clip": self.clip}
             stage(
@@ -734,4 +691,6 @@ class InvertJob:
             count = frame_count(wd)
             self._record_inversion(count)
         metrics = {"lpips": encode.info.get("lpips"), "psnr_db": encode.info.get("psnr_db")}
-        return InvertSummary(self.workdir_path, count, records, self.outputs, pti.info, metrics)
+        return InvertSummary(
+            self.workdir_path, count, self.records, self.outputs, pti.info, metrics
+        )

@@ -8,7 +8,7 @@ The face is found (dlib 68 landmarks, the largest face) and two inputs are cut f
     aligned   the FFHQ-aligned face at 256x256: the encoder's w+ input, as it was trained.
 
 Step I is the encoder (w+ from the aligned face, f from the crop). Step II
-(`ganvid.nn.styleganex.optimize_still`, `steps` > 0) refines w+, f and per-layer noise maps
+(`optimize_still` below, `steps` > 0) refines w+, f and per-layer noise maps
 with LPIPS-VGG between the render average-pooled to the crop's size and the crop (the official
 `inversion.py`: 500 Adam steps, lr 0.05). With 0 steps the encoder's result is rendered with the
 checkpoint's fixed noise buffers, so it is deterministic and needs no LPIPS weights.
@@ -29,13 +29,19 @@ Outputs in `output_dir` (each written atomically):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-from ganvid.errors import InputError, NoFaceError, WeightsError
+from ganvid.errors import InputError, NoFaceError
 from ganvid.io.image import write_image
+from ganvid.nn.styleganex import FrameFeatures, StyleGANEX, layer_noise_sizes
+from ganvid.pipeline.projector import ramped_lr
 
 DEFAULT_CHECKPOINT = "styleganex-inversion"
 LPIPS_WEIGHTS = "lpips-vgg"
@@ -110,25 +116,12 @@ def resolve_weights(checkpoint: str, lpips: str | None, steps: int) -> tuple[Pat
     A missing file raises WeightsError; when both are missing, one line names both and the one
     download command that fetches them.
     """
-    from ganvid.weights import resolve
+    from ganvid.pipeline.job import resolve_weights
 
     wanted = {"checkpoint": checkpoint}
     if steps > 0:
         wanted["lpips"] = lpips if lpips is not None else LPIPS_WEIGHTS
-    found: dict[str, Path] = {}
-    failed: dict[str, WeightsError] = {}
-    for role, name in wanted.items():
-        try:
-            found[role] = resolve(name)
-        except WeightsError as error:
-            failed[name] = error
-    if len(failed) == 1:
-        raise next(iter(failed.values()))
-    if failed:
-        raise WeightsError(
-            f"pretrained files {' and '.join(failed)} are missing: run `ganvid weights download "
-            f"{' '.join(failed)}` (or pass your own files with --checkpoint / --lpips)"
-        )
+    found = resolve_weights(wanted, "--checkpoint / --lpips")
     return found["checkpoint"], found.get("lpips")
 
 
@@ -163,10 +156,6 @@ def face_inputs(rgb: np.ndarray, points: np.ndarray, eye_px: float) -> FaceInput
 def fixed_noises(model, f_size: tuple[int, int]) -> list:
     """The checkpoint's noise buffers pooled to each layer's size for an f of `f_size`: exactly
     the noise that `noise_mode='const'` renders with, as explicit maps [1, 1, h, w]."""
-    import torch.nn.functional as F
-
-    from ganvid.nn.styleganex import layer_noise_sizes
-
     buffers = model.decoder.noise_inputs("const")
     sizes = layer_noise_sizes(model.decoder, f_size)
     return [
@@ -175,17 +164,120 @@ def fixed_noises(model, f_size: tuple[int, int]) -> list:
     ]
 
 
-def _pooled(image, crop):
-    """The render [1, 3, 4H, 4W] average-pooled to the crop's size (how the loss compares)."""
-    import torch.nn.functional as F
+# ----------------------------------------------------------------------------- step II
 
-    factor = image.shape[2] // crop.shape[2]
+
+@dataclass
+class StillInversion:
+    """Result of `optimize_still`: w+ [B, 18, 512], f [B, 512, H/8, W/8], the per-layer noise
+    maps at their layers' sizes, the final render [B, 3, 4H, 4W] (clamped) and the loss per step.
+    Render again with `model.decode(wplus, f, noises=noises)`."""
+
+    wplus: torch.Tensor
+    f: torch.Tensor
+    noises: list[torch.Tensor]
+    image: torch.Tensor
+    losses: list[float]
+
+
+def noise_regularization(noises: list[torch.Tensor]) -> torch.Tensor:
+    """Sum over maps and scales of the squared mean products with 1-pixel shifted copies.
+
+    Each map is halved bilinearly until its height is 8 or less, so spatially correlated noise
+    (noise that carries image content) is penalised at every scale.
+    """
+    loss = noises[0].new_zeros(())
+    for noise in noises:
+        size = noise.shape[2]
+        while True:
+            loss = loss + (noise * noise.roll(1, dims=3)).mean().square()
+            loss = loss + (noise * noise.roll(1, dims=2)).mean().square()
+            if size <= 8:
+                break
+            noise = F.interpolate(noise, scale_factor=0.5, mode="bilinear")
+            size //= 2
+    return loss
+
+
+@torch.no_grad()
+def _latent_spread(model: StyleGANEX, n: int, gen: torch.Generator) -> float:
+    """Root of the summed per-dimension variance of w over n random z (scales the w noise)."""
+    z = torch.randn(n, model.config.decoder.style_dim, generator=gen).to(model.latent_avg)
+    w = model.decoder.mapping(z)
+    return float(((w - w.mean(dim=0)).square().sum() / n).sqrt())
+
+
+def optimize_still(
+    model: StyleGANEX,
+    crop: torch.Tensor,
+    aligned: torch.Tensor | None = None,
+    distance: nn.Module | None = None,
+    steps: int = 500,
+    lr: float = 0.05,
+    noise_reg_weight: float = 1e3,
+    w_noise_weight: float = 0.01,
+    seed: int = 0,
+    callback: Callable[[int, float], None] | None = None,
+) -> StillInversion:
+    """StyleGANEX step II for still images: refine the encoder's w+ and f, with per-layer noise.
+
+    crop [B, 3, H, W] (multiples of 8) in [-1, 1]; aligned: the FFHQ-aligned face for w+ (None:
+    the crop). distance(a, b) -> [B]: LPIPS-VGG (default `ganvid.nn.lpips.build_lpips('vgg')`).
+    Each step renders with w+ jittered by N(0, s^2), s = spread(w) * w_noise_weight *
+    max(0, 1 - t / 0.75)^2, average-pools the image to the crop's size and minimises
+    LPIPS + noise_reg_weight * noise_regularization; Adam at the projector's `ramped_lr`; noise
+    maps are re-standardised after every step. callback(step, loss) is called once per step.
+    """
+    if distance is None:
+        from ganvid.nn.lpips import build_lpips
+
+        distance = build_lpips("vgg").to(crop.device)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        wplus, features = model.encode(crop, aligned)
+        spread = _latent_spread(model, 1000, gen)
+    skips = None if features.skips is None else [s.detach() for s in features.skips]
+    wplus = wplus.detach().clone().requires_grad_(True)
+    f = features.f.detach().clone().requires_grad_(True)
+    noises = [
+        torch.randn(crop.shape[0], 1, *size, generator=gen).to(crop).requires_grad_(True)
+        for size in layer_noise_sizes(model.decoder, tuple(f.shape[2:]))
+    ]
+    optimizer = torch.optim.Adam([wplus, f, *noises], lr=lr)
+    losses = []
+    for step in range(steps):
+        t = step / steps
+        for group in optimizer.param_groups:
+            group["lr"] = ramped_lr(t, lr, rampup=0.05, rampdown=0.25)
+        strength = spread * w_noise_weight * max(0.0, 1.0 - t / 0.75) ** 2
+        jitter = torch.randn(wplus.shape, generator=gen).to(wplus) * strength
+        image = model.decode(wplus + jitter, FrameFeatures(f, skips), noises=noises)
+        loss = distance(_pool_to(image, crop), crop).sum()
+        loss = loss + noise_reg_weight * noise_regularization(noises)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for noise in noises:
+                noise.sub_(noise.mean()).div_(noise.std())
+        losses.append(float(loss.detach()))
+        if callback is not None:
+            callback(step, losses[-1])
+    wplus, f = wplus.detach(), f.detach()
+    noises = [n.detach() for n in noises]
+    with torch.no_grad():
+        image = model.decode(wplus, FrameFeatures(f, skips), noises=noises).clamp(-1.0, 1.0)
+    return StillInversion(wplus, f, noises, image, losses)
+
+
+def _pool_to(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Average-pool the render by the integer factor between its size and the target's."""
+    factor = image.shape[2] // target.shape[2]
     return F.avg_pool2d(image, factor) if factor > 1 else image
 
 
 def _step_two(model, crop, aligned, distance, options: StillOptions):
     """optimize_still with a progress bar showing the loss."""
-    from ganvid.nn.styleganex import optimize_still
     from ganvid.ui import progress
 
     with progress() as bar:
@@ -207,9 +299,8 @@ def invert_still(options: StillOptions) -> StillSummary:
 
     from ganvid.io.image import read_rgb
     from ganvid.nn.lpips import build_lpips
-    from ganvid.nn.styleganex import StillInversion
     from ganvid.nn.styleganex_checkpoints import load_styleganex
-    from ganvid.pipeline.invert import resolve_device
+    from ganvid.pipeline.job import resolve_device
     from ganvid.pipeline.render import to_float, to_uint8
     from ganvid.pipeline.workdir import atomic_save_npz
 
@@ -233,11 +324,11 @@ def invert_still(options: StillOptions) -> StillSummary:
     if options.steps > 0:
         distance = build_lpips("vgg", backbone=trunk).to(device)
         with torch.no_grad():
-            lpips_encoder = float(distance(_pooled(image, crop), crop).sum())
+            lpips_encoder = float(distance(_pool_to(image, crop), crop).sum())
         result = _step_two(model, crop, aligned, distance, options)
         with torch.no_grad():
-            lpips = float(distance(_pooled(result.image, crop), crop).sum())
-    mse = float(((_pooled(result.image, crop) - crop) / 2).square().mean())
+            lpips = float(distance(_pool_to(result.image, crop), crop).sum())
+    mse = float(((_pool_to(result.image, crop) - crop) / 2).square().mean())
     psnr_db = 10 * math.log10(1.0 / max(mse, 1e-12))
 
     paths = output_paths(options.output_dir, options.image.stem)

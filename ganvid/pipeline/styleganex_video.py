@@ -75,10 +75,10 @@ from ganvid.pipeline.align import clip_images, track_geometry
 from ganvid.pipeline.invert import (
     ALIGNED_SIZE,
     frame_count,
-    resolve_device,
     stage_bar,
     stage_decode,
 )
+from ganvid.pipeline.job import Job, input_clip
 from ganvid.pipeline.workdir import (
     FrameDir,
     StageRecord,
@@ -90,7 +90,6 @@ from ganvid.pipeline.workdir import (
     gather_arrays,
     output_folder,
     read_json,
-    run_stage,
 )
 
 WplusMode = Literal["mean", "smooth"]
@@ -506,7 +505,7 @@ def default_output(clip: Path, tag: str, crop_only: bool, folder: Path | None = 
 # ----------------------------------------------------------------------------- stages
 
 
-def _decode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def decode_clip(workdir: Workdir, inputs: dict, options: dict) -> dict:
     """`ganvid invert`'s decode stage (same name and key, so one work dir shares it); the clip
     is handed over both ways that stage has read it (inputs, and options outside the key)."""
     return stage_decode(workdir, inputs, {**options, "clip": str(inputs["clip"])})
@@ -682,26 +681,22 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
 # ----------------------------------------------------------------------------- the job
 
 
-class StyleganexVideoJob:
+class StyleganexVideoJob(Job):
     """Resolve options (weights first: a missing file fails before any work), then run the
     stages. `run()` returns a StyleganexSummary."""
 
     def __init__(self, options: StyleganexVideoOptions) -> None:
         from ganvid.weights import resolve
 
+        super().__init__(options.device, options.batch, options.fresh)
         self.options = options
-        self.clip = absolute(options.clip)  # paths resolved once, whatever the folder
-        if not self.clip.is_file():
-            raise InputError(f"{options.clip}: no such file")
-        if options.batch < 1:
-            raise InputError("--batch must be at least 1")
+        self.clip = input_clip(options.clip)
         if options.render_format not in (".jpg", ".png"):
             raise InputError(f"render_format must be .jpg or .png, not {options.render_format!r}")
         if options.wplus not in ("mean", "smooth"):
             raise InputError(f"unknown w+ mode {options.wplus!r}: use mean or smooth")
         if options.crop.eye_px <= 0 or options.crop.window_eyes <= 0:
             raise InputError("the eye distance and the window size must be positive")
-        self.device = resolve_device(options.device)
         self.checkpoint = resolve(options.checkpoint)
         self.workdir_path = absolute(options.workdir or default_workdir(self.clip))
         folder = output_folder(self.clip, self.workdir_path)
@@ -775,20 +770,17 @@ class StyleganexVideoJob:
 
     def run(self) -> StyleganexSummary:
         o = self.options
-        records: list[StageRecord] = []
         # the clip's path is not hashed, its content is (files=): moving the clip costs nothing
         inputs = {"job": self, "clip": self.clip}
         clip_file = {"clip": self.clip}
         with Workdir(self.workdir_path) as wd:
 
             def stage(name: str, fn: Callable, **kwargs: Any) -> StageRecord:
-                record = run_stage(wd, name, fn, inputs=inputs, fresh=o.fresh, **kwargs)
-                records.append(record)
-                return record
+                return self.stage(wd, name, fn, inputs=inputs, **kwargs)
 
             stage(
                 "decode",
-                _decode,
+                decode_clip,
                 options={},
                 files=clip_file,
                 outputs=["video.json"],
@@ -860,7 +852,7 @@ class StyleganexVideoJob:
         return StyleganexSummary(
             self.workdir_path,
             count,
-            records,
+            self.records,
             self.output,
             windows.input_size,
             (int(render_size[0]), int(render_size[1])),

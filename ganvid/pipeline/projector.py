@@ -10,7 +10,9 @@ noise-map regularisation.
 
 Alone it starts from w_avg (`--method optimize`); after an encoder it starts from the encoder's
 ws with a small learning rate and no latent noise (`--method encoder+optimize`,
-`ProjectorConfig.refinement`).
+`ProjectorConfig.refinement`). `ProjectorConfig.image2stylegan` is the paper's own schedule; with
+`ganvid.nn.vgg16.PerceptualMSE` as the distance it is the paper's loss (`--method image2stylegan`,
+`ganvid.pipeline.embedding`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,13 @@ class ProjectorConfig:
         """Settings for polishing an encoder's ws: small lr, no latent noise, W+."""
         return replace(cls(), steps=steps, lr=0.01, noise_factor=0.0, **changes)
 
+    @classmethod
+    def image2stylegan(cls, steps: int = 5000, **changes) -> ProjectorConfig:
+        """Abdal et al.'s embedding: W+ from w_avg, Adam at a constant lr 0.01 (no ramps, no
+        latent noise), perceptual + pixel MSE weighted 1 : 1, 5000 steps."""
+        fixed = dict(lr=0.01, lr_rampup=0.0, lr_rampdown=0.0, noise_factor=0.0)
+        return replace(cls(), space="w+", steps=steps, **{**fixed, **changes})
+
 
 @dataclass
 class ProjectionResult:
@@ -67,13 +76,19 @@ class ProjectionResult:
     losses: list[float] = field(default_factory=list)
 
 
-def learning_rate(config: ProjectorConfig, t: float) -> float:
-    """Learning rate at progress t in [0, 1]: linear ramp-up, half-cosine ramp-down."""
-    ramp = min(1.0, (1.0 - t) / config.lr_rampdown) if config.lr_rampdown > 0 else 1.0
+def ramped_lr(t: float, lr: float, rampup: float, rampdown: float) -> float:
+    """Learning rate at progress t in [0, 1]: linear ramp-up over the first `rampup`, half-cosine
+    ramp-down over the last `rampdown` (StyleGAN2's projector schedule; 0 turns a ramp off)."""
+    ramp = min(1.0, (1.0 - t) / rampdown) if rampdown > 0 else 1.0
     ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
-    if config.lr_rampup > 0:
-        ramp *= min(1.0, t / config.lr_rampup)
-    return config.lr * ramp
+    if rampup > 0:
+        ramp *= min(1.0, t / rampup)
+    return lr * ramp
+
+
+def learning_rate(config: ProjectorConfig, t: float) -> float:
+    """The projector's learning rate at progress t in [0, 1]."""
+    return ramped_lr(t, config.lr, config.lr_rampup, config.lr_rampdown)
 
 
 def noise_strength(config: ProjectorConfig, t: float, w_std: float) -> float:
@@ -99,13 +114,14 @@ class Projector:
     """Projects target images into a StyleGAN3 generator's W / W+.
 
     generator: StyleGAN3 `Generator` (mapping, synthesis, z_dim, w_dim, num_ws); left
-        unchanged. distance: LPIPS (`build_lpips('vgg')`).
+        unchanged. distance: LPIPS (`build_lpips('vgg')`) or any module with the same call,
+        forward(a, b) -> [B] (e.g. `PerceptualMSE`).
     """
 
     def __init__(
         self,
         generator: nn.Module,
-        distance: PerceptualDistance,
+        distance: PerceptualDistance | nn.Module,
         config: ProjectorConfig | None = None,
     ) -> None:
         self.generator = generator
