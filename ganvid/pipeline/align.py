@@ -172,21 +172,37 @@ def run_align(
     `000000.png` ...), aligned.mp4, unaligned.mp4 and preview.mp4 (source timing; the preview
     also keeps the sound). Returns (that directory, summary facts, whether it was skipped).
     """
+    out, record = _clip_stage(
+        clip, workdir, ALIGN_STAGE, align_stage, options, ALIGN_OUTPUTS, fresh
+    )
+    return out, record.info, record.skipped
+
+
+def _clip_stage(
+    clip: str | Path,
+    workdir: str | Path,
+    name: str,
+    function: Any,
+    options: Any,
+    outputs: tuple[str, ...],
+    fresh: bool,
+) -> tuple[Path, Any]:
+    """Run (or resume, or skip) one stage over a clip in `workdir` -> (its folder, record)."""
     from ganvid.pipeline.workdir import Workdir, run_stage
 
     clip = Path(clip)
     with Workdir(workdir) as wd:
         record = run_stage(
             wd,
-            ALIGN_STAGE,
-            align_stage,
+            name,
+            function,
             inputs={"clip": clip},
             options=options,
             files={"clip": clip},
-            outputs=ALIGN_OUTPUTS,
+            outputs=outputs,
             fresh=fresh,
         )
-        return wd.root / ALIGN_STAGE, record.info, record.skipped
+        return wd.root / name, record
 
 
 def align_stage(workdir: Any, inputs: dict[str, Any], options: AlignOptions) -> dict[str, Any]:
@@ -295,22 +311,11 @@ def run_faces(
     """List the faces of a clip: `<workdir>/faces/faces.json` (one entry per face, main face
     first, with its tracks) and `faces.png` (a contact sheet: one thumbnail per face, labelled
     with the number `--face` takes). Returns (faces.json, its contents, whether skipped)."""
-    from ganvid.pipeline.workdir import Workdir, read_json, run_stage
+    from ganvid.pipeline.workdir import read_json
 
-    clip = Path(clip)
-    with Workdir(workdir) as wd:
-        record = run_stage(
-            wd,
-            FACES_STAGE,
-            faces_stage,
-            inputs={"clip": clip},
-            options=options,
-            files={"clip": clip},
-            outputs=("faces.json", "faces.png"),
-            fresh=fresh,
-        )
-        path = wd.root / FACES_STAGE / "faces.json"
-        return path, read_json(path), record.skipped
+    outputs = ("faces.json", "faces.png")
+    out, record = _clip_stage(clip, workdir, FACES_STAGE, faces_stage, options, outputs, fresh)
+    return out / "faces.json", read_json(out / "faces.json"), record.skipped
 
 
 def faces_stage(workdir: Any, inputs: dict[str, Any], options: FacesOptions) -> dict[str, Any]:
