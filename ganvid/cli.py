@@ -51,6 +51,7 @@ def _root(
 def _register_commands() -> None:
     from ganvid.commands import (
         align,
+        batch,
         build_ops,
         demo,
         doctor,
@@ -79,6 +80,7 @@ def _register_commands() -> None:
         build_ops,
         render,
         stylemap,
+        batch,
     ):
         module.register(app)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from ganvid.commands.options import CNN, CRF, DETECTOR, DEVICE, FACE, FRESH, PRESET, WORKDIR
+from ganvid.io.image import read_rgb
 
 PARTS_HELP = (
     "Face part taken from the reference: hair, nose, eyes, eyebrows, lips, ears, neck, skin, "
@@ -31,12 +32,6 @@ stylemap_app = typer.Typer(
     "(non-commercial); fetch them by hand and `ganvid weights import` them.",
     no_args_is_help=True,
 )
-
-
-def _read(path: Path):
-    from ganvid.commands.invert_image import read_rgb
-
-    return read_rgb(path)
 
 
 def _show(paths: dict[str, Path]) -> None:
@@ -94,7 +89,9 @@ def photo(
         paste_mask=paste_mask,
         device=device,
     )
-    paths = run_photo_edit(_read(image), _read(reference), (image, reference), target, options)
+    paths = run_photo_edit(
+        read_rgb(image), read_rgb(reference), (image, reference), target, options
+    )
     _show(paths)
 
 
@@ -123,7 +120,15 @@ def mix(
 
     target = output or first.with_name(f"{first.stem}_{mode}_{second.stem}.png")
     path = run_mix(
-        _read(first), _read(second), (first, second), target, mode, steps, checkpoint, align, device
+        read_rgb(first),
+        read_rgb(second),
+        (first, second),
+        target,
+        mode,
+        steps,
+        checkpoint,
+        align,
+        device,
     )
     _show({"output": path})
 
@@ -178,7 +183,7 @@ def video(
         StylemapVideoOptions(
             clip=clip,
             reference=reference,
-            reference_image=_read(reference),
+            reference_image=read_rgb(reference),
             part=part,
             mask=mask,
             strength=strength,

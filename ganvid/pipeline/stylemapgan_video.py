@@ -285,13 +285,9 @@ class StylemapVideoJob(Job):
 
         image = self.options.reference_image
         if image is None:
-            from ganvid.errors import WorkdirError
-            from ganvid.pipeline.workdir import read_image
+            from ganvid.io.image import read_rgb
 
-            try:
-                image = read_image(self.options.reference)
-            except WorkdirError:
-                raise InputError(f"{self.options.reference}: not an image") from None
+            image = read_rgb(self.options.reference)
         o = self.options
         face = find_face(image, self.model.config.size, o.align_reference, o.reference)
         return encode(self.model, [face.aligned]), face.aligned

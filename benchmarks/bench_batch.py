@@ -1,0 +1,139 @@
+"""Benchmark `ganvid batch`: wall time of a batch of N short clips on 1 vs 2 (vs more) local
+workers, and the speed-up.
+
+    python benchmarks/bench_batch.py                          # CPU: 4 clips of 1 s, 1 and 2 workers
+    python benchmarks/bench_batch.py --clips 8 --workers 1 2 4 --device cuda   # a 4-GPU machine
+    python benchmarks/bench_batch.py --ray auto               # the same batch as Ray tasks
+
+Networks and clips are `bench_invert.py`'s (random 32-px StyleGAN3-T, narrow ReStyle-e4e,
+AlexNet trunk; the astronaut drifting, 256x256, 25 fps). Each run is `ganvid batch` in a fresh
+process over fresh copies of the clips (nothing cached), timed from the start of the process to
+its end: the figure a user waits for, worker start-up included; with --repeat the runs
+alternate and the best of each is kept. CPU s: the driver's and its local workers'. With W
+workers on the CPU each worker gets cpu_count / W torch threads, so on the CPU the speed-up
+measures how much better jobs in parallel use the cores than one job's own threads do. On a
+machine other work shares, more processes also win a larger share of it: compare CPU s too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_invert import make_clip, make_networks  # noqa: E402
+
+
+def write_jobfile(folder: Path, weights: dict, args: argparse.Namespace) -> Path:
+    options = {
+        **{k: str(v) for k, v in weights.items()},
+        "device": args.device,
+        "preset": "ultrafast",
+        "pti-steps": str(args.pti_steps),
+        "pti-stop-lpips": "0",
+    }
+    lines = ["[defaults]", *(f'{k} = "{v}"' for k, v in options.items())]
+    lines += ["", "[clips]", 'command = "invert"', 'folder = "clips"']
+    path = folder / "jobs.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_batch(root: Path, clips: list[Path], weights: dict, args, where: list[str]):
+    """(wall seconds, CPU seconds of the driver and its local workers) of one batch."""
+    folder = Path(tempfile.mkdtemp(dir=root))
+    (folder / "clips").mkdir()
+    for clip in clips:
+        shutil.copy(clip, folder / "clips" / clip.name)
+    jobfile = write_jobfile(folder, weights, args)
+    start, used = time.perf_counter(), _children_cpu()
+    done = subprocess.run(
+        [sys.executable, "-m", "ganvid", "batch", str(jobfile), *where],
+        capture_output=True,
+        text=True,
+    )
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - used
+    if done.returncode != 0:
+        raise SystemExit(f"ganvid batch {' '.join(where)} failed:\n{done.stderr[-3000:]}")
+    return seconds, cpu
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of every finished child process (local workers included:
+    the driver waits for them; Ray's workers are not counted)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=1.0, help="Length of each clip.")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--threads", type=int, help="Torch threads per local worker [default: cores / workers]."
+    )
+    parser.add_argument("--ray", help="Also time the batch as Ray tasks (auto or an address).")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--resolution", type=int, default=32)
+    parser.add_argument("--pti-steps", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=1, help="Runs of each (best is kept).")
+    parser.add_argument("--markdown", type=Path, help="Append the table to this file.")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "nets").mkdir()
+        weights = make_networks(root / "nets", args.device, args.resolution)
+        size = (256, 256) if args.device == "cpu" else (1280, 720)
+        clips = [
+            make_clip(root / f"clip{i}.mp4", args.seconds + 0.04 * i, size)
+            for i in range(args.clips)
+        ]
+        threads = ["--threads", str(args.threads)] if args.threads else []
+        each = f", {args.threads} thread(s) each" if args.threads else ""
+        runs = [
+            (f"{w} local worker(s){each}", ["--workers", str(w), *threads]) for w in args.workers
+        ]
+        if args.ray:
+            runs.append((f"Ray ({args.ray})", ["--ray", args.ray]))
+        timings: dict[str, tuple[float, float]] = {}
+        for _ in range(args.repeat):  # alternate, so a change of load hits every kind of run
+            for label, where in runs:
+                wall, cpu = run_batch(root, clips, weights, args, where)
+                print(f"{label}: {wall:.1f} s wall, {cpu:.1f} CPU s", flush=True)
+                best = timings.get(label, (wall, cpu))
+                timings[label] = (min(best[0], wall), min(best[1], cpu))
+
+    first = next(iter(timings.values()))[0]
+    frames = round(args.seconds * 25)
+    lines = [
+        f"### `ganvid batch`: {args.clips} clips of ~{frames} frames, `invert` "
+        f"({args.device}, {args.resolution}-px nets, {args.pti_steps} PTI steps, "
+        f"{os.cpu_count()} CPUs) (`bench_batch.py`)",
+        "",
+        "| run | wall s | s per clip | speed-up | CPU s |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {label} | {s:.1f} | {s / args.clips:.1f} | {first / s:.2f}x | {cpu:.0f} |"
+            for label, (s, cpu) in timings.items()
+        ),
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "a", encoding="utf-8") as out:
+            out.write("\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
