@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
-from face_clips import blank_clip, moving_clip
+from face_clips import (
+    astronaut_path_clip,
+    blank_clip,
+    map_points,
+    moving_clip,
+    reference_eyes,
+    two_people_clip,
+)
 
 from ganvid.io.video import probe, write_images_as_video
 
@@ -25,7 +33,9 @@ def test_align_writes_every_output_for_every_frame(cli, face_video, tmp_path, mo
     out = workdir / "align"
     geometry = json.loads((out / "geometry.json").read_text())
     assert geometry["frames"] == 8 and len(geometry["records"]) == 8
-    assert [r["interpolated"] for r in geometry["records"]] == [k == 3 for k in range(8)]
+    # the blank frame 3 has no face: absent (before issue 19 it was 'interpolated')
+    assert [r["absent"] for r in geometry["records"]] == [k == 3 for k in range(8)]
+    assert not any(r["interpolated"] for r in geometry["records"])
     for name in ("aligned", "unaligned"):
         assert sorted(p.name for p in (out / name).glob("*.png")) == [
             f"{k:06d}.png" for k in range(8)
@@ -67,3 +77,55 @@ def test_align_without_a_face_fails_in_one_line(cli, tmp_path):
 def test_align_rejects_unknown_choices(cli, face_video, tmp_path):
     code, _, err = cli("align", face_video, "-o", tmp_path / "w", "--fill", "purple")
     assert code == 2 and "--fill must be one of" in err
+
+
+def test_align_on_the_issue_clip_from_the_clip_folder(cli, tmp_path, monkeypatch):
+    """Issue 19 as a user runs it (relative path, cwd = the clip's folder): the whole photo
+    with the badge in view; the geometry is on the face and so are the preview's drawings."""
+    from ganvid.io.video import read_frames
+
+    clip = astronaut_path_clip(n_frames=24, blank=(10, 11))
+    write_images_as_video(tmp_path / "astro clip.mp4", clip.frames, fps=25)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("align", "astro clip.mp4", "--size", "64")
+    assert code == 0, err
+    out = tmp_path / "astro clip.ganvid" / "align"
+    records = json.loads((out / "geometry.json").read_text())["records"]
+    assert [r["absent"] for r in records] == [k in (10, 11) for k in range(24)]
+    eyes_ref = reference_eyes("astronaut")
+    previews = [f.image for f in read_frames(out / "preview.mp4")]
+    errors = []
+    for record, scene, frame, preview in zip(
+        records, clip.scenes, clip.frames, previews, strict=True
+    ):
+        if record["absent"]:
+            continue
+        points = np.array(record["landmarks"])
+        eyes = np.stack([points[36:42].mean(axis=0), points[42:48].mean(axis=0)])
+        truth = map_points(scene.people["astronaut"], eyes_ref)
+        errors.extend(np.hypot(*(eyes - truth).T))
+        # what the preview draws (landmarks, quads) lies around the face, not on the chest
+        drawn = np.abs(preview.astype(int) - frame.astype(int)).max(axis=2) > 80
+        drawn[:30, :220] = False  # the label
+        ys, xs = np.nonzero(drawn)
+        centre = truth.mean(axis=0)
+        assert np.median(np.hypot(xs - centre[0], ys - centre[1])) < 120
+    print("eye errors", np.round(errors, 2))
+    assert np.median(errors) <= 2.5 and max(errors) <= 5.0  # through H.264 at CRF 18
+
+
+def test_faces_lists_the_people_and_writes_a_contact_sheet(cli, tmp_path, monkeypatch):
+    from ganvid.pipeline.workdir import read_image
+
+    clip = two_people_clip(n_frames=8)
+    write_images_as_video(tmp_path / "two.mp4", clip.frames, fps=25)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("faces", "two.mp4")
+    assert code == 0, err
+    assert "2 face(s)" in err and "face 0: 8 frames" in err + out
+    summary = json.loads((tmp_path / "two.ganvid" / "faces" / "faces.json").read_text())
+    first, second = summary["faces"]
+    assert first["median_size"] < second["median_size"] * 1.2  # the astronaut: more frames
+    assert first["tracks"][0]["centre"][0] < 320 < second["tracks"][0]["centre"][0]
+    sheet = read_image(tmp_path / "two.ganvid" / "faces" / "faces.png")
+    assert sheet.shape[1] == 2 * 128  # one thumbnail per face

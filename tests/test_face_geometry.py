@@ -27,7 +27,7 @@ from ganvid.face.geometry import (
     load_geometry,
     save_geometry,
 )
-from ganvid.face.track import TrackConfig
+from ganvid.face.tracks import TrackConfig
 from ganvid.face.transforms import transform_from_quads
 
 
@@ -37,13 +37,16 @@ def moving():
     return clip, build_geometry(detect_clip(clip.frames, dlib_detector()))
 
 
-def test_every_frame_gets_a_record_and_blank_frames_are_interpolated():
+def test_every_frame_gets_a_record_and_blank_frames_have_no_face():
+    """Blank frames are not faces: marked absent (passed through), not interpolated (before
+    issue 19 they were 'interpolated', and paste-back could put a face into them)."""
     clip, records = moving()
     assert [r.index for r in records] == list(range(len(clip.frames)))
     blank = [m is None for m in clip.truth]
-    assert [r.interpolated for r in records] == blank
+    assert [r.absent for r in records] == blank
+    assert not any(r.interpolated for r in records)
     assert [r.detected for r in records] == [not b for b in blank]
-    assert all(r.landmarks_raw is None for r in records if r.interpolated)
+    assert all(r.landmarks_raw is None for r in records if r.absent)
     assert {r.shot for r in records} == {0}  # blank frames are not cuts
 
 
@@ -68,7 +71,7 @@ def test_recovered_transforms_match_the_known_motion():
 def test_interpolated_frames_stay_on_the_motion():
     clip, records = moving()
     reference = astronaut_landmarks()
-    for k in (5, 6, 15):  # blank frames: where the face would have been
+    for k in (5, 6, 15):  # blank frames: held geometry where the face would have been
         true_points = map_points(clip.extra["motion"][k], reference)
         error = np.hypot(*(records[k].landmarks - true_points).T).mean()
         assert error < 3.0, (k, error)

@@ -1,4 +1,5 @@
-"""Temporal geometry on plain arrays: zero-lag smoothing, gaps, face following, shot cuts."""
+"""Temporal geometry on plain arrays: zero-lag smoothing and gaps (face tracks and shot cuts on
+real photos: tests/test_face_tracks.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,7 @@ import pytest
 from scipy.signal import savgol_filter
 
 from ganvid.errors import NoFaceError
-from ganvid.face.landmarks import Face
-from ganvid.face.track import (
-    FaceTracker,
-    TrackConfig,
-    detect_shots,
-    fill_gaps,
-    smooth_series,
-)
+from ganvid.face.track import fill_gaps, smooth_series
 
 
 def test_without_gaps_it_is_the_savitzky_golay_filter():
@@ -86,60 +80,3 @@ def test_fill_gaps_borrows_for_a_shot_without_face_and_fails_without_any():
     assert missing.tolist() == [False] * 3 + [True] * 3
     with pytest.raises(NoFaceError, match="no face"):
         fill_gaps(np.full((4, 2), np.nan))
-
-
-def square_face(cx: float, cy: float, side: float) -> Face:
-    box = np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
-    grid = np.linspace(-side / 2, side / 2, 68)
-    points = np.stack([cx + grid, cy + grid[::-1] * 0.8], axis=1)
-    return Face(box=box, score=1.0, points=points)
-
-
-def two_faces(k: int, rng) -> list[Face]:
-    """Left face shrinks 100 -> 60 px, right grows 60 -> 100 px; listed in random order."""
-    faces = [square_face(100 + k, 100, 100 - 4 * k), square_face(300 - k, 110, 60 + 4 * k)]
-    rng.shuffle(faces)
-    return faces
-
-
-@pytest.mark.parametrize("index, start_x", [(0, 100.0), (1, 300.0)])
-def test_tracker_follows_the_chosen_person(index, start_x):
-    rng = np.random.default_rng(3)
-    tracker = FaceTracker(TrackConfig(face_index=index))
-    followed = []
-    for k in range(11):
-        faces = [] if k == 4 else two_faces(k, rng)  # one frame with no detection
-        followed.append(tracker.update(faces).face)
-    assert followed[4] is None
-    centres = [f.box[[0, 2]].mean() for f in followed if f is not None]
-    direction = 1 if start_x < 200 else -1
-    np.testing.assert_allclose(centres, [start_x + direction * k for k in range(11) if k != 4])
-
-
-def test_tracker_waits_for_the_requested_face_and_reacquires_a_lost_one():
-    tracker = FaceTracker(TrackConfig(face_index=1, reacquire_after=3))
-    assert tracker.update([square_face(100, 100, 80)]).face is None  # only one face yet
-    step = tracker.update([square_face(100, 100, 80), square_face(300, 100, 60)])
-    assert step.face is not None and step.face.box[0] == 270
-    elsewhere = [square_face(500, 300, 70)]
-    steps = [tracker.update(elsewhere) for _ in range(4)]
-    assert [s.face is None for s in steps] == [True, True, True, False]
-    assert steps[-1].reacquired
-
-
-def test_shots_cut_on_scene_change_not_on_blank_frames():
-    count = 12
-    points = np.tile(np.linspace(0, 50, 68)[:, None], (count, 1, 2)).astype(float)
-    points[[3, 4]] = np.nan  # blank frames: no face
-    scene = np.full(count, 0.01)
-    scene[[3, 4]] = np.nan
-    frames = np.full(count, 0.01)
-    frames[[3, 5]] = 0.6  # into and out of the blank frames
-    none = np.zeros(count, bool)
-    assert detect_shots(points, scene, frames, none).tolist() == [0] * count
-    points[8:] += 80  # the face jumps and the picture changes: a cut
-    scene[8], frames[8] = 0.12, 0.2
-    assert detect_shots(points, scene, frames, none).tolist() == [0] * 8 + [1] * 4
-    scene[8] = 0.3  # a strong scene change alone is a cut
-    points[8:] -= 80
-    assert detect_shots(points, scene, frames, none).tolist() == [0] * 8 + [1] * 4

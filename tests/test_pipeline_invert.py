@@ -76,7 +76,9 @@ def test_invert_end_to_end_then_everything_cached(assets, tmp_path, cli):
     assert inversion.frames == FRAMES and inversion.pts == source_pts
     generator = inversion.generator(torch.device("cpu"))
     renders = FrameDir(workdir / "render" / "frames")
-    for index, image in render_frames(generator, inversion.render_job(), torch.device("cpu"), 5):
+    # same batch as the render stage (4): CPU convolutions are not bit-identical across batch
+    # sizes, and a pixel on a rounding edge can differ by one level at another batch
+    for index, image in render_frames(generator, inversion.render_job(), torch.device("cpu"), 4):
         np.testing.assert_array_equal(image, renders.read(index))
 
     finished = {s: read_json(workdir / f"{s}.json")["finished"] for s in STAGES}

@@ -42,8 +42,8 @@ def align(
         0,
         "--face",
         min=0,
-        help="Face to follow: 0 = the largest, 1 = the second largest, ... (by size in the "
-        "first frame showing that many faces); the same person is then followed.",
+        help="Face to follow: 0 = the main face of the clip (most frames x median size), "
+        "1 = the next, ... (`ganvid faces` lists them with thumbnails).",
     ),
     rule: str = typer.Option(
         "ffhq",
@@ -75,15 +75,17 @@ def align(
     Outputs (in DIR/align/): aligned/ and unaligned/ PNGs (one per frame), aligned.mp4,
     unaligned.mp4, preview.mp4 (landmarks, aligned quad and crop window drawn on the frame) and
     geometry.json (per frame: landmarks, quads, SG3 transform, detected/interpolated, shot).
-    Every frame of the clip gets a record; frames where the face was not found are
-    interpolated. A second run with the same clip and options does nothing.
+    Every frame of the clip gets a record: frames where the face was missed inside its track
+    are interpolated; frames without it (blank, before/after it is seen, other shots) are
+    marked absent and show nothing. A second run with the same clip and options does nothing.
     """
     from ganvid.errors import InputError
     from ganvid.face.align import WindowConfig
-    from ganvid.face.geometry import AlignOptions, CropsConfig, GeometryConfig, run_align
+    from ganvid.face.geometry import CropsConfig, GeometryConfig
     from ganvid.face.landmarks import DetectorConfig
-    from ganvid.face.track import TrackConfig
+    from ganvid.face.tracks import TrackConfig
     from ganvid.files import absolute
+    from ganvid.pipeline.align import AlignOptions, run_align
     from ganvid.pipeline.workdir import default_workdir
     from ganvid.ui import info
 
@@ -111,7 +113,8 @@ def align(
         return
     info(
         f"{facts['frames']} frames, face found in {facts['detected']}, "
-        f"{facts['interpolated']} interpolated, {facts['shots']} shot(s) -> {out}"
+        f"{facts['interpolated']} interpolated, {facts['absent']} without it, "
+        f"{facts['shots']} shot(s), {facts['faces']} face(s) in the clip -> {out}"
     )
 
 

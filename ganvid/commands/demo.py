@@ -22,8 +22,9 @@ def demo(
     """
     from ganvid import weights
     from ganvid.demo import make_demo_clip
-    from ganvid.face.geometry import AlignOptions, CropsConfig, run_align
+    from ganvid.face.geometry import CropsConfig
     from ganvid.files import absolute
+    from ganvid.pipeline.align import AlignOptions, run_align
     from ganvid.pipeline.workdir import default_workdir
     from ganvid.ui import info
 

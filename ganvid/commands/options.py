@@ -12,7 +12,13 @@ WORKDIR = typer.Option(
 DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
 DETECTOR = typer.Option("dlib", "--detector", help="Landmark detector: dlib or fan.")
 CNN = typer.Option(False, "--cnn", help="dlib's CNN face detector (slower, more poses).")
-FACE = typer.Option(0, "--face", min=0, help="Which face: 0 = largest, 1 = next...")
+FACE = typer.Option(
+    0,
+    "--face",
+    min=0,
+    help="Which face: 0 = the main face of the clip (most frames x size), 1 = the next... "
+    "(`ganvid faces` lists them).",
+)
 MASK = typer.Option(
     "hull",
     "--mask",
@@ -33,5 +39,5 @@ EXACT_SIZE = typer.Option(
 
 def face_options(detector: str, cnn: bool, face: int) -> dict:
     """--detector, --cnn and --face as a job's `face` dict (read by
-    `ganvid.pipeline.invert.face_configs`)."""
+    `ganvid.pipeline.align.face_configs`)."""
     return {"detector": detector, "cnn": cnn, "face_index": face}

@@ -13,6 +13,15 @@ Two backends share one interface (`Detector.detect(image) -> list[Face]`):
 
 Detection runs on the frame downscaled to `max_side` pixels (the detectors are slow and need no
 more), landmarks on the full-resolution frame.
+
+Beyond `detect`, a detector may offer a second opinion and an identity (both optional, used by
+`ganvid.face.tracks`): `recheck(image, face)` re-examines one candidate on an upright crop
+around it (dlib: the MMOD CNN detector; cheap because the crop is small) and refits it, and
+`describe(image, face)` returns an identity vector (dlib: the 128-d face-recognition ResNet;
+Euclidean distance < ~0.6 means the same person); `detect_small(image)` searches the
+full-resolution frame (small faces). `detect_upright` runs any detector on a region of the
+frame turned upright and scaled so that a face of a given size is easy to find (faces rolled
+beyond the frontal detector's range, small faces), and maps the result back.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ Backend = Literal["dlib", "fan"]
 
 DLIB_LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 DLIB_CNN_FILE = "mmod_human_face_detector.dat"
+DLIB_IDENTITY_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 FAN_WEIGHTS = "fa-2dfan4"
 """Weights-manager names of face-alignment's files."""
 S3FD_WEIGHTS = "fa-s3fd"
@@ -150,18 +160,181 @@ class DlibDetector:
         return [(_dlib_rect(r), float(s)) for r, s in zip(rects, scores, strict=True)]
 
     def detect(self, image: np.ndarray) -> list[Face]:
+        return self._detect(image, self.config.max_side)
+
+    def detect_small(self, image: np.ndarray) -> list[Face]:
+        """`detect` on the full-resolution frame (finds ~40 px faces in a large frame that the
+        downscaled search misses; several times slower, so the tracker asks only now and then
+        and only while it follows no face)."""
+        return self._detect(image, 0)
+
+    def _detect(self, image: np.ndarray, max_side: int) -> list[Face]:
         import dlib
 
         image = _check_image(image)
-        small, factor = _downscale(image, self.config.max_side)
+        small, factor = _downscale(image, max_side)
         faces = []
         for box, score in self._boxes(small):
             box = _unscale_box(box, factor)
             rect = dlib.rectangle(*(int(round(v)) for v in box))
             shape = self._predictor(image, rect)
             points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+            roll = face_roll_deg(points)
+            if abs(roll) > UPRIGHT_REFIT_DEG:  # the predictor is most exact on upright faces
+                middle = (box[:2] + box[2:]) / 2
+                points = self._fit_upright(image, middle, box[2] - box[0], roll)
             faces.append(Face(box=box, score=score, points=points))
         return faces
+
+    def recheck(self, image: np.ndarray, face: Face) -> Face | None:
+        """Second opinion on one candidate: the MMOD CNN detector on an upright crop of 1.6
+        face sizes with the face at 80 px (about 0.1-0.4 s on a CPU core). None when it finds
+        no face of about that size in the middle; else the face refitted in the CNN's box
+        (HOG's boxes on weak faces are often off, and the 68 points follow the box)."""
+        import dlib
+
+        if not hasattr(self, "_cnn"):
+            self._cnn = dlib.cnn_face_detection_model_v1(_dlib_file(DLIB_CNN_FILE))
+        side, extent = CONFIRM_FACE_SIDE, 1.6
+        roll = face_roll_deg(face.points)
+        crop, matrix = upright_crop(image, face.points, extent, side, roll)
+        centre = np.full(2, extent / 2 * side)
+        for detection in self._cnn(crop, 0):
+            box = _dlib_rect(detection.rect)
+            middle = (box[:2] + box[2:]) / 2
+            width = box[2] - box[0]
+            if np.hypot(*(middle - centre)) < 0.35 * side and 0.5 < width / side < 2:
+                back = np.linalg.inv(matrix)
+                frame_middle = back[:2, :2] @ middle + back[:2, 2]
+                scale = float(np.hypot(*matrix[0, :2]))
+                points = self._fit_upright(image, frame_middle, width / scale, roll)
+                refined = face_roll_deg(points)  # a weak detection's roll may be off: refit
+                if abs(refined - roll) > 1.0:
+                    points = self._fit_upright(image, frame_middle, width / scale, refined)
+                return Face(
+                    box=_square(frame_middle, width / scale), score=face.score, points=points
+                )
+        return None
+
+    def _fit_upright(
+        self,
+        image: np.ndarray,
+        centre: np.ndarray,
+        side: float,
+        roll_deg: float,
+    ) -> np.ndarray:
+        """[68,2] landmarks fitted in a box of `side` px around `centre` with the face turned
+        upright first (the predictor starts from an upright mean face), at the frame's scale."""
+        import cv2
+        import dlib
+
+        crop_side = max(int(round(2 * side)), 8)
+        matrix = np.eye(3)
+        matrix[:2] = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll_deg, 1.0)
+        matrix[:2, 2] += crop_side / 2 - np.asarray(centre, dtype=np.float64)
+        crop = cv2.warpAffine(
+            image,
+            matrix[:2],
+            (crop_side, crop_side),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        half, middle = side / 2, crop_side / 2
+        corners = (middle - half, middle - half, middle + half, middle + half)
+        rect = dlib.rectangle(*(int(round(v)) for v in corners))
+        shape = self._predictor(np.ascontiguousarray(crop), rect)
+        points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+        back = np.linalg.inv(matrix)
+        return points @ back[:2, :2].T + back[:2, 2]
+
+    def describe(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """[128] float64 identity vector of one face (dlib's face-recognition ResNet)."""
+        import dlib
+
+        if not hasattr(self, "_identity"):
+            self._identity = dlib.face_recognition_model_v1(_dlib_file(DLIB_IDENTITY_FILE))
+        image = _check_image(image)
+        rect = dlib.rectangle(*(int(round(v)) for v in face.box))
+        parts = [dlib.point(int(round(x)), int(round(y))) for x, y in face.points]
+        shape = dlib.full_object_detection(rect, parts)
+        return np.array(self._identity.compute_face_descriptor(image, shape), dtype=np.float64)
+
+
+UPRIGHT_REFIT_DEG = 10.0
+"""Faces rolled more than this get their landmarks fitted again on an upright crop."""
+
+
+def _square(centre: np.ndarray, side: float) -> np.ndarray:
+    """(x0, y0, x1, y1) of the square of `side` around `centre`."""
+    return np.concatenate([centre - side / 2, centre + side / 2]).astype(np.float64)
+
+
+CONFIRM_FACE_SIDE = 80
+"""Face size (px) in the crop the CNN detector re-examines (its window finds ~80 px faces)."""
+
+
+def face_roll_deg(points: np.ndarray) -> float:
+    """The face's roll on screen in degrees from its eye line (positive: the image's right eye is
+    lower, i.e. the face is turned clockwise)."""
+    points = np.asarray(points, dtype=np.float64)
+    left, right = points[36:42].mean(axis=0), points[42:48].mean(axis=0)
+    return float(np.degrees(np.arctan2(right[1] - left[1], right[0] - left[0])))
+
+
+def upright_crop(
+    image: np.ndarray,
+    points: np.ndarray,
+    extent: float,
+    face_side: int,
+    roll_deg: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A square crop around a face turned upright and scaled so the face is `face_side` px.
+
+    points: [68,2] landmarks (or a previous frame's) giving centre, size and roll; the crop
+    spans `extent` face sizes. Returns (uint8 crop [S,S,3], [3,3] frame -> crop matrix).
+    """
+    import cv2
+
+    points = np.asarray(points, dtype=np.float64)
+    centre = (points.min(axis=0) + points.max(axis=0)) / 2
+    size = max(float(np.ptp(points, axis=0).max()), 1.0)
+    roll = face_roll_deg(points) if roll_deg is None else roll_deg
+    scale = face_side / size
+    side = max(int(round(extent * face_side)), 8)
+    matrix = np.eye(3)
+    matrix[:2] = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll, scale)
+    matrix[:2, 2] += side / 2 - centre
+    crop = cv2.warpAffine(
+        _check_image(image),
+        matrix[:2],
+        (side, side),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return crop, matrix
+
+
+def detect_upright(
+    detector: Detector, image: np.ndarray, points: np.ndarray, extent: float = 3.0
+) -> list[Face]:
+    """Faces near a known face position: `detector` runs on an upright crop of `extent` face
+    sizes around `points` (a previous frame's landmarks) in which the face is ~110 px, so a
+    rolled face looks frontal and a small one is large enough. Boxes and landmarks are mapped
+    back to frame coordinates (a box becomes the axis-aligned box of its turned corners)."""
+    crop, matrix = upright_crop(image, points, extent, REGION_FACE_SIDE)
+    back = np.linalg.inv(matrix)
+    faces = []
+    for face in detector.detect(crop):
+        corners = np.array([face.box[[0, 1]], face.box[[2, 1]], face.box[[2, 3]], face.box[[0, 3]]])
+        corners = corners @ back[:2, :2].T + back[:2, 2]
+        box = np.concatenate([corners.min(axis=0), corners.max(axis=0)])
+        mapped = face.points @ back[:2, :2].T + back[:2, 2]
+        faces.append(Face(box=box, score=face.score, points=mapped))
+    return faces
+
+
+REGION_FACE_SIDE = 110
+"""Face size (px) in the upright crops `detect_upright` searches."""
 
 
 def _dlib_rect(rect) -> np.ndarray:

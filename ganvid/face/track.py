@@ -1,8 +1,5 @@
-"""Following one face through a clip, and the temporal side of its geometry.
+"""The temporal side of a face's geometry (the tracks themselves: `ganvid.face.tracks`).
 
-- `FaceTracker`: picks the face to edit (the N-th largest in the first frame that has N+1
-  faces) and then follows that person frame to frame by box overlap and landmark distance,
-  never by the order a detector lists faces in.
 - `smooth_series`: zero-lag temporal smoothing and gap filling of landmarks (or transform
   parameters): a 3-frame median (removes one-frame glitches), then at every frame the value of
   a least-squares quadratic fitted to the detected frames of a `window`-frame neighbourhood
@@ -16,106 +13,13 @@
   at most part of one frame's step at a turning point. N frames in, N frames out.
 - `fill_gaps`: frames still without landmarks (a whole shot without the face) are filled from
   the nearest frames; NoFaceError when the clip has no face at all.
-- `detect_shots`: cuts from a tiny per-frame thumbnail (scene change) combined with landmark
-  jumps and tracker re-acquisitions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ganvid.errors import NoFaceError
-from ganvid.face.landmarks import Face
-
-# ----------------------------------------------------------------------------- tracking
-
-
-@dataclass(frozen=True)
-class TrackConfig:
-    face_index: int = 0
-    """0 = the largest face, 1 = the second largest, ... (in the first frame that has them)."""
-    min_iou: float = 0.3
-    """Box overlap that identifies the same face in the next frame."""
-    max_shift: float = 0.5
-    """Otherwise: largest landmark-centre move per frame, in face sizes."""
-    reacquire_after: int = 15
-    """Frames without the tracked face (while other faces are visible) before picking again."""
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
-def face_size(points: np.ndarray) -> float:
-    """A face's size in pixels: the larger extent of its 68 landmarks."""
-    return float(np.ptp(np.asarray(points), axis=0).max())
-
-
-@dataclass
-class TrackStep:
-    face: Face | None
-    """The tracked face in this frame, or None (not found / not chosen yet)."""
-    reacquired: bool = False
-    """True when the tracker lost its face and picked one again (treated as a shot cut)."""
-
-
-class FaceTracker:
-    """Online face choice and following; call `update` once per frame, in order."""
-
-    def __init__(self, config: TrackConfig = TrackConfig()) -> None:
-        self.config = config
-        self.last: Face | None = None
-        self.since_seen = 0
-        self.max_faces_seen = 0
-
-    def _pick(self, faces: list[Face], strict: bool) -> Face | None:
-        ranked = sorted(faces, key=lambda f: f.area, reverse=True)
-        index = self.config.face_index
-        if index < len(ranked):
-            return ranked[index]
-        return None if strict else ranked[-1]
-
-    def _match(self, faces: list[Face]) -> Face | None:
-        last = self.last
-        assert last is not None
-        by_iou = max(faces, key=lambda f: box_iou(last.box, f.box))
-        if box_iou(last.box, by_iou.box) >= self.config.min_iou:
-            return by_iou
-        centre = last.points.mean(axis=0)
-        size = face_size(last.points)
-        reach = self.config.max_shift * min(self.since_seen, 4) * size
-
-        def distance(face: Face) -> float:
-            return float(np.hypot(*(face.points.mean(axis=0) - centre)))
-
-        nearest = min(faces, key=distance)
-        ratio = face_size(nearest.points) / max(size, 1e-6)
-        return nearest if distance(nearest) <= reach and 0.67 <= ratio <= 1.5 else None
-
-    def update(self, faces: list[Face]) -> TrackStep:
-        self.max_faces_seen = max(self.max_faces_seen, len(faces))
-        self.since_seen += 1
-        if not faces:
-            return TrackStep(None)
-        if self.last is None:
-            chosen = self._pick(faces, strict=True)
-            reacquired = False
-        else:
-            chosen = self._match(faces)
-            reacquired = False
-            if chosen is None and self.since_seen > self.config.reacquire_after:
-                chosen, reacquired = self._pick(faces, strict=False), True
-        if chosen is not None:
-            self.last, self.since_seen = chosen, 0
-        return TrackStep(chosen, reacquired)
-
 
 # ----------------------------------------------------------------------------- smoothing
 
@@ -260,72 +164,3 @@ def fill_gaps(
             nearest = known[np.argmin(np.abs(known - i))]
             filled[i] = flat[nearest]
     return filled.reshape(points.shape), ~valid
-
-
-# ----------------------------------------------------------------------------- shots
-
-
-SIGNATURE_SIDE = 32
-
-
-def frame_signature(image: np.ndarray) -> np.ndarray:
-    """uint8 [32,32] grey thumbnail of a frame, for cheap scene-change tests."""
-    import cv2
-
-    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-    side = (SIGNATURE_SIDE, SIGNATURE_SIDE)
-    return cv2.resize(grey, side, interpolation=cv2.INTER_AREA)
-
-
-def signature_change(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute difference of two signatures, in [0, 1]."""
-    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean() / 255.0)
-
-
-@dataclass(frozen=True)
-class ShotConfig:
-    scene_cut: float = 0.25
-    """Thumbnail change between two frames with the face that alone means a cut."""
-    scene_change: float = 0.08
-    """Thumbnail change that means a cut when the face also jumps."""
-    face_jump: float = 0.5
-    """Landmark-centre jump, in face sizes, between consecutive frames with the face."""
-
-
-def detect_shots(
-    points: np.ndarray,
-    scene_change: np.ndarray,
-    frame_change: np.ndarray,
-    reacquired: np.ndarray,
-    config: ShotConfig = ShotConfig(),
-) -> np.ndarray:
-    """Shot id [N] int (0, 1, ...) per frame.
-
-    points [N,68,2]: raw landmarks, NaN where not detected. scene_change [N]: thumbnail change
-    from the previous frame *with the face* (NaN where no face). frame_change [N]: thumbnail
-    change from the previous frame (any). reacquired [N]: tracker re-picked its face.
-    Frames without a face between two shots go with the later shot unless the frame-to-frame
-    change shows the cut earlier: the cut is put where that change peaks.
-    """
-    count = len(points)
-    detected = ~np.isnan(np.asarray(points).reshape(count, -1)).any(axis=1)
-    shot_ids = np.zeros(count, dtype=np.int64)
-    previous = None
-    for j in np.flatnonzero(detected):
-        if previous is not None and _is_cut(
-            points[previous], points[j], scene_change[j], bool(reacquired[j]), config
-        ):
-            between = np.asarray(frame_change[previous + 1 : j + 1], dtype=np.float64)
-            cut = previous + 1 + int(np.argmax(between))
-            shot_ids[cut:] += 1
-        previous = j
-    return shot_ids
-
-
-def _is_cut(
-    before: np.ndarray, after: np.ndarray, change: float, reacquired: bool, config: ShotConfig
-) -> bool:
-    if reacquired or change > config.scene_cut:
-        return True
-    jump = np.hypot(*(after.mean(axis=0) - before.mean(axis=0))) / max(face_size(before), 1e-6)
-    return bool(change > config.scene_change and jump > config.face_jump)

@@ -7,7 +7,7 @@ SG3's frame (nvidia-sg3.md §2.5): an image of side S spans [-0.5, 0.5]² in uni
 centred, y pointing down like pixel rows; pixel j has its centre at p = (j + 0.5)/S − 0.5, the
 same point as continuous crop coordinate j + 0.5. SynthesisInput evaluates its Fourier features
 at T·p with T = (learned rotation/translation)·`transform`, and `transform` holds the inverse of
-the user matrix U = [[c, s, tx], [−s, c, ty]] (`ganvid.nn.sg3_transforms`). Hence, with
+the user matrix U = [[c, s, tx], [−s, c, ty]] (`user_matrix` below). Hence, with
 A(q) the image rendered with the identity (the aligned pose), the render with U is
 out(p) = A(U⁻¹·p): the aligned point q appears at p = U·q.
 
@@ -35,7 +35,38 @@ from dataclasses import dataclass
 import numpy as np
 
 from ganvid.face.align import frame_to_quad_matrix, quad_to_frame_matrix
-from ganvid.nn import sg3_transforms
+
+# ----------------------------------------------------------------------------- the SG3 convention
+# A similarity motion of the image: rotation `angle_deg` and translation (`tx_frac`, `ty_frac`)
+# in image widths. Its matrix is the *user matrix* (NVIDIA's `make_transform`); the synthesis
+# network stores its INVERSE in `synthesis.input.transform` (`ganvid.nn.sg3_transforms` adds
+# the batched torch form).
+
+IDENTITY = np.eye(3, dtype=np.float64)
+
+
+def user_matrix(angle_deg: float, tx_frac: float, ty_frac: float) -> np.ndarray:
+    """[3,3] float64 user matrix for one frame."""
+    a = math.radians(angle_deg)
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, s, tx_frac], [-s, c, ty_frac], [0.0, 0.0, 1.0]], dtype=np.float64)
+
+
+def input_transform(angle_deg: float, tx_frac: float, ty_frac: float) -> np.ndarray:
+    """[3,3] float64 matrix to store in `synthesis.input.transform` (inverse of the user matrix)."""
+    return np.linalg.inv(user_matrix(angle_deg, tx_frac, ty_frac))
+
+
+def params_from_user_matrix(m: np.ndarray) -> tuple[float, float, float]:
+    """(angle_deg, tx_frac, ty_frac) of a user matrix (rotation part assumed orthonormal)."""
+    m = np.asarray(m, dtype=np.float64)
+    angle = math.degrees(math.atan2(m[0, 1], m[0, 0]))
+    return angle, float(m[0, 2]), float(m[1, 2])
+
+
+def params_from_input_transform(m: np.ndarray) -> tuple[float, float, float]:
+    """(angle_deg, tx_frac, ty_frac) of a matrix as stored in `synthesis.input.transform`."""
+    return params_from_user_matrix(np.linalg.inv(np.asarray(m, dtype=np.float64)))
 
 
 @dataclass(frozen=True)
@@ -53,16 +84,16 @@ class CropTransform:
 
     @property
     def params(self) -> tuple[float, float, float]:
-        """(angle_deg, tx_frac, ty_frac), the arguments of `sg3_transforms.input_transform`."""
+        """(angle_deg, tx_frac, ty_frac), the arguments of `input_transform`."""
         return (self.angle_deg, self.tx_frac, self.ty_frac)
 
     def user_matrix(self) -> np.ndarray:
         """[3,3] user matrix (NVIDIA `make_transform`)."""
-        return sg3_transforms.user_matrix(*self.params)
+        return user_matrix(*self.params)
 
     def input_transform(self) -> np.ndarray:
         """[3,3] matrix for `synthesis.input.transform` (the inverse of the user matrix)."""
-        return sg3_transforms.input_transform(*self.params)
+        return input_transform(*self.params)
 
 
 def quad_basis(quad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,13 +152,13 @@ def params_array(transforms: list[CropTransform]) -> np.ndarray:
 def input_transforms(params: np.ndarray) -> np.ndarray:
     """[N,3] params -> [N,3,3] float64 matrices for `synthesis.input.transform`."""
     params = np.asarray(params, dtype=np.float64).reshape(-1, 3)
-    return np.stack([sg3_transforms.input_transform(*row) for row in params]).reshape(-1, 3, 3)
+    return np.stack([input_transform(*row) for row in params]).reshape(-1, 3, 3)
 
 
 def params_from_input_transforms(matrices: np.ndarray) -> np.ndarray:
     """[N,3,3] stored (inverse) matrices -> [N,3] params; inverse of `input_transforms`."""
     matrices = np.asarray(matrices, dtype=np.float64).reshape(-1, 3, 3)
-    rows = [sg3_transforms.params_from_input_transform(m) for m in matrices]
+    rows = [params_from_input_transform(m) for m in matrices]
     return np.array(rows, dtype=np.float64).reshape(-1, 3)
 
 

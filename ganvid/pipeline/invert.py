@@ -35,12 +35,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ganvid.errors import WorkdirError
 from ganvid.files import absolute
+from ganvid.pipeline.align import clip_images, track_geometry
 from ganvid.pipeline.job import Job, input_clip, resolve_weights
 from ganvid.pipeline.paste_back import PasteConfig, paste_config
 from ganvid.pipeline.workdir import (
@@ -56,9 +57,6 @@ from ganvid.pipeline.workdir import (
     output_folder,
     read_json,
 )
-
-if TYPE_CHECKING:
-    from ganvid.face.geometry import ClipDetections, FrameGeometry
 
 DEFAULT_GENERATOR = "sg3-r-ffhq-1024"
 DEFAULT_ENCODER = "restyle-e4e-ffhq"
@@ -313,72 +311,6 @@ ALIGNED_SIZE = 256
 """Side of the stored aligned crops: the published ReStyle encoders' input (others resize)."""
 
 
-class CachedDetector:
-    """Wraps a Detector so each frame's faces are stored in `directory` and reused on resume.
-
-    `detect` is called once per frame, in order (as `ganvid.face.geometry.detect_clip` does), so
-    the call count is the frame index.
-    """
-
-    def __init__(self, detector, directory: Path) -> None:
-        self.detector, self.store, self.index = detector, FrameDir(directory, ".npz"), 0
-
-    def detect(self, image: np.ndarray) -> list:
-        from ganvid.face.landmarks import Face
-
-        path = self.store.file(self.index)
-        self.index += 1
-        if path.exists():
-            data = np.load(path)
-            return [
-                Face(box, float(score), points)
-                for box, score, points in zip(
-                    data["boxes"], data["scores"], data["points"], strict=True
-                )
-            ]
-        faces = self.detector.detect(image)
-        arrays = {
-            "boxes": np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4),
-            "scores": np.array([f.score for f in faces], dtype=np.float64),
-            "points": np.array([f.points for f in faces], dtype=np.float64).reshape(-1, 68, 2),
-        }
-        atomic_save_npz(path, arrays)
-        return faces
-
-
-def clip_images(clip: Path) -> Iterator[np.ndarray]:
-    """The clip's frames, uint8 RGB [H, W, 3], decoded one at a time."""
-    from ganvid.io.video import read_frames
-
-    for frame in read_frames(clip):
-        yield frame.image
-
-
-def track_geometry(
-    clip: Path, count: int, out: Path, face_options: dict
-) -> tuple[list[FrameGeometry], ClipDetections]:
-    """Landmarks of the clip's `count` frames (cached in out/detections for resume), tracked and
-    smoothed into per-frame geometry (`face_configs(face_options)`), saved to out/geometry.json.
-
-    Returns (one FrameGeometry per frame, the raw detections with the frame size).
-    """
-    from ganvid.face.geometry import GeometryFile, build_geometry, detect_clip, save_geometry
-    from ganvid.face.landmarks import make_detector
-
-    face = face_configs(face_options)
-    detector = CachedDetector(make_detector(face["detector"]), out / "detections")
-    with stage_bar("landmarks", count) as update:
-        detections = detect_clip(
-            clip_images(clip), detector, face["geometry"].track, lambda _: update()
-        )
-    records = build_geometry(detections, face["geometry"])
-    facts = {"clip": str(clip), "options": face_options}
-    save_geometry(
-        out / "geometry.json", GeometryFile(records, detections.width, detections.height, facts)
-    )
-    return records, detections
-
-
 def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
     """Landmarks, tracking, shots, windows and transforms; then the two crops of every frame."""
     from ganvid.face.align import CropConfig, ffhq_crop
@@ -412,25 +344,6 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
         "shots": int(len(np.unique(arrays["shot_ids"]))),
         "interpolated": int(arrays["interpolated"].sum()),
     }
-
-
-def face_configs(face: dict) -> dict:
-    """`InvertOptions.face` -> {'detector': DetectorConfig, 'geometry': GeometryConfig}.
-
-    Keys: detector ('dlib' | 'fan'), cnn (bool), face_index (int), rule ('ffhq' | 'eyes').
-    """
-    from ganvid.face.geometry import GeometryConfig
-    from ganvid.face.landmarks import DetectorConfig
-    from ganvid.face.track import TrackConfig
-
-    detector = DetectorConfig(
-        backend=face.get("detector", "dlib"), cnn=bool(face.get("cnn", False))
-    )
-    geometry = GeometryConfig(
-        track=TrackConfig(face_index=int(face.get("face_index", 0))),
-        rule=face.get("rule", "ffhq"),
-    )
-    return {"detector": detector, "geometry": geometry}
 
 
 def stage_invert(workdir: Workdir, inputs: dict, options: dict) -> dict:

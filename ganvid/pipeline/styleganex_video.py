@@ -71,13 +71,12 @@ import numpy as np
 from ganvid.edit.keyframes import Strength
 from ganvid.errors import InputError
 from ganvid.files import absolute
+from ganvid.pipeline.align import clip_images, track_geometry
 from ganvid.pipeline.invert import (
     ALIGNED_SIZE,
-    clip_images,
     frame_count,
     stage_bar,
     stage_decode,
-    track_geometry,
 )
 from ganvid.pipeline.job import Job, input_clip
 from ganvid.pipeline.workdir import (
@@ -150,7 +149,8 @@ class CropWindows:
     frame_size: tuple[int, int]
     """(width, height) of the frames."""
     active: np.ndarray
-    """[N] bool: the frame's shot has a detected face (else paste-back passes the frame)."""
+    """[N] bool: the face is in this frame (detected, or missed inside its track) and its shot
+    has a detected face; else paste-back passes the frame."""
 
     def centres(self) -> np.ndarray:
         """[N,2] window centres (continuous frame coordinates)."""
@@ -192,9 +192,11 @@ def crop_windows(
     detected: np.ndarray,
     frame_size: tuple[int, int],
     rule: CropRule = CropRule(),
+    present: np.ndarray | None = None,
 ) -> CropWindows:
     """Crop windows that follow the face: landmarks [N,68,2] (smoothed, gap-filled, pixel-index
-    frame coordinates), shot ids [N], detected [N] bool, frame (width, height)."""
+    frame coordinates), shot ids [N], detected [N] bool, frame (width, height), present [N]
+    bool (the face is in the frame; None = every frame of a shot with the face)."""
     from ganvid.face.align import LEFT_EYE, RIGHT_EYE
 
     landmarks = np.asarray(landmarks, dtype=np.float64)
@@ -212,6 +214,8 @@ def crop_windows(
             raise InputError(f"frames {start}-{stop - 1}: the eyes coincide; cannot size the crop")
         scales[start:stop] = rule.eye_px / eye_distance
         active[start:stop] = found.any()
+    if present is not None:
+        active &= np.asarray(present, dtype=bool).reshape(-1)
     width, height = frame_size
     input_w = min(rule.max_input(), _floor8(width * scales.min()))
     input_h = min(rule.max_input(), _floor8(height * scales.min()))
@@ -527,6 +531,7 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
         "landmarks": np.stack([r.landmarks for r in records]),
         "shot_ids": np.array([r.shot for r in records], dtype=np.int64),
         "detected": np.array([r.detected for r in records], dtype=bool),
+        "present": np.array([not r.absent for r in records], dtype=bool),
         "frame_size": np.array([detections.width, detections.height], dtype=np.int64),
     }
     atomic_save_npz(out / "track.npz", track)
@@ -534,7 +539,8 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
 
 
 def load_track(workdir: Path) -> dict[str, np.ndarray]:
-    """sgx_geometry/track.npz: landmarks [N,68,2], shot_ids [N], detected [N], frame_size."""
+    """sgx_geometry/track.npz: landmarks [N,68,2], shot_ids [N], detected [N], present [N],
+    frame_size."""
     with np.load(Path(workdir) / GEOMETRY_STAGE / "track.npz") as data:
         return {key: data[key] for key in data.files}
 
@@ -553,6 +559,7 @@ def stage_windows(workdir: Workdir, inputs: dict, options: dict) -> dict:
         track["detected"],
         (width, height),
         CropRule(**options["crop"]),
+        track.get("present"),
     )
     atomic_write_json(workdir.stage_dir(WINDOWS_STAGE) / "windows.json", windows.to_json())
     return {"input_size": list(windows.input_size), "frames": len(windows.boxes)}

@@ -40,14 +40,9 @@ from ganvid.edit import stylemap as ops
 from ganvid.edit.keyframes import Strength
 from ganvid.errors import InputError
 from ganvid.files import absolute
+from ganvid.pipeline.align import clip_images, track_geometry
 from ganvid.pipeline.compose import ComposeConfig, ComposeSources, compose_videos
-from ganvid.pipeline.invert import (
-    batches,
-    clip_images,
-    frame_count,
-    stage_bar,
-    track_geometry,
-)
+from ganvid.pipeline.invert import batches, frame_count, stage_bar
 from ganvid.pipeline.job import Job, input_clip
 from ganvid.pipeline.paste_back import paste_config
 from ganvid.pipeline.styleganex_video import decode_clip, face_options

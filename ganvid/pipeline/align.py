@@ -1,0 +1,341 @@
+"""The one video front end: decode + face geometry, shared by align, invert, toonify and edit.
+
+`detect_geometry` runs the face stage of every video job: each frame's detections are cached in
+`<stage>/detections/` (a killed run resumes where it stopped), face tracks are built over the
+whole clip (`ganvid.face.tracks`), the face `--face` picks is smoothed into per-frame geometry
+and written to `<stage>/geometry.json`. `ganvid align` (`run_align`), `ganvid faces`
+(`run_faces`), `ganvid invert` and the StyleGANEX jobs all call it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganvid.errors import InputError
+from ganvid.face.geometry import (
+    ClipDetections,
+    CropsConfig,
+    FrameGeometry,
+    GeometryConfig,
+    GeometryFile,
+    build_geometry,
+    choose_face,
+    crop_pair,
+    draw_preview,
+    load_geometry,
+    save_geometry,
+    track_clip,
+)
+from ganvid.face.landmarks import DetectorConfig, Face
+from ganvid.face.tracks import ClipTracker, TrackConfig, contact_sheet
+from ganvid.pipeline.workdir import FrameDir, atomic_save_npz
+
+
+def face_configs(face: dict) -> dict:
+    """A job's `face` options -> {'detector': DetectorConfig, 'geometry': GeometryConfig}.
+
+    Keys: detector ('dlib' | 'fan'), cnn (bool), face_index (int), rule ('ffhq' | 'eyes').
+    """
+    detector = DetectorConfig(
+        backend=face.get("detector", "dlib"), cnn=bool(face.get("cnn", False))
+    )
+    geometry = GeometryConfig(
+        track=TrackConfig(face_index=int(face.get("face_index", 0))),
+        rule=face.get("rule", "ffhq"),
+    )
+    return {"detector": detector, "geometry": geometry}
+
+
+class CachedDetector:
+    """Wraps a Detector so each frame's faces are stored in `directory` and reused on resume.
+
+    The frame index comes from `seek(index)` (called by `ClipTracker` before each search; blank
+    frames are skipped). Second opinions and identities go to the wrapped detector (`helper`).
+    """
+
+    def __init__(self, detector, directory: Path) -> None:
+        self.detector, self.store, self.index = detector, FrameDir(directory, ".npz"), 0
+
+    @property
+    def helper(self):
+        return self.detector
+
+    def seek(self, index: int) -> None:
+        self.index = index
+
+    def detect(self, image: np.ndarray) -> list:
+        path = self.store.file(self.index)
+        self.index += 1
+        if path.exists():
+            data = np.load(path)
+            return [
+                Face(box, float(score), points)
+                for box, score, points in zip(
+                    data["boxes"], data["scores"], data["points"], strict=True
+                )
+            ]
+        faces = self.detector.detect(image)
+        arrays = {
+            "boxes": np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4),
+            "scores": np.array([f.score for f in faces], dtype=np.float64),
+            "points": np.array([f.points for f in faces], dtype=np.float64).reshape(-1, 68, 2),
+        }
+        atomic_save_npz(path, arrays)
+        return faces
+
+
+def clip_images(clip: Path) -> Iterator[np.ndarray]:
+    """The clip's frames, uint8 RGB [H, W, 3], decoded one at a time."""
+    from ganvid.io.video import read_frames
+
+    for frame in read_frames(clip):
+        yield frame.image
+
+
+def clip_tracks(
+    clip: Path, count: int, out: Path, detector: DetectorConfig, track: TrackConfig
+) -> ClipTracker:
+    """Face tracks of the clip's `count` frames (detections cached in out/detections)."""
+    from ganvid.face.landmarks import make_detector
+    from ganvid.pipeline.invert import stage_bar
+
+    cached = CachedDetector(make_detector(detector), out / "detections")
+    with stage_bar("faces", count) as update:
+        return track_clip(clip_images(clip), cached, track, lambda _: update(), cached.helper)
+
+
+def detect_geometry(
+    clip: Path,
+    count: int,
+    out: Path,
+    detector: DetectorConfig,
+    geometry: GeometryConfig,
+    facts: dict[str, Any],
+) -> tuple[list[FrameGeometry], ClipDetections]:
+    """The face stage of every video job: tracks, the chosen face, smoothed geometry, saved to
+    out/geometry.json (with `facts` and the list of faces). Returns (records, detections)."""
+    tracker = clip_tracks(clip, count, out, detector, geometry.track)
+    detections = choose_face(tracker, geometry.track)
+    records = build_geometry(detections, geometry)
+    facts = {**facts, "faces": detections.people}
+    save_geometry(
+        out / "geometry.json", GeometryFile(records, detections.width, detections.height, facts)
+    )
+    return records, detections
+
+
+def track_geometry(
+    clip: Path, count: int, out: Path, face_options: dict
+) -> tuple[list[FrameGeometry], ClipDetections]:
+    """`detect_geometry` with a job's `face` options dict (`face_configs`)."""
+    face = face_configs(face_options)
+    facts = {"clip": str(clip), "options": face_options}
+    return detect_geometry(clip, count, out, face["detector"], face["geometry"], facts)
+
+
+# ----------------------------------------------------------------------------- ganvid align
+
+
+ALIGN_STAGE = "align"
+"""Stage name (and sub-directory of the work dir) of `ganvid align`."""
+ALIGN_OUTPUTS = ("geometry.json", "aligned.mp4", "unaligned.mp4", "preview.mp4")
+
+
+@dataclass(frozen=True)
+class AlignOptions:
+    """Everything the align stage's result depends on (hashed into its key)."""
+
+    detector: DetectorConfig = DetectorConfig()
+    geometry: GeometryConfig = GeometryConfig()
+    crops: CropsConfig = CropsConfig()
+    crf: int = 18
+    """Quality of the three videos (libx264 CRF)."""
+    preview_side: int = 960
+    """Longest side of the preview video."""
+
+
+def run_align(
+    clip: str | Path,
+    workdir: str | Path,
+    options: AlignOptions = AlignOptions(),
+    fresh: bool = False,
+) -> tuple[Path, dict[str, Any], bool]:
+    """Run (or resume, or skip) the align stage of `clip` in `workdir`.
+
+    Writes into `<workdir>/align/`: geometry.json, aligned/ and unaligned/ (one PNG per frame,
+    `000000.png` ...), aligned.mp4, unaligned.mp4 and preview.mp4 (source timing; the preview
+    also keeps the sound). Returns (that directory, summary facts, whether it was skipped).
+    """
+    out, record = _clip_stage(
+        clip, workdir, ALIGN_STAGE, align_stage, options, ALIGN_OUTPUTS, fresh
+    )
+    return out, record.info, record.skipped
+
+
+def _clip_stage(
+    clip: str | Path,
+    workdir: str | Path,
+    name: str,
+    function: Any,
+    options: Any,
+    outputs: tuple[str, ...],
+    fresh: bool,
+) -> tuple[Path, Any]:
+    """Run (or resume, or skip) one stage over a clip in `workdir` -> (its folder, record)."""
+    from ganvid.pipeline.workdir import Workdir, run_stage
+
+    clip = Path(clip)
+    with Workdir(workdir) as wd:
+        record = run_stage(
+            wd,
+            name,
+            function,
+            inputs={"clip": clip},
+            options=options,
+            files={"clip": clip},
+            outputs=outputs,
+            fresh=fresh,
+        )
+        return wd.root / name, record
+
+
+def align_stage(workdir: Any, inputs: dict[str, Any], options: AlignOptions) -> dict[str, Any]:
+    """Stage function (see `ganvid.pipeline.workdir.run_stage`): geometry, crops, videos.
+
+    Resumes: geometry.json, once written, is reused; PNG crops already on disk are read back
+    instead of being cut again; the videos are written in one final pass.
+    """
+    from ganvid.io.video import probe
+
+    clip = Path(inputs["clip"])
+    out = workdir.stage_dir(ALIGN_STAGE)
+    info = probe(clip)
+    geometry_path = out / "geometry.json"
+    if not geometry_path.exists():
+        facts = {"clip": str(clip), "options": dataclasses.asdict(options)}
+        detect_geometry(clip, info.frame_count, out, options.detector, options.geometry, facts)
+    geometry = load_geometry(geometry_path)
+    _write_crops(clip, out, geometry, info, options)
+    records = geometry.records
+    return {
+        "frames": len(records),
+        "detected": sum(r.detected for r in records),
+        "interpolated": sum(r.interpolated for r in records),
+        "absent": sum(r.absent for r in records),
+        "shots": len(geometry.shots()),
+        "faces": len(geometry.info.get("faces", [])),
+    }
+
+
+def _write_crops(
+    clip: Path, out: Path, geometry: GeometryFile, info: Any, options: AlignOptions
+) -> None:
+    """One pass over the frames: PNG crops (resumable) and the three videos."""
+    from contextlib import ExitStack
+
+    from ganvid.io.video import VideoWriter, read_frames
+    from ganvid.ui import progress
+
+    records = geometry.records
+    if info.frame_count != len(records):
+        raise InputError(
+            f"{clip} has {info.frame_count} frames but its geometry has {len(records)}; "
+            "rerun with --fresh"
+        )
+    aligned_dir, unaligned_dir = FrameDir(out / "aligned"), FrameDir(out / "unaligned")
+    size = options.crops.size
+    preview_scale = min(1.0, options.preview_side / max(info.width, info.height))
+    preview_size = (round(info.width * preview_scale), round(info.height * preview_scale))
+    square = {"width": size, "height": size, "crf": options.crf}
+    with ExitStack() as stack, progress() as bar:
+        aligned_video = stack.enter_context(VideoWriter(out / "aligned.mp4", info, **square))
+        unaligned_video = stack.enter_context(VideoWriter(out / "unaligned.mp4", info, **square))
+        preview_video = stack.enter_context(
+            VideoWriter(
+                out / "preview.mp4",
+                info,
+                width=preview_size[0],
+                height=preview_size[1],
+                crf=options.crf,
+                audio_from=clip if info.has_audio else None,
+            )
+        )
+        task = bar.add_task("crops", total=len(records))
+        for frame, record in zip(read_frames(clip), records, strict=True):
+            index = frame.index
+            if aligned_dir.has(index) and unaligned_dir.has(index):
+                aligned, unaligned = aligned_dir.read(index), unaligned_dir.read(index)
+            else:
+                aligned, unaligned = crop_pair(frame.image, record, options.crops)
+                aligned_dir.write(index, aligned)
+                unaligned_dir.write(index, unaligned)
+            aligned_video.write(aligned, frame.pts)
+            unaligned_video.write(unaligned, frame.pts)
+            preview = draw_preview(frame.image, record, options.preview_side)
+            preview_video.write(_fit(preview, preview_size), frame.pts)
+            bar.advance(task)
+
+
+def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to exactly (width, height) if rounding made it differ by a pixel."""
+    import cv2
+
+    if image.shape[1] == size[0] and image.shape[0] == size[1]:
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+# ----------------------------------------------------------------------------- ganvid faces
+
+FACES_STAGE = "faces"
+
+
+@dataclass(frozen=True)
+class FacesOptions:
+    detector: DetectorConfig = DetectorConfig()
+    track: TrackConfig = TrackConfig()
+
+
+def run_faces(
+    clip: str | Path,
+    workdir: str | Path,
+    options: FacesOptions = FacesOptions(),
+    fresh: bool = False,
+) -> tuple[Path, dict[str, Any], bool]:
+    """List the faces of a clip: `<workdir>/faces/faces.json` (one entry per face, main face
+    first, with its tracks) and `faces.png` (a contact sheet: one thumbnail per face, labelled
+    with the number `--face` takes). Returns (faces.json, its contents, whether skipped)."""
+    from ganvid.pipeline.workdir import read_json
+
+    outputs = ("faces.json", "faces.png")
+    out, record = _clip_stage(clip, workdir, FACES_STAGE, faces_stage, options, outputs, fresh)
+    return out / "faces.json", read_json(out / "faces.json"), record.skipped
+
+
+def faces_stage(workdir: Any, inputs: dict[str, Any], options: FacesOptions) -> dict[str, Any]:
+    from ganvid.files import atomic_write_bytes
+    from ganvid.io.video import probe
+    from ganvid.pipeline.workdir import atomic_write_json, encode_image
+
+    clip = Path(inputs["clip"])
+    out = workdir.stage_dir(FACES_STAGE)
+    tracker = clip_tracks(clip, probe(clip).frame_count, out, options.detector, options.track)
+    people = tracker.people()
+    shots = int(max(tracker.shot_ids, default=0)) + 1
+    summary = {
+        "clip": str(clip),
+        "frames": len(tracker.blank),
+        "blank": int(sum(tracker.blank)),
+        "shots": shots,
+        "cuts": list(tracker.cuts),
+        "faces": [p.summary(k) for k, p in enumerate(people)],
+    }
+    atomic_write_bytes(out / "faces.png", encode_image(contact_sheet(people)))
+    atomic_write_json(out / "faces.json", summary)
+    return {"faces": len(people), "shots": shots}
