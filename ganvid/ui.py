@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -36,6 +37,21 @@ def progress(transient: bool = False) -> Progress:
         console=console,
         transient=transient,
     )
+
+
+@contextmanager
+def stage_bar(name: str, total: int, completed: int = 0) -> Iterator[Callable[..., None]]:
+    """A rich progress bar with ETA; yields `update(advance=1, completed=None)`."""
+    with progress() as bar:
+        task = bar.add_task(name, total=total, completed=completed)
+
+        def update(advance: int = 1, completed: int | None = None) -> None:
+            if completed is not None:
+                bar.update(task, completed=completed)
+            else:
+                bar.advance(task, advance)
+
+        yield update
 
 
 def warn(message: str) -> None:

@@ -188,7 +188,7 @@ class JobSpec:
             self.job(f"{self.name}/{clip.stem}", clip, options, {"stem": clip.stem})
             for clip in found
         ]
-        from ganvid.batch.run import recorded_outputs
+        from ganvid.pipeline.workdir import recorded_outputs
 
         written: set[Path] = set()
         for job in jobs:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ganvid.batch.jobfile import Job, cli_command
 from ganvid.errors import GanvidError
+from ganvid.pipeline.workdir import stage_manifests
 
 
 @dataclass
@@ -97,34 +98,6 @@ def _unexpected(failure: Exception, stream) -> str:
 # ----------------------------------------------------------------------------- the work dir
 
 
-def stage_manifests(root: Path) -> dict[str, dict]:
-    """Every completed stage of the work dir at `root`: {stage name: its manifest}.
-
-    A stage `x` keeps `x.json` beside its folder `x/` (`ganvid.pipeline.workdir`); folders
-    without a manifest (edits/, edits/<tag>/) are searched, stage folders (thousands of
-    per-frame files) are not.
-    """
-    from ganvid.pipeline.workdir import read_json
-
-    found: dict[str, dict] = {}
-    folders = [root]
-    while folders:
-        folder = folders.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        names = {e.name for e in entries}
-        for entry in entries:
-            if entry.name.endswith(".json") and entry.is_file():
-                manifest = read_json(entry.path)
-                if isinstance(manifest, dict) and manifest.get("complete") and "key" in manifest:
-                    found[str(Path(entry.path).relative_to(root).with_suffix(""))] = manifest
-            elif entry.is_dir() and f"{entry.name}.json" not in names:
-                folders.append(Path(entry.path))
-    return found
-
-
 def stage_stamps(root: Path) -> dict[str, tuple]:
     """{stage: (key, finished time)} of the completed stages: a stage that ran again (or for the
     first time) has a new stamp."""
@@ -132,25 +105,3 @@ def stage_stamps(root: Path) -> dict[str, tuple]:
         name: (manifest["key"], manifest.get("finished"))
         for name, manifest in stage_manifests(root).items()
     }
-
-
-def recorded_outputs(root: Path) -> set[Path]:
-    """Files the work dir's stages record as written (their `output`/`outputs` facts): the
-    videos earlier runs wrote beside a clip, which a folder job must not take for clips."""
-    paths: set[Path] = set()
-
-    def collect(value) -> None:
-        if isinstance(value, str):
-            paths.add(Path(value).resolve())
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                collect(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                collect(item)
-
-    for manifest in stage_manifests(root).values():
-        info = manifest.get("info") or {}
-        for key in ("output", "outputs"):
-            collect(info.get(key))
-    return paths

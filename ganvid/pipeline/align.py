@@ -103,7 +103,7 @@ def clip_tracks(
 ) -> ClipTracker:
     """Face tracks of the clip's `count` frames (detections cached in out/detections)."""
     from ganvid.face.landmarks import make_detector
-    from ganvid.pipeline.invert import stage_bar
+    from ganvid.ui import stage_bar
 
     cached = CachedDetector(make_detector(detector), out / "detections")
     with stage_bar("faces", count) as update:

@@ -237,8 +237,8 @@ def stage_latents(workdir: Workdir, inputs: dict, options: dict) -> dict:
 
 def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
     """Render every frame (edited, maybe expanded) -> <stage>/frames/*.png."""
-    from ganvid.pipeline.invert import stage_bar
     from ganvid.pipeline.render import render_to_dir
+    from ganvid.ui import stage_bar
 
     job: EditJob = inputs["job"]
     render = job.render_job(inputs.get("expansion"), inputs.get("band"))

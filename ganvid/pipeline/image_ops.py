@@ -87,9 +87,9 @@ def plan_morph(first: Code, second: Code, options: MorphOptions) -> MorphPlan:
 def morph(options: MorphOptions) -> dict[str, Path | int]:
     """Render the morph -> {'video' or 'preview': path, 'frames': count}."""
     from ganvid.io.video import write_images_as_video
-    from ganvid.pipeline.invert import stage_bar
     from ganvid.pipeline.job import resolve_device
     from ganvid.pipeline.render import RenderJob, render_frames
+    from ganvid.ui import stage_bar
 
     device = resolve_device(options.device)
     coder = PhotoCoder(options.coder, device)

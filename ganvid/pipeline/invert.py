@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -57,6 +56,7 @@ from ganvid.pipeline.workdir import (
     output_folder,
     read_json,
 )
+from ganvid.ui import stage_bar
 
 DEFAULT_GENERATOR = "sg3-r-ffhq-1024"
 DEFAULT_ENCODER = "restyle-e4e-ffhq"
@@ -223,23 +223,6 @@ def output_paths(
     if side_by_side:
         paths["side_by_side"] = main.with_name(f"{main.stem}_sbs{main.suffix}")
     return paths
-
-
-@contextmanager
-def stage_bar(name: str, total: int, completed: int = 0) -> Iterator[Callable[..., None]]:
-    """A rich progress bar with ETA; yields `update(advance=1, completed=None)`."""
-    from ganvid.ui import progress
-
-    with progress() as bar:
-        task = bar.add_task(name, total=total, completed=completed)
-
-        def update(advance: int = 1, completed: int | None = None) -> None:
-            if completed is not None:
-                bar.update(task, completed=completed)
-            else:
-                bar.advance(task, advance)
-
-        yield update
 
 
 def batches(indices: list[int], size: int) -> Iterator[list[int]]:

@@ -75,7 +75,6 @@ from ganvid.pipeline.align import clip_images, track_geometry
 from ganvid.pipeline.invert import (
     ALIGNED_SIZE,
     frame_count,
-    stage_bar,
     stage_decode,
 )
 from ganvid.pipeline.job import Job, input_clip
@@ -91,6 +90,7 @@ from ganvid.pipeline.workdir import (
     output_folder,
     read_json,
 )
+from ganvid.ui import stage_bar
 
 WplusMode = Literal["mean", "smooth"]
 MaskMode = Literal["full", "hull"]

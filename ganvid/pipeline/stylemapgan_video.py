@@ -42,7 +42,7 @@ from ganvid.errors import InputError
 from ganvid.files import absolute
 from ganvid.pipeline.align import clip_images, track_geometry
 from ganvid.pipeline.compose import ComposeConfig, ComposeSources, compose_videos
-from ganvid.pipeline.invert import batches, frame_count, stage_bar
+from ganvid.pipeline.invert import batches, frame_count
 from ganvid.pipeline.job import Job, input_clip
 from ganvid.pipeline.paste_back import paste_config
 from ganvid.pipeline.styleganex_video import decode_clip, face_options
@@ -56,6 +56,7 @@ from ganvid.pipeline.workdir import (
     output_folder,
     read_json,
 )
+from ganvid.ui import stage_bar
 
 GEOMETRY_STAGE = "smgan_geometry"
 ENCODE_STAGE = "smgan_encode"

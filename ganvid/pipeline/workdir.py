@@ -212,6 +212,54 @@ def completed_manifest(root: str | os.PathLike, name: str) -> dict:
     return manifest
 
 
+def stage_manifests(root: Path) -> dict[str, dict]:
+    """Every completed stage of the work dir at `root`: {stage name: its manifest}.
+
+    A stage `x` keeps `x.json` beside its folder `x/` (`ganvid.pipeline.workdir`); folders
+    without a manifest (edits/, edits/<tag>/) are searched, stage folders (thousands of
+    per-frame files) are not.
+    """
+    found: dict[str, dict] = {}
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        names = {e.name for e in entries}
+        for entry in entries:
+            if entry.name.endswith(".json") and entry.is_file():
+                manifest = read_json(entry.path)
+                if isinstance(manifest, dict) and manifest.get("complete") and "key" in manifest:
+                    found[str(Path(entry.path).relative_to(root).with_suffix(""))] = manifest
+            elif entry.is_dir() and f"{entry.name}.json" not in names:
+                folders.append(Path(entry.path))
+    return found
+
+
+def recorded_outputs(root: Path) -> set[Path]:
+    """Files the work dir's stages record as written (their `output`/`outputs` facts): the
+    videos earlier runs wrote beside a clip, which a folder job must not take for clips."""
+    paths: set[Path] = set()
+
+    def collect(value) -> None:
+        if isinstance(value, str):
+            paths.add(Path(value).resolve())
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                collect(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+
+    for manifest in stage_manifests(root).values():
+        info = manifest.get("info") or {}
+        for key in ("output", "outputs"):
+            collect(info.get(key))
+    return paths
+
+
 def default_workdir(clip: str | os.PathLike) -> Path:
     """`<dir>/<stem>.ganvid` beside the clip (e.g. `talk.mp4` -> `talk.ganvid/`)."""
     clip = Path(clip)
