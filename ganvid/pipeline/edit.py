@@ -406,10 +406,7 @@ class EditJob(Job):
 
     # -- stages ------------------------------------------------------------------------------
 
-    def _stage(self, wd: Workdir, name: str, fn: Callable, **kwargs: Any) -> StageRecord:
-        return self.stage(wd, name, fn, inputs={"job": self, **kwargs.pop("inputs", {})}, **kwargs)
-
-    def _latents(self, wd: Workdir) -> list[str]:
+    def _latents(self) -> list[str]:
         """Run the latents stage; the upstream list a render stage depends on."""
         if self.request.is_empty:
             return ["smooth", "pti"]
@@ -418,8 +415,7 @@ class EditJob(Job):
         if self.request.style_from is not None:
             self.request.crossover_layers(self.generator.num_ws)  # --layers out of range
         name = f"{self.edits_dir}/latents"
-        self._stage(
-            wd,
+        self.stage(
             name,
             stage_latents,
             options={
@@ -439,7 +435,6 @@ class EditJob(Job):
 
     def _render_and_encode(
         self,
-        wd: Workdir,
         prefix: str,
         upstream: list[str],
         outputs: dict[str, tuple[Path, Layout]],
@@ -449,8 +444,7 @@ class EditJob(Job):
         render_name = f"{prefix}/render"
         extra = {} if fov is None else {"expansion": fov["expansion"], "band": fov["band"]}
         label = "render (fov)" if fov else "render (edit)"
-        self._stage(
-            wd,
+        self.stage(
             render_name,
             stage_render,
             inputs={**extra, "label": label},
@@ -465,8 +459,7 @@ class EditJob(Job):
         )
         from dataclasses import asdict
 
-        self._stage(
-            wd,
+        self.stage(
             f"{prefix}/encode",
             stage_encode,
             options={
@@ -513,9 +506,9 @@ class EditJob(Job):
         outputs = {
             n: (main if n == "video" else sibling(main, "sbs"), lay) for n, lay in layouts.items()
         }
-        with Workdir(self.workdir_path) as wd:
-            upstream = self._latents(wd)
-            self._render_and_encode(wd, self.edits_dir, upstream, outputs)
+        with self.open(job=self):
+            upstream = self._latents()
+            self._render_and_encode(self.edits_dir, upstream, outputs)
         return self._summary(outputs, self.edits_dir)
 
     def run_fov(self, expansion: Expansion, band: int | None) -> EditSummary:
@@ -540,9 +533,9 @@ class EditJob(Job):
             "describe": {"expansion": [e.left, e.right, e.top, e.bottom], "band": band},
             "offset": [e.top, e.left],
         }
-        with Workdir(self.workdir_path) as wd:
-            upstream = self._latents(wd)
-            self._render_and_encode(wd, prefix, upstream, outputs, fov)
+        with self.open(job=self):
+            upstream = self._latents()
+            self._render_and_encode(prefix, upstream, outputs, fov)
         return self._summary(outputs, prefix)
 
     def run_preview(self, count: int) -> Path:
@@ -553,8 +546,8 @@ class EditJob(Job):
         o = self.options
         main = absolute(o.output) if o.output is not None else self.default_output()
         path = sibling(main, "preview").with_suffix(".png")
-        with Workdir(self.workdir_path) as wd:
-            self._latents(wd)
+        with self.open(job=self):
+            self._latents()
         frames = self.inversion.frames
         indices = sorted(set(np.linspace(0, frames - 1, min(count, frames)).round().astype(int)))
         crops = self.inversion.crops

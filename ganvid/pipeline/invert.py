@@ -30,7 +30,7 @@ not the PTI pivots).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -598,15 +598,10 @@ class InvertJob(Job):
     def run(self) -> InvertSummary:
         o = self.options
         # not hashed: the clip's content is (files=), so moving or renaming it costs nothing
-        inputs = {"models": self.models, "batch": o.batch, "clip": self.clip}
         weights = self.weights
-        with Workdir(self.workdir_path) as wd:
-
-            def stage(name: str, fn: Callable, **kwargs: Any) -> StageRecord:
-                return self.stage(wd, name, fn, inputs=inputs, **kwargs)
-
+        with self.open(models=self.models, batch=o.batch, clip=self.clip) as wd:
             clip = {"clip": self.clip}
-            stage(
+            self.stage(
                 "decode",
                 stage_decode,
                 options={},
@@ -614,7 +609,7 @@ class InvertJob(Job):
                 outputs=["video.json"],
             )
             last = f"{frame_count(wd) - 1:06d}"
-            stage(
+            self.stage(
                 "geometry",
                 stage_geometry,
                 options=self.geometry_options(),
@@ -622,7 +617,7 @@ class InvertJob(Job):
                 upstream=["decode"],
                 outputs=["geometry.npz", f"crops/{last}.png"],
             )
-            stage(
+            self.stage(
                 "invert",
                 stage_invert,
                 options={"n_iters": o.encoder_iters},
@@ -630,14 +625,14 @@ class InvertJob(Job):
                 upstream=["geometry"],
                 outputs=["ws.npy"],
             )
-            stage(
+            self.stage(
                 "smooth",
                 stage_smooth,
                 options={"smooth": o.smooth, "fine_layer_mean": o.fine_layer_mean},
                 upstream=["invert", "geometry"],
                 outputs=["ws.npy", "transforms.npy"],
             )
-            pti = stage(
+            pti = self.stage(
                 "pti",
                 stage_pti,
                 options={"pti": self.pti_config()},
@@ -645,7 +640,7 @@ class InvertJob(Job):
                 upstream=["smooth", "geometry"],
                 outputs=["generator.pt"],
             )
-            stage(
+            self.stage(
                 "render",
                 stage_render,
                 options={},
@@ -663,7 +658,7 @@ class InvertJob(Job):
                 encode_options["exact_size"] = True
             if self.paste.mask != "hull":  # absent for the default: earlier runs stay cached
                 encode_options["mask"] = self.paste.mask
-            encode = stage(
+            encode = self.stage(
                 "encode",
                 stage_encode,
                 options=encode_options,

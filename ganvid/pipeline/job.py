@@ -1,19 +1,21 @@
 """What every job shares, in one place: the device, the input clip, the pretrained files (with
 one grouped error when several are missing), and the stage runner over a work dir.
 
-    job = Job(device="auto", batch=4, fresh=False)
-    with Workdir(path) as wd:
-        job.stage(wd, "decode", stage_decode, options={}, files={"clip": clip}, ...)
-    job.records                       # one StageRecord per stage run or skipped, in order
+    class InvertJob(Job):                    # sets self.workdir_path, then:
+        def run(self):
+            with self.open(clip=self.clip) as wd:    # the locked work dir; inputs for every stage
+                self.stage("decode", stage_decode, options={}, files={"clip": self.clip}, ...)
+            self.records                     # one StageRecord per stage run or skipped, in order
 
-`Job.stage` is `workdir.run_stage` with the job's `--fresh` and a record of every stage, so each
-job's summary table lists the same things the same way.
+`Job.stage` is `workdir.run_stage` in the open work dir, with the job's `--fresh` and a record of
+every stage, so each job's summary table lists the same things the same way.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +79,12 @@ def resolve_weights(
 
 
 class Job:
-    """The device, the batch size and `--fresh` of a job, and its stage runner."""
+    """The device, the batch size and `--fresh` of a job, and its stage runner.
+
+    Subclasses set `workdir_path` (the work dir, absolute) before `open()`.
+    """
+
+    workdir_path: Path
 
     def __init__(self, device: str, batch: int, fresh: bool) -> None:
         if batch < 1:
@@ -85,11 +92,28 @@ class Job:
         self.device = resolve_device(device)
         self.fresh = fresh
         self.records: list[StageRecord] = []
+        self._open: tuple[Workdir, dict[str, Any]] | None = None
+
+    @contextmanager
+    def open(self, **inputs: Any) -> Iterator[Workdir]:
+        """The job's work dir, locked for its stages; `inputs` (networks, the clip's path: not
+        hashed, see `run_stage`) are handed to every stage run inside."""
+        with Workdir(self.workdir_path) as wd:
+            self._open = (wd, inputs)
+            try:
+                yield wd
+            finally:
+                self._open = None
 
     def stage(
-        self, wd: Workdir, name: str, fn: Callable, *, inputs: Mapping[str, Any], **kwargs: Any
+        self, name: str, fn: Callable, *, inputs: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> StageRecord:
-        """Run (or skip, when its result is on disk) one stage; see `workdir.run_stage`."""
-        record = run_stage(wd, name, fn, inputs=inputs, fresh=self.fresh, **kwargs)
+        """Run (or skip, when its result is on disk) one stage in the open work dir, with the
+        job's inputs plus `inputs`; see `workdir.run_stage`."""
+        if self._open is None:
+            raise RuntimeError("Job.stage() runs inside `with job.open():`")
+        wd, shared = self._open
+        merged = {**shared, **(inputs or {})}
+        record = run_stage(wd, name, fn, inputs=merged, fresh=self.fresh, **kwargs)
         self.records.append(record)
         return record

@@ -771,14 +771,9 @@ class StyleganexVideoJob(Job):
     def run(self) -> StyleganexSummary:
         o = self.options
         # the clip's path is not hashed, its content is (files=): moving the clip costs nothing
-        inputs = {"job": self, "clip": self.clip}
         clip_file = {"clip": self.clip}
-        with Workdir(self.workdir_path) as wd:
-
-            def stage(name: str, fn: Callable, **kwargs: Any) -> StageRecord:
-                return self.stage(wd, name, fn, inputs=inputs, **kwargs)
-
-            stage(
+        with self.open(job=self, clip=self.clip) as wd:
+            self.stage(
                 "decode",
                 decode_clip,
                 options={},
@@ -786,7 +781,7 @@ class StyleganexVideoJob(Job):
                 outputs=["video.json"],
             )
             last = f"{frame_count(wd) - 1:06d}"
-            stage(
+            self.stage(
                 GEOMETRY_STAGE,
                 stage_geometry,
                 options={"face": face_options(o.face)},
@@ -794,7 +789,7 @@ class StyleganexVideoJob(Job):
                 upstream=["decode"],
                 outputs=["track.npz", f"aligned/{last}.png"],
             )
-            stage(
+            self.stage(
                 WINDOWS_STAGE,
                 stage_windows,
                 options={"crop": asdict(o.crop)},
@@ -803,7 +798,7 @@ class StyleganexVideoJob(Job):
             )
             wplus_stage = f"{o.model_tag or o.tag}_wplus"
             render_stage = f"{o.tag}_render"
-            stage(
+            self.stage(
                 wplus_stage,
                 stage_wplus,
                 options={"stage": wplus_stage, "mode": o.wplus},
@@ -814,7 +809,7 @@ class StyleganexVideoJob(Job):
             edit_files = {}
             if o.edit is not None and isinstance(o.edit.direction, Path):
                 edit_files["direction"] = o.edit.direction
-            stage(
+            self.stage(
                 render_stage,
                 stage_render,
                 options={
@@ -827,7 +822,7 @@ class StyleganexVideoJob(Job):
                 upstream=[wplus_stage, WINDOWS_STAGE, "decode"],
                 outputs=[f"frames/{last}{o.render_format}"],
             )
-            stage(
+            self.stage(
                 f"{o.tag}_encode",
                 stage_encode,
                 options={

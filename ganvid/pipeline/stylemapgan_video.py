@@ -32,7 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -334,17 +333,12 @@ class StylemapVideoJob(Job):
 
     def run(self) -> StylemapVideoSummary:
         o = self.options
-        inputs = {"job": self, "clip": self.clip}
         clip_file = {"clip": self.clip}
-        with Workdir(self.workdir_path) as wd:
-
-            def stage(name: str, fn: Callable, **kwargs: Any) -> StageRecord:
-                return self.stage(wd, name, fn, inputs=inputs, **kwargs)
-
-            stage("decode", decode_clip, options={}, files=clip_file, outputs=["video.json"])
+        with self.open(job=self, clip=self.clip) as wd:
+            self.stage("decode", decode_clip, options={}, files=clip_file, outputs=["video.json"])
             last = f"{frame_count(wd) - 1:06d}"
             size = self.model.config.size
-            stage(
+            self.stage(
                 GEOMETRY_STAGE,
                 stage_geometry,
                 options={"face": face_options(o.face), "size": size},
@@ -352,7 +346,7 @@ class StylemapVideoJob(Job):
                 upstream=["decode"],
                 outputs=["geometry.json", f"aligned/{last}.png"],
             )
-            stage(
+            self.stage(
                 ENCODE_STAGE,
                 stage_encode,
                 options={},
@@ -360,7 +354,7 @@ class StylemapVideoJob(Job):
                 upstream=[GEOMETRY_STAGE],
                 outputs=["stylemaps.npy"],
             )
-            stage(
+            self.stage(
                 SMOOTH_STAGE,
                 stage_smooth,
                 options={"smooth": o.smooth},
@@ -370,7 +364,7 @@ class StylemapVideoJob(Job):
             edit_files = {"checkpoint": self.checkpoint, "reference": o.reference}
             upstream = [SMOOTH_STAGE, "decode"]
             if o.part is not None:
-                stage(
+                self.stage(
                     MASKS_STAGE,
                     stage_masks,
                     options={"part": o.part},
@@ -383,7 +377,7 @@ class StylemapVideoJob(Job):
             else:
                 edit_files["mask"] = o.mask
             render_stage = f"{self.tag}_render"
-            stage(
+            self.stage(
                 render_stage,
                 stage_render,
                 options={
@@ -396,7 +390,7 @@ class StylemapVideoJob(Job):
                 upstream=upstream,
                 outputs=[f"frames/{last}.png"],
             )
-            stage(
+            self.stage(
                 f"{self.tag}_encode",
                 stage_encode_video,
                 options={
