@@ -87,7 +87,7 @@ def sg3_per_frame(device_name: str, size: int, repeat: int) -> float:
     import bench_encoder
 
     args = argparse.Namespace(
-        resolution=size, batches=[1], iters=3, repeat=repeat, with_images=True
+        resolution=size, batches=[1], iters=3, repeat=repeat, with_images=True, narrow=False
     )
     return bench_encoder.bench_device(args, device_name)[0]["invert"]
 

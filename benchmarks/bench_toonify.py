@@ -152,7 +152,8 @@ def save_checkpoint(model, path: Path) -> Path:
 
 
 def time_pipeline(device, frames: int, batch: int, eye_px: float, folder: Path) -> None:
-    from ganvid.pipeline.styleganex_video import CropRule, toonify_video
+    from ganvid.face.windows import CropRule
+    from ganvid.pipeline.styleganex_video import toonify_video
 
     clip = make_clip(folder / "clip.mp4", frames)
     checkpoint = save_checkpoint(build_model("cpu"), folder / "toonify.pt")

@@ -24,11 +24,9 @@ from styleganex_fixtures import write_checkpoint
 from videos import audio_packets
 
 from ganvid.cli import run as run_cli
+from ganvid.face.windows import CropRule, crop_windows, cut_window
 from ganvid.pipeline.styleganex_video import (
-    CropRule,
     PasteOptions,
-    crop_windows,
-    cut_window,
     load_windows,
     paste_window,
     shot_wplus,

@@ -71,7 +71,8 @@ def toonify(
     the video's own size (or written alone with --crop-only). Frames, timestamps and sound are
     kept; the work directory makes a second run reuse everything and an interrupted run resume.
     """
-    from ganvid.pipeline.styleganex_video import CropRule, toonify_video
+    from ganvid.face.windows import CropRule
+    from ganvid.pipeline.styleganex_video import toonify_video
 
     summary = toonify_video(
         clip,

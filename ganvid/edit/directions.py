@@ -105,7 +105,7 @@ def load_direction_file(path: Path, num_ws: int, w_dim: int) -> np.ndarray:
         array = _tensor_from_pt(path)
     else:
         raise InputError(f"direction file {path}: expected a .npy or .pt file")
-    return _as_direction(np.asarray(array, dtype=np.float64), num_ws, w_dim, str(path))
+    return as_direction(np.asarray(array, dtype=np.float64), num_ws, w_dim, str(path))
 
 
 def _tensor_from_pt(path: Path) -> np.ndarray:
@@ -123,7 +123,9 @@ def _tensor_from_pt(path: Path) -> np.ndarray:
     return data.detach().float().numpy()
 
 
-def _as_direction(array: np.ndarray, num_ws: int, w_dim: int, origin: str) -> np.ndarray:
+def as_direction(array: np.ndarray, num_ws: int, w_dim: int, origin: str) -> np.ndarray:
+    """[w_dim] / [1, w_dim] / [num_ws, w_dim] (/ [1, num_ws, w_dim]) -> [num_ws, w_dim] float32;
+    InputError naming `origin` for any other shape or a non-finite value."""
     squeezed = array[0] if array.ndim == 3 and array.shape[0] == 1 else array  # [1,num_ws,w_dim]
     if squeezed.shape in ((w_dim,), (1, w_dim)):
         vector = np.broadcast_to(squeezed.reshape(1, w_dim), (num_ws, w_dim))

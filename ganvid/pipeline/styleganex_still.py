@@ -141,7 +141,7 @@ def largest_face(rgb: np.ndarray, source: Path) -> np.ndarray:
 def face_inputs(rgb: np.ndarray, points: np.ndarray, eye_px: float) -> FaceInputs:
     """Cut the StyleGANEX crop and the FFHQ-aligned face of the face with landmarks `points`."""
     from ganvid.face.align import CropConfig, align_face
-    from ganvid.pipeline.styleganex_video import CropRule, crop_windows, cut_window
+    from ganvid.face.windows import CropRule, crop_windows, cut_window
 
     height, width = rgb.shape[:2]
     windows = crop_windows(

@@ -39,7 +39,7 @@ from ganvid.edit import stylemap as ops
 from ganvid.edit.keyframes import Strength
 from ganvid.errors import InputError
 from ganvid.files import absolute
-from ganvid.pipeline.align import clip_images, track_geometry
+from ganvid.pipeline.align import track_geometry, write_aligned_faces
 from ganvid.pipeline.compose import ComposeConfig, ComposeSources, compose_videos
 from ganvid.pipeline.invert import batches, frame_count
 from ganvid.pipeline.job import Job, input_clip
@@ -130,20 +130,11 @@ def exact_parallelogram(quad: np.ndarray) -> np.ndarray:
 
 def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
     """Tracked landmarks and the FFHQ-aligned face of every frame at the model's size."""
-    from ganvid.face.align import CropConfig, ffhq_crop
-
     clip = Path(inputs["clip"])
     count = frame_count(workdir)
     out = workdir.stage_dir(GEOMETRY_STAGE)
     records, _ = track_geometry(clip, count, out, options["face"])
-    aligned = FrameDir(out / "aligned")
-    config = CropConfig(options["size"], "ffhq")
-    todo = set(aligned.missing(count))
-    with stage_bar("aligned faces", count, count - len(todo)) as update:
-        for index, image in enumerate(clip_images(clip)):
-            if index in todo:
-                aligned.write(index, ffhq_crop(image, records[index].aligned_quad, config))
-                update()
+    write_aligned_faces(clip, records, FrameDir(out / "aligned"), options["size"])
     shots = np.array([r.shot for r in records], dtype=np.int64)
     return {"frames": count, "shots": int(len(np.unique(shots)))}
 
