@@ -129,3 +129,27 @@ def test_faces_lists_the_people_and_writes_a_contact_sheet(cli, tmp_path, monkey
     assert first["tracks"][0]["centre"][0] < 320 < second["tracks"][0]["centre"][0]
     sheet = read_image(tmp_path / "two.ganvid" / "faces" / "faces.png")
     assert sheet.shape[1] == 2 * 128  # one thumbnail per face
+
+
+def test_faces_then_align_detect_each_frame_once(cli, face_video, tmp_path, monkeypatch):
+    """The raw detections are cached per clip content and detector in the work dir, so a second
+    job on the same clip (align after faces, invert after align) reads them instead of
+    detecting again; another detector gets its own cache."""
+    from ganvid.pipeline import align
+
+    written = []
+    save = align.atomic_save_npz
+    monkeypatch.setattr(align, "atomic_save_npz", lambda p, a: (written.append(p), save(p, a)))
+    workdir = tmp_path / "work"
+    code, _, err = cli("faces", face_video, "--workdir", workdir)
+    assert code == 0, err
+    detected = len(written)
+    assert detected == 7  # every frame but the blank one
+    code, _, err = cli("align", face_video, "-o", workdir, "--size", "64")
+    assert code == 0, err
+    assert len(written) == detected  # no frame detected again
+    (cache,) = (workdir / "detections").iterdir()
+    assert sorted(p.name for p in cache.iterdir()) == sorted(p.name for p in written)
+    code, _, err = cli("align", face_video, "-o", workdir, "--size", "64", "--cnn", "--fresh")
+    assert code == 0, err
+    assert len(written) == 2 * detected and len(list((workdir / "detections").iterdir())) == 2

@@ -1,7 +1,9 @@
 """The one video front end: decode + face geometry, shared by align, invert, toonify and edit.
 
 `detect_geometry` runs the face stage of every video job: each frame's detections are cached in
-`<stage>/detections/` (a killed run resumes where it stopped), face tracks are built over the
+the work dir's `detections/<clip>-<detector>/`, keyed by the clip's content and the detector's
+options, so a killed run resumes where it stopped and `ganvid faces`, `align`, `invert` and the
+StyleGANEX / StyleMapGAN jobs on one clip detect each frame once; face tracks are built over the
 whole clip (`ganvid.face.tracks`), the face `--face` picks is smoothed into per-frame geometry
 and written to `<stage>/geometry.json`. `ganvid align` (`run_align`), `ganvid faces`
 (`run_faces`), `ganvid invert` and the StyleGANEX jobs all call it.
@@ -10,6 +12,8 @@ and written to `<stage>/geometry.json`. `ganvid align` (`run_align`), `ganvid fa
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +38,7 @@ from ganvid.face.geometry import (
 )
 from ganvid.face.landmarks import DetectorConfig, Face
 from ganvid.face.tracks import ClipTracker, TrackConfig, contact_sheet
-from ganvid.pipeline.workdir import FrameDir, atomic_save_npz
+from ganvid.pipeline.workdir import FileHasher, FrameDir, atomic_save_npz
 
 
 def face_configs(face: dict) -> dict:
@@ -113,14 +117,26 @@ def write_aligned_faces(clip: Path, records: list, folder: FrameDir, size: int) 
                 update()
 
 
+def detections_dir(root: Path, clip: Path, detector: DetectorConfig) -> Path:
+    """The folder of the work dir at `root` that caches the raw detections of `clip` by
+    `detector`: named by the clip's content (SHA-256) and the detector's options, so every job
+    of the work dir that runs the same detector on the same clip shares it."""
+    clip_digest = FileHasher(root / "hashes.json").digest(clip)
+    options = json.dumps(dataclasses.asdict(detector), sort_keys=True, default=str)
+    options_digest = hashlib.sha256(options.encode()).hexdigest()
+    return root / "detections" / f"{clip_digest[:16]}-{options_digest[:12]}"
+
+
 def clip_tracks(
     clip: Path, count: int, out: Path, detector: DetectorConfig, track: TrackConfig
 ) -> ClipTracker:
-    """Face tracks of the clip's `count` frames (detections cached in out/detections)."""
+    """Face tracks of the clip's `count` frames; `out` is a stage folder of the work dir, whose
+    detection cache (`detections_dir`) the detections go through."""
     from ganvid.face.landmarks import make_detector
     from ganvid.ui import stage_bar
 
-    cached = CachedDetector(make_detector(detector), out / "detections")
+    cache = detections_dir(out.parent, clip, detector)
+    cached = CachedDetector(make_detector(detector), cache)
     with stage_bar("faces", count) as update:
         return track_clip(clip_images(clip), cached, track, lambda _: update(), cached.helper)
 

@@ -12,7 +12,7 @@ same one, so it is reused):
     sgx_geometry   sgx_geometry/geometry.json    tracked, smoothed, gap-filled landmarks, shots
                    sgx_geometry/track.npz        the same as arrays (landmarks, shot_ids, detected)
                    sgx_geometry/aligned/*.png    FFHQ-aligned faces at 256 (the w+ input)
-                   sgx_geometry/detections/      raw detections per frame (for resuming)
+                   detections/<clip>-<detector>/ raw detections per frame, shared by the jobs
     sgx_windows    sgx_windows/windows.json      crop window per frame, encoder input size
     <tag>_wplus    <tag>_wplus/frames/*.npy      encoder w+ of the sampled frames [18,512]
                    <tag>_wplus/wplus.npy         the w+ rendered [N,18,512] (per-shot mean or
