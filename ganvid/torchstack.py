@@ -127,3 +127,19 @@ def import_torchvision():
             raise
         raise mismatch_error(error) from None
     return torchvision
+
+
+def check_torchvision():
+    """`import_torchvision` plus one call of its compiled operators (`ops.nms`), which a
+    mismatched pair can import but not run; StackError in either case."""
+    import torch
+
+    vision = import_torchvision()
+    boxes = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
+    try:
+        vision.ops.nms(boxes, torch.tensor([1.0, 0.5]), 0.5)
+    except RuntimeError as error:
+        if not is_mismatch(error):
+            raise
+        raise mismatch_error(error) from None
+    return vision
