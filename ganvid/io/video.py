@@ -438,6 +438,8 @@ class VideoWriter:
     audio_from: a file whose first audio stream is copied into the output (None: no sound).
     width, height: display size of the frames to write, when it differs from the source's
         (e.g. a crop or a field-of-view-expanded render).
+    end_pts: where the last frame ends (None: at the source's end, see `_last_frame_duration`),
+        for a segment of a longer video: the next segment's first pts.
 
     The output is written to a temporary file beside `path` and renamed onto `path` when the
     `with` block ends without error; on error the temporary file is deleted and `path` is
@@ -457,8 +459,10 @@ class VideoWriter:
         width: int | None = None,
         height: int | None = None,
         exact_size: bool = False,
+        end_pts: int | None = None,
     ) -> None:
         self.path = Path(path)
+        self._end_pts = None if end_pts is None else int(end_pts)
         self.info = info
         self.width = int(width if width is not None else info.width)
         self.height = int(height if height is not None else info.height)
@@ -478,6 +482,7 @@ class VideoWriter:
         self._durations: dict[int, int] = {}  # pts -> duration of frames already written
         self._held: collections.deque[av.Packet] = collections.deque()
         self._reformatter = VideoReformatter()
+        self._copied_end: int | None = None  # largest pts copied by copy_video
         self.frames_written = 0
 
     # -- context manager ----------------------------------------------------------------------
@@ -516,6 +521,43 @@ class VideoWriter:
         self._held.extend(self._encode(frame))
         self._mux_ready()
         self.frames_written += 1
+
+    def copy_video(self, part: str | os.PathLike) -> None:
+        """Append the video packets of `part` byte for byte, with their timestamps (a stream
+        copy, no re-encode): `part` is a segment of this video written by a VideoWriter with
+        the same settings (so the same codec parameters), starting with a keyframe and
+        carrying its frames' own pts, after the frames written so far. The sound of
+        `audio_from` is interleaved as for encoded frames. VideoError if `part` was encoded
+        with other settings or its timestamps do not follow the frames before it."""
+        if self._container is None or self._stream is None:
+            raise RuntimeError("VideoWriter.copy_video() called outside its `with` block")
+        if self._held:
+            raise RuntimeError("copy_video() after write(): the encoder still holds frames")
+        part = Path(part)
+        first = True
+        with _open_input(part) as container:
+            source = _video_stream(container, part)
+            theirs = source.codec_context.extradata
+            if _parameter_sets(theirs) != _parameter_sets(self._stream.codec_context.extradata):
+                raise VideoError(f"{part}: encoded with other settings than {self.path}")
+            # MP4 stores H.264 as length-prefixed units, the muxer wants what the encoder gives
+            length_size = (theirs[4] & 3) + 1 if theirs and theirs[:1] == b"\x01" else None
+            for packet in container.demux(source):
+                if packet.size == 0:
+                    continue
+                pts = round(packet.pts * packet.time_base / self.info.time_base)
+                if first and self._last_pts is not None and pts <= self._last_pts:
+                    raise VideoError(f"{part}: its frames overlap the frames before it")
+                first = False
+                if self._audio is not None and packet.dts is not None:
+                    self._audio.mux_until(packet.dts * packet.time_base)
+                self._copied_end = pts if self._copied_end is None else max(self._copied_end, pts)
+                if length_size is not None:
+                    packet = _annex_b(packet, length_size)
+                packet.stream = self._stream
+                self._mux(packet)
+                self.frames_written += 1
+        self._last_pts = self._copied_end
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -649,6 +691,8 @@ class VideoWriter:
         source does, and a partial one holds its last frame while the copied sound plays);
         without a source: as long as the gap before it, or one frame period."""
         assert self._last_pts is not None
+        if self._end_pts is not None and self._end_pts > self._last_pts:
+            return self._end_pts - self._last_pts
         if self.info.path is not None:
             source_end = self.info.start_pts + round(self.info.duration_s / self.info.time_base)
             if source_end > self._last_pts:
@@ -905,6 +949,41 @@ def _is_mp4_family(path: Path) -> bool:
 
 def _is_subsampled(pix_fmt: str) -> bool:
     return pix_fmt.startswith(("yuv420", "yuvj420", "yuv422", "yuvj422", "nv12", "nv21"))
+
+
+def _parameter_sets(extradata: bytes | None) -> list[bytes]:
+    """The H.264 parameter sets (SPS, PPS) in a stream's extradata, in either of its forms:
+    an MP4 `avcC` record (what a demuxer gives) or Annex-B start codes (what an encoder gives).
+    Other codecs: the extradata itself."""
+    data = bytes(extradata or b"")
+    if data[:1] == b"\x01" and len(data) > 6:  # avcC: version 1
+        sets, at = [], 5
+        for count_mask in (0x1F, 0xFF):
+            count, at = data[at] & count_mask, at + 1
+            for _ in range(count):
+                size = int.from_bytes(data[at : at + 2], "big")
+                sets.append(data[at + 2 : at + 2 + size])
+                at += 2 + size
+        return sets
+    if data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
+        units = data.replace(b"\x00\x00\x00\x01", b"\x00\x00\x01").split(b"\x00\x00\x01")
+        return [unit for unit in units if unit]
+    return [data]
+
+
+def _annex_b(packet: av.Packet, length_size: int) -> av.Packet:
+    """An H.264 packet of length-prefixed NAL units (MP4) -> the same units with start codes,
+    as an encoder gives them (the MP4 muxer turns them back into exactly the same bytes)."""
+    data, units, at = bytes(packet), [], 0
+    while at < len(data):
+        size = int.from_bytes(data[at : at + length_size], "big")
+        units.append(data[at + length_size : at + length_size + size])
+        at += length_size + size
+    copy = av.Packet(b"".join(b"\x00\x00\x00\x01" + unit for unit in units))
+    copy.pts, copy.dts, copy.duration = packet.pts, packet.dts, packet.duration
+    copy.time_base = packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    return copy
 
 
 def _packet_time(packet: av.Packet) -> Fraction:
