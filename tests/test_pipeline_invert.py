@@ -36,7 +36,8 @@ def test_invert_end_to_end_then_everything_cached(assets, tmp_path, cli):
     clip = tmp_path / "talk.mp4"
     clip.write_bytes(assets["clip"].read_bytes())
     workdir = tmp_path / "work"
-    code, _, err = cli(*invert_args(assets, clip, workdir, "--pti-steps", "4", "--side-by-side"))
+    args = ["--pti-steps", "4", "--side-by-side", "--keep-frames"]
+    code, _, err = cli(*invert_args(assets, clip, workdir, *args))
     assert code == 0, err
 
     outputs = {
@@ -56,17 +57,19 @@ def test_invert_end_to_end_then_everything_cached(assets, tmp_path, cli):
         "decode/video.json",
         "geometry/geometry.json",
         "geometry/geometry.npz",
-        f"geometry/aligned/{last}.png",
-        f"geometry/crops/{last}.png",
         "invert/ws.npy",
         "smooth/ws.npy",
         "smooth/transforms.npy",
         "pti/generator.pt",
         "pti/log.json",
         f"render/frames/{last}.png",
+        "render/segments/video/000000.mp4",
         "encode/metrics.json",
     ):
         assert (workdir / relative).exists(), relative
+    # crops are cut from the clip on demand, PTI's cache of them is gone with PTI
+    for folder in ("geometry/aligned", "geometry/crops", "pti/targets"):
+        assert not (workdir / folder).exists(), folder
     assert np.load(workdir / "smooth" / "ws.npy").shape[0] == FRAMES
     assert not (workdir / "pti" / "checkpoint.pt").exists()
     assert "PSNR" in err and "LPIPS" in err
@@ -86,7 +89,7 @@ def test_invert_end_to_end_then_everything_cached(assets, tmp_path, cli):
     moved = tmp_path / "elsewhere" / "renamed.mp4"  # same content, new path: still cached
     moved.parent.mkdir()
     clip.rename(moved)
-    again = ["--pti-steps", "4", "--side-by-side", "-o", str(outputs["video"])]
+    again = ["--pti-steps", "4", "--side-by-side", "--keep-frames", "-o", str(outputs["video"])]
     code, _, err = cli(*invert_args(assets, moved, workdir, *again))
     assert code == 0, err
     assert {s: read_json(workdir / f"{s}.json")["finished"] for s in STAGES} == finished
@@ -104,7 +107,7 @@ def _render_error(workdir: Path, generator) -> float:
     from ganvid.pipeline.render import RenderJob
 
     job = RenderJob(np.load(workdir / "smooth/ws.npy"), np.load(workdir / "smooth/transforms.npy"))
-    crops = FrameDir(workdir / "geometry" / "crops")
+    crops = load_inversion(workdir).crops()
     errors = [
         np.mean((image.astype(float) - crops.read(i).astype(float)) ** 2)
         for i, image in render_frames(generator, job, torch.device("cpu"), batch=4)
@@ -225,3 +228,57 @@ def test_memory_budget_sizes_parse_and_nonsense_is_refused():
     for bad in ("", "lots", "-1G", "0"):
         with pytest.raises(InputError, match="--max-memory"):
             parse_size(bad)
+
+
+def _psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    error = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(error, 1e-10)))
+
+
+def test_segments_resume_keep_frames_and_single_pass_give_the_same_video(assets, tmp_path, cli):
+    """Renders stream into 5-frame segments (3 for 12 frames): the default and --keep-frames
+    runs write the same bytes; a run missing its last segment renders only that one again
+    and joins the same bytes; one segment is byte for byte today's single-pass encode, and
+    three segments stay close to it (new keyframes, paste-back mask restarted per segment)."""
+    from ganvid.pipeline.compose import ComposeConfig, ComposeSources, compose_videos
+
+    clip = assets["clip"]
+    common = ["--pti-steps", "2", "--segment-frames", "5"]
+    plain, kept = tmp_path / "plain.mp4", tmp_path / "kept.mp4"
+    code, _, err = cli(*invert_args(assets, clip, tmp_path / "w1", *common, "-o", str(plain)))
+    assert code == 0, err
+    args = invert_args(assets, clip, tmp_path / "w2", *common, "--keep-frames", "-o", str(kept))
+    code, _, err = cli(*args)
+    assert code == 0, err
+    assert plain.read_bytes() == kept.read_bytes()
+    assert not (tmp_path / "w1" / "render" / "frames").exists()
+    source_pts, _ = video_frames(clip)
+    pts, images = video_frames(plain)
+    assert pts == source_pts and len(images) == FRAMES
+    assert audio_packets(plain) == audio_packets(clip)
+    segments = tmp_path / "w1" / "render" / "segments" / "video"
+    assert sorted(p.name for p in segments.glob("*.mp4")) == [f"{k:06d}.mp4" for k in range(3)]
+
+    # resume: only the missing segment is rendered again, and the join is the same
+    first = (segments / "000000.mp4").stat().st_mtime_ns
+    (segments / "000002.mp4").unlink()
+    before = plain.read_bytes()
+    plain.unlink()
+    code, _, err = cli(*invert_args(assets, clip, tmp_path / "w1", *common, "-o", str(plain)))
+    assert code == 0, err
+    assert plain.read_bytes() == before
+    assert (segments / "000000.mp4").stat().st_mtime_ns == first
+
+    # today's path: every kept render PNG composed and encoded in one pass
+    work = tmp_path / "w2"
+    single = tmp_path / "single.mp4"
+    sources = ComposeSources(clip, work, FrameDir(work / "render" / "frames"))
+    compose_videos(sources, {"video": (single, "frame")}, ComposeConfig(preset="ultrafast"))
+    one = tmp_path / "one.mp4"
+    args = invert_args(assets, clip, work, "--pti-steps", "2", "--keep-frames", "-o", str(one))
+    code, _, err = cli(*args)
+    assert code == 0, err
+    assert one.read_bytes() == single.read_bytes()
+    _, reference = video_frames(single)
+    psnr = [_psnr_db(a, b) for a, b in zip(images, reference, strict=True)]
+    assert min(psnr) > 30, psnr

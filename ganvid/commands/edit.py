@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from ganvid.commands.options import CRF, DEVICE, EXACT_SIZE, MASK, PRESET
+from ganvid.commands.options import (
+    CRF,
+    DEVICE,
+    EXACT_SIZE,
+    KEEP_FRAMES,
+    MASK,
+    PRESET,
+    SEGMENT_FRAMES,
+)
 from ganvid.pipeline.styleganex_video import EDIT_SIGN_HELP
 
 CLIP = typer.Argument(
@@ -134,6 +142,8 @@ def edit(
     crf: int = CRF,
     preset: str = PRESET,
     exact_size: bool = EXACT_SIZE,
+    keep_frames: bool = KEEP_FRAMES,
+    segment_frames: int = SEGMENT_FRAMES,
     fresh: bool = FRESH,
 ) -> None:
     """Edit an inverted face video: age, smile, pose, gender, your own directions, StyleSpace,
@@ -159,6 +169,7 @@ def edit(
         unsupported = {"--style": style, "--layers": layers, "--preview": preview}
         unsupported.update({"--style-from": style_from, "--expression": expression})
         unsupported["--mask"] = mask != "hull"
+        unsupported["--keep-frames"] = keep_frames
         _styleganex(common, direction, file, strength, paste_back, unsupported)
         return
     from ganvid.pipeline.edit import edit_video
@@ -169,6 +180,8 @@ def edit(
         paste_back=paste_back,
         mask=mask,
         preview=preview,
+        keep_frames=keep_frames,
+        segment_frames=segment_frames,
         **common,
     )
     if isinstance(result, Path):
@@ -206,6 +219,8 @@ def expand_fov(
     crf: int = CRF,
     preset: str = PRESET,
     exact_size: bool = EXACT_SIZE,
+    keep_frames: bool = KEEP_FRAMES,
+    segment_frames: int = SEGMENT_FRAMES,
     fresh: bool = FRESH,
 ) -> None:
     """Render an inverted face video beyond its crop (StyleGAN3 field-of-view expansion).
@@ -224,6 +239,8 @@ def expand_fov(
         domain=domain,
         expansion=Expansion(left, right, top, bottom),
         band=band,
+        keep_frames=keep_frames,
+        segment_frames=segment_frames,
         **_common(
             clip, workdir, output, side_by_side, device, batch, crf, preset, fresh, exact_size
         ),

@@ -15,8 +15,10 @@ from ganvid.commands.options import (
     EXACT_SIZE,
     FACE,
     FRESH,
+    KEEP_FRAMES,
     MASK,
     PRESET,
+    SEGMENT_FRAMES,
     WORKDIR,
     face_options,
 )
@@ -94,6 +96,8 @@ def invert(
     crf: int = CRF,
     preset: str = PRESET,
     exact_size: bool = EXACT_SIZE,
+    keep_frames: bool = KEEP_FRAMES,
+    segment_frames: int = SEGMENT_FRAMES,
     fresh: bool = FRESH,
 ) -> None:
     """Invert a face video into StyleGAN3: landmarks, encoder, smoothing, PTI, render.
@@ -129,6 +133,8 @@ def invert(
         crf=crf,
         preset=preset,
         exact_size=exact_size,
+        keep_frames=keep_frames,
+        segment_frames=segment_frames,
         fresh=fresh,
         face=face_options(detector, cnn, face),
     )

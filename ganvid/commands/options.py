@@ -28,6 +28,18 @@ MASK = typer.Option(
 CRF = typer.Option(18, "--crf", min=0, max=51, help="H.264 quality (lower is better).")
 PRESET = typer.Option("medium", "--preset", help="x264 speed preset.")
 FRESH = typer.Option(False, "--fresh", help="Recompute every stage.")
+KEEP_FRAMES = typer.Option(
+    False,
+    "--keep-frames",
+    help="Also keep every render as a PNG in the work dir, for inspection (the videos are the "
+    "same). Default: renders go straight into the encoder.",
+)
+SEGMENT_FRAMES = typer.Option(
+    300,
+    "--segment-frames",
+    min=1,
+    help="Frames per resumable output segment: what a killed run may have to render again.",
+)
 EXACT_SIZE = typer.Option(
     False,
     "--exact-size",

@@ -73,9 +73,11 @@ class ComposeSources:
     def pts(self) -> list[int]:
         return list(read_json(self.workdir / "decode" / "video.json")["pts"])
 
-    @property
-    def crops(self) -> FrameDir:
-        return FrameDir(self.workdir / "geometry" / "crops")
+    def crops(self, frames):
+        """The unaligned crops, cut on demand from `frames` (a `crops.ClipFrames`)."""
+        from ganvid.pipeline.crops import CropCutter
+
+        return CropCutter.load(self.workdir / "geometry" / "geometry.npz", self.clip, frames)
 
     def records(self) -> list:
         from ganvid.face.geometry import load_geometry
@@ -169,30 +171,38 @@ def composed_frames(
     layouts: set[str],
     config: ComposeConfig = ComposeConfig(),
     need_crop: bool = False,
+    indices: range | None = None,
 ) -> Iterator[ComposedFrame]:
-    """Stream every frame's images for `layouts`, in order (the source clip is decoded only
-    when a layout shows it). VideoError if the clip is not the one the work dir was made from."""
-    from ganvid.io.video import read_frames
+    """Stream every frame's images for `layouts` (or those of `indices`), in order; the source
+    clip is decoded only when a layout shows it or a crop is cut from it. The paste-back's
+    temporal mask starts afresh with each call. VideoError if the clip is not the one the work
+    dir was made from."""
+    from ganvid.pipeline.crops import ClipFrames
 
     unknown = set(layouts) - set(LAYOUTS)
     if unknown:
         raise ValueError(f"unknown output layouts {sorted(unknown)}")
     need_crop = need_crop or bool(layouts & _NEEDS_CROP)
     paster = _Paster(sources.records(), config.paste) if layouts & _NEEDS_SOURCE else None
-    frames = read_frames(sources.clip) if layouts & _NEEDS_SOURCE else None
-    for index, stamp in enumerate(sources.pts):
+    clip = ClipFrames(sources.clip) if paster is not None or need_crop else None
+    cutter = sources.crops(clip) if need_crop else None
+    pts = sources.pts
+    for index in range(len(pts)) if indices is None else indices:
+        stamp = pts[index]
         render = sources.renders.read(index)
-        frame = pasted = None
-        if frames is not None:
-            decoded = next(frames, None)
-            if decoded is None or decoded.pts != stamp:
+        frame = pasted = crop = None
+        if clip is not None:
+            decoded = clip.get(index)
+            if decoded.pts != stamp:
                 raise VideoError(
                     f"{sources.clip} differs from the clip this work dir was made from "
                     f"(frame {index}); pass the original clip"
                 )
             frame = decoded.image
+        if paster is not None:
             pasted = paster(index, frame, render)
-        crop = sources.crops.read(index) if need_crop else None
+        if cutter is not None:
+            crop = cutter.unaligned(index, frame)
         images = {
             layout: _layout_image(layout, frame, pasted, render, crop, config.crop_offset)
             for layout in layouts

@@ -50,15 +50,14 @@ from ganvid.pipeline.compose import (
     ComposeConfig,
     ComposeSources,
     Layout,
-    compose_videos,
     main_layouts,
     sibling,
 )
 from ganvid.pipeline.fov import Expansion
 from ganvid.pipeline.job import Job
 from ganvid.pipeline.paste_back import paste_config
+from ganvid.pipeline.segments import SEGMENT_FRAMES
 from ganvid.pipeline.workdir import (
-    FrameDir,
     StageRecord,
     Workdir,
     atomic_path,
@@ -96,6 +95,10 @@ class RenderOptions:
     exact_size: bool = False
     """Odd frame sizes: False pads to even yuv420p (plays everywhere), True keeps them (4:4:4)."""
     fresh: bool = False
+    keep_frames: bool = False
+    """Also keep the renders as PNGs (<stage>/frames/) for inspection; the videos are the same."""
+    segment_frames: int = SEGMENT_FRAMES
+    """Frames per resumable output segment (`ganvid.pipeline.segments`)."""
 
 
 @dataclass(frozen=True)
@@ -236,37 +239,53 @@ def stage_latents(workdir: Workdir, inputs: dict, options: dict) -> dict:
 
 
 def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Render every frame (edited, maybe expanded) -> <stage>/frames/*.png."""
-    from ganvid.pipeline.render import render_to_dir
-    from ganvid.ui import stage_bar
+    """Render every frame (edited, maybe expanded), compose the outputs and encode them into
+    <stage>/segments/<output>/*.mp4 (`ganvid.pipeline.segments`); --keep-frames also keeps
+    <stage>/frames/*.png."""
+    from ganvid.pipeline.render import render_frames
+    from ganvid.pipeline.segments import encode_segments
 
     job: EditJob = inputs["job"]
     render = job.render_job(inputs.get("expansion"), inputs.get("band"))
-    frames = FrameDir(workdir.stage_dir(options["stage"]) / "frames")
-    done = len(render) - len(frames.missing(len(render)))
-    with stage_bar(inputs.get("label", "render"), len(render), done) as update:
-        render_to_dir(
-            job.generator, render, frames, job.device, job.options.batch, lambda _: update()
-        )
-    height, width = frames.read(0).shape[:2]
-    return {"frames": len(render), "size": [height, width]}
+    info = encode_segments(
+        workdir.stage_dir(options["stage"]),
+        ComposeSources(job.clip, workdir.root, None),
+        lambda frames: render_frames(job.generator, render, job.device, job.options.batch, frames),
+        {name: layout for name, layout in options["layouts"].items()},
+        _compose_config(options),
+        options["segment_frames"],
+        options.get("keep_frames", False),
+        label=inputs.get("label", "render"),
+    )
+    return {"frames": len(render), "size": info["size"]}
 
 
-def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Write the output videos (pasted back or crops) with the source's pts and sound."""
+def _compose_config(options: dict) -> ComposeConfig:
     from ganvid.pipeline.paste_back import PasteConfig
 
-    job: EditJob = inputs["job"]
-    sources = ComposeSources(job.clip, workdir.root, FrameDir(workdir.root / options["frames"]))
-    outputs = {name: (Path(path), layout) for name, (path, layout) in options["outputs"].items()}
-    config = ComposeConfig(
+    return ComposeConfig(
         paste=PasteConfig(**options["paste"]),
         crf=options["crf"],
         preset=options["preset"],
         crop_offset=tuple(options["crop_offset"]),
         exact_size=options.get("exact_size", False),
     )
-    written = compose_videos(sources, outputs, config)
+
+
+def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Join the render's segments into the output videos (stream copy, the source's pts and
+    sound)."""
+    from ganvid.pipeline.segments import join_segments
+
+    job: EditJob = inputs["job"]
+    outputs = {name: Path(path) for name, path in options["outputs"].items()}
+    written = join_segments(
+        workdir.root / options["render"],
+        job.clip,
+        outputs,
+        _compose_config(options),
+        options["segment_frames"],
+    )
     return {"outputs": {k: str(v) for k, v in written.items()}}
 
 
@@ -440,10 +459,24 @@ class EditJob(Job):
         outputs: dict[str, tuple[Path, Layout]],
         fov: dict | None = None,
     ) -> None:
-        last = f"frames/{self.inversion.frames - 1:06d}.png"
+        from dataclasses import asdict
+
+        from ganvid.pipeline.segments import last_segments
+
+        o = self.options
         render_name = f"{prefix}/render"
         extra = {} if fov is None else {"expansion": fov["expansion"], "band": fov["band"]}
         label = "render (fov)" if fov else "render (edit)"
+        compose = {
+            "paste": asdict(self.paste),
+            "crf": o.crf,
+            "preset": o.preset,
+            "crop_offset": [0, 0] if fov is None else fov["offset"],
+            "segment_frames": o.segment_frames,
+            # absent for the default
+            **({"exact_size": True} if o.exact_size else {}),
+        }
+        kept = [f"frames/{self.inversion.frames - 1:06d}.png"] if o.keep_frames else []
         self.stage(
             render_name,
             stage_render,
@@ -452,28 +485,24 @@ class EditJob(Job):
                 "stage": render_name,
                 "ws": str(self.ws_path().relative_to(self.workdir_path)),
                 "fov": None if fov is None else fov["describe"],
+                "layouts": {name: layout for name, (_, layout) in outputs.items()},
+                **compose,
+                **({"keep_frames": True} if o.keep_frames else {}),
             },
-            files={"generator": self.inversion.generator_path},
-            upstream=upstream,
-            outputs=[last],
+            files={"generator": self.inversion.generator_path, "clip": self.clip},
+            upstream=[*upstream, "geometry", "decode"],
+            outputs=last_segments(self.inversion.frames, o.segment_frames, list(outputs)) + kept,
         )
-        from dataclasses import asdict
-
         self.stage(
             f"{prefix}/encode",
             stage_encode,
             options={
-                "frames": f"{render_name}/frames",
-                "outputs": {n: [str(p.resolve()), layout] for n, (p, layout) in outputs.items()},
-                "paste": asdict(self.paste),
-                "crf": self.options.crf,
-                "preset": self.options.preset,
-                "crop_offset": [0, 0] if fov is None else fov["offset"],
-                # absent for the default: earlier runs stay cached
-                **({"exact_size": True} if self.options.exact_size else {}),
+                "render": render_name,
+                "outputs": {n: str(p.resolve()) for n, (p, _) in outputs.items()},
+                **compose,
             },
             files={"clip": self.clip},
-            upstream=[render_name, "geometry", "decode"],
+            upstream=[render_name, "decode"],
             outputs=[p.resolve() for p, _ in outputs.values()],
         )
 
@@ -550,7 +579,7 @@ class EditJob(Job):
             self._latents()
         frames = self.inversion.frames
         indices = sorted(set(np.linspace(0, frames - 1, min(count, frames)).round().astype(int)))
-        crops = self.inversion.crops
+        crops = self.inversion.crops(self.clip)
         tiles = [
             np.concatenate([_fit(crops.read(i), image.shape[:2]), image], axis=1)
             for i, image in render_frames(

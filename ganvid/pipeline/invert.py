@@ -40,9 +40,10 @@ import numpy as np
 
 from ganvid.errors import WorkdirError
 from ganvid.files import absolute
-from ganvid.pipeline.align import clip_images, track_geometry
+from ganvid.pipeline.align import track_geometry
 from ganvid.pipeline.job import Job, input_clip, resolve_weights
 from ganvid.pipeline.paste_back import PasteConfig, paste_config
+from ganvid.pipeline.segments import SEGMENT_FRAMES
 from ganvid.pipeline.workdir import (
     FrameDir,
     StageRecord,
@@ -107,6 +108,10 @@ class InvertOptions:
     fresh: bool = False
     face: dict = field(default_factory=dict)
     """Options for `ganvid.face` (detector backend, face choice, window size...)."""
+    keep_frames: bool = False
+    """Also keep the renders as PNGs (render/frames/) for inspection; the videos are the same."""
+    segment_frames: int = SEGMENT_FRAMES
+    """Frames per resumable output segment (`ganvid.pipeline.segments`)."""
 
 
 @dataclass
@@ -168,9 +173,10 @@ class Inversion:
     def pts(self) -> list[int]:
         return list(read_json(self.path("decode/video.json"))["pts"])
 
-    @property
-    def crops(self) -> FrameDir:
-        return FrameDir(self.path("geometry/crops"))
+    def crops(self, clip: Path | None = None):
+        """The unaligned crops, cut on demand from `clip` (default: the inverted clip), with
+        `read(index)`."""
+        return crop_cutter(self.workdir, self.clip if clip is None else clip).unaligned_crops
 
     def generator(self, device, tuned: bool = True):
         """The generator the inversion used; with `tuned`, its PTI weights loaded."""
@@ -295,31 +301,23 @@ ALIGNED_SIZE = 256
 
 
 def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Landmarks, tracking, shots, windows and transforms; then the two crops of every frame."""
-    from ganvid.face.align import CropConfig, ffhq_crop
+    """Landmarks, tracking, shots, windows and transforms, and the exact quads and sizes the
+    crops are cut over (`ganvid.pipeline.crops`: cut from the clip on demand, not stored)."""
+    from ganvid.pipeline.crops import CropSizes, quad_arrays
 
     clip = Path(inputs["clip"])
     count = frame_count(workdir)
     out = workdir.stage_dir("geometry")
     records, _ = track_geometry(clip, count, out, options["face"])
-    aligned = FrameDir(out / "aligned")
-    crops = FrameDir(out / "crops")
-    aligned_config = CropConfig(options["aligned_size"], "ffhq")
-    crop_config = CropConfig(options["crop_size"], options["unaligned_fill"])
-    todo = set(aligned.missing(count)) | set(crops.missing(count))
-    with stage_bar("crops", count, count - len(todo)) as update:
-        for index, frame in enumerate(clip_images(clip)):
-            if index in todo:
-                record = records[index]
-                aligned.write(index, ffhq_crop(frame, record.aligned_quad, aligned_config))
-                crops.write(index, ffhq_crop(frame, record.unaligned_quad, crop_config))
-                update()
+    sizes = CropSizes(options["aligned_size"], options["crop_size"], options["unaligned_fill"])
     arrays = {
         "params": np.array([r.transform.params for r in records], dtype=np.float64),
         "scale": np.array([r.transform.scale for r in records], dtype=np.float64),
         "shot_ids": np.array([r.shot for r in records], dtype=np.int64),
         "detected": np.array([r.detected for r in records], dtype=bool),
         "interpolated": np.array([r.interpolated for r in records], dtype=bool),
+        **quad_arrays(records),
+        **sizes.arrays(),
     }
     atomic_save_npz(out / "geometry.npz", arrays)
     return {
@@ -327,6 +325,13 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
         "shots": int(len(np.unique(arrays["shot_ids"]))),
         "interpolated": int(arrays["interpolated"].sum()),
     }
+
+
+def crop_cutter(workdir: Path, clip: Path):
+    """The crops of the work dir at `workdir`, cut from `clip` on demand (`CropCutter`)."""
+    from ganvid.pipeline.crops import CropCutter
+
+    return CropCutter.load(workdir / "geometry" / "geometry.npz", clip)
 
 
 def stage_invert(workdir: Workdir, inputs: dict, options: dict) -> dict:
@@ -337,13 +342,13 @@ def stage_invert(workdir: Workdir, inputs: dict, options: dict) -> dict:
 
     models: Models = inputs["models"]
     count = frame_count(workdir)
-    aligned = FrameDir(workdir.root / "geometry" / "aligned")
+    aligned = crop_cutter(workdir.root, Path(inputs["clip"]))
     per_frame = FrameDir(workdir.stage_dir("invert") / "ws", ".npy")
     todo = per_frame.missing(count)
     inverter = models.restyle.inverter(n_iters=options["n_iters"], generator=models.base_generator)
     with stage_bar("invert (encoder)", count, count - len(todo)) as update:
         for chunk in batches(todo, inputs["batch"]):
-            images = to_float([aligned.read(i) for i in chunk], models.device)
+            images = to_float([aligned.aligned(i) for i in chunk], models.device)
             with torch.no_grad():
                 ws = inverter.invert(images, return_images=False).ws.float().cpu().numpy()
             for index, w in zip(chunk, ws, strict=True):
@@ -377,7 +382,13 @@ def stage_smooth(workdir: Workdir, inputs: dict, options: dict) -> dict:
 
 
 def stage_pti(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Tune the generator on the unaligned crops -> pti/generator.pt, pti/log.json."""
+    """Tune the generator on the unaligned crops -> pti/generator.pt, pti/log.json.
+
+    PTI reads its targets many times in random order, so they are cut from the clip once into
+    pti/targets/*.png (resumable) and deleted when the tuned weights are written."""
+    import shutil
+
+    from ganvid.pipeline.crops import cache_unaligned
     from ganvid.pipeline.pti import PivotalTuner, PTIConfig, TargetFrames, save_tuned
 
     models: Models = inputs["models"]
@@ -385,8 +396,11 @@ def stage_pti(workdir: Workdir, inputs: dict, options: dict) -> dict:
     out = workdir.stage_dir("pti")
     count = frame_count(workdir)
     generator = models.generator()
+    cache = FrameDir(out / "targets")
+    if config.steps > 0:
+        cache_unaligned(crop_cutter(workdir.root, Path(inputs["clip"])), cache, "pti targets")
     targets = TargetFrames(
-        FrameDir(workdir.root / "geometry" / "crops"),
+        cache,
         count,
         generator.img_resolution,
         config.cache_frames,
@@ -408,15 +422,21 @@ def stage_pti(workdir: Workdir, inputs: dict, options: dict) -> dict:
     save_tuned(generator, out / "generator.pt")
     atomic_write_json(out / "log.json", asdict(result))
     (out / "checkpoint.pt").unlink(missing_ok=True)
+    shutil.rmtree(cache.path, ignore_errors=True)
     summary = asdict(result)
     summary.pop("log")
     return summary
 
 
 def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Render every frame with the tuned generator -> render/frames/*.png."""
+    """Render every frame with the tuned generator, compose the outputs and encode them into
+    render/segments/<output>/*.mp4 (`ganvid.pipeline.segments`), with each segment's LPIPS /
+    PSNR against the crops in render/segments/metrics/*.json; --keep-frames also keeps
+    render/frames/*.png."""
+    from ganvid.pipeline.compose import ComposeSources
     from ganvid.pipeline.pti import load_tuned
-    from ganvid.pipeline.render import RenderJob, render_to_dir
+    from ganvid.pipeline.render import RenderJob, render_frames
+    from ganvid.pipeline.segments import encode_segments
 
     models: Models = inputs["models"]
     generator = models.generator()
@@ -425,48 +445,71 @@ def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
         np.load(workdir.root / "smooth" / "ws.npy", mmap_mode="r"),
         np.load(workdir.root / "smooth" / "transforms.npy"),
     )
-    frames = FrameDir(workdir.stage_dir("render") / "frames")
-    done = len(job) - len(frames.missing(len(job)))
-    with stage_bar("render", len(job), done) as update:
-        render_to_dir(generator, job, frames, models.device, inputs["batch"], lambda _: update())
-    return {"frames": len(job), "resolution": int(generator.img_resolution)}
-
-
-def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Write the output videos with the source's pts and sound (the reconstruction pasted back
-    into the frames, or the crop); measure LPIPS / PSNR against the crops."""
-    from ganvid.pipeline.compose import (
-        ComposeConfig,
-        ComposeSources,
-        compose_videos,
-        main_layouts,
-    )
-
-    models: Models = inputs["models"]
-    renders = FrameDir(workdir.root / "render" / "frames")
-    sources = ComposeSources(Path(inputs["clip"]), workdir.root, renders)
-    side_by_side = "side_by_side" in options["outputs"]
-    layouts = {**main_layouts(options["paste_back"], side_by_side), "crop": "crop"}
-    outputs = {name: (Path(path), layouts[name]) for name, path in options["outputs"].items()}
+    out = workdir.stage_dir("render")
+    sources = ComposeSources(Path(inputs["clip"]), workdir.root, None)
     meter = ReconstructionMeter(models, inputs["batch"])
 
     def measure(index: int, render: np.ndarray, crop: np.ndarray) -> None:
         meter.add(render, crop if crop.shape == render.shape else _resize(crop, render.shape[0]))
 
-    paste = PasteConfig(mask=options.get("mask", "hull"))
-    config = ComposeConfig(
-        paste=paste,
+    def segment_done(k: int) -> None:
+        atomic_write_json(out / "segments" / "metrics" / f"{k:06d}.json", meter.finish())
+        meter.reset()
+
+    info = encode_segments(
+        out,
+        sources,
+        lambda frames: render_frames(generator, job, models.device, inputs["batch"], frames),
+        options["layouts"],
+        compose_config(options),
+        options["segment_frames"],
+        options.get("keep_frames", False),
+        on_frame=measure,
+        on_segment=segment_done,
+    )
+    return {"frames": len(job), "resolution": int(generator.img_resolution), **info}
+
+
+def compose_config(options: dict):
+    """The ComposeConfig of a render stage's options (optional keys absent = defaults)."""
+    from ganvid.pipeline.compose import ComposeConfig
+
+    return ComposeConfig(
+        paste=PasteConfig(mask=options.get("mask", "hull")),
         crf=options["crf"],
         preset=options["preset"],
         exact_size=options.get("exact_size", False),
     )
-    compose_videos(sources, outputs, config, on_frame=measure)
-    metrics = meter.finish()
+
+
+def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+    """Join the render's segments into the output videos (stream copy, the source's pts and
+    sound) and gather the per-frame LPIPS / PSNR into encode/metrics.json."""
+    from ganvid.pipeline.segments import join_segments, segment_ranges
+
+    render = workdir.root / "render"
+    outputs = {name: Path(path) for name, path in options["outputs"].items()}
+    join_segments(
+        render, Path(inputs["clip"]), outputs, compose_config(options), options["segment_frames"]
+    )
+    lpips, psnr = [], []
+    for k in range(len(segment_ranges(frame_count(workdir), options["segment_frames"]))):
+        part = read_json(render / "segments" / "metrics" / f"{k:06d}.json")
+        if part is None:
+            raise WorkdirError(f"{render} lacks the metrics of segment {k}; rerun with --fresh")
+        lpips.extend(part["lpips"])
+        psnr.extend(part["psnr_db"])
+    metrics = {
+        "lpips_mean": float(np.mean(lpips)),
+        "psnr_mean_db": float(np.mean(psnr)),
+        "lpips": lpips,
+        "psnr_db": psnr,
+    }
     atomic_write_json(workdir.stage_dir("encode") / "metrics.json", metrics)
     return {
         "lpips": metrics["lpips_mean"],
         "psnr_db": metrics["psnr_mean_db"],
-        "outputs": {k: str(path) for k, (path, _) in outputs.items()},
+        "outputs": {k: str(path) for k, path in outputs.items()},
     }
 
 
@@ -505,6 +548,9 @@ class ReconstructionMeter:
             values = self.models.lpips(to_float(renders, device), to_float(targets, device))
         self.lpips.extend(values.float().cpu().numpy().tolist())
         self._pending = []
+
+    def reset(self) -> None:
+        self.psnr, self.lpips, self._pending = [], [], []
 
     def finish(self) -> dict:
         self._flush()
@@ -613,9 +659,10 @@ class InvertJob(Job):
                 "geometry",
                 stage_geometry,
                 options=self.geometry_options(),
+                version="2",  # 2: crops cut on demand from the stored quads
                 files=clip,
                 upstream=["decode"],
-                outputs=["geometry.npz", f"crops/{last}.png"],
+                outputs=["geometry.npz"],
             )
             self.stage(
                 "invert",
@@ -640,30 +687,41 @@ class InvertJob(Job):
                 upstream=["smooth", "geometry"],
                 outputs=["generator.pt"],
             )
+            from ganvid.pipeline.compose import main_layouts
+            from ganvid.pipeline.segments import last_segments
+
+            layouts = {**main_layouts(o.paste_back, o.side_by_side), "crop": "crop"}
+            render_options = {
+                "layouts": {name: layouts[name] for name in self.outputs},
+                "crf": o.crf,
+                "preset": o.preset,
+                "segment_frames": o.segment_frames,
+            }
+            if o.exact_size:  # absent for the default
+                render_options["exact_size"] = True
+            if self.paste.mask != "hull":  # absent for the default
+                render_options["mask"] = self.paste.mask
+            if o.keep_frames:  # absent for the default
+                render_options["keep_frames"] = True
             self.stage(
                 "render",
                 stage_render,
-                options={},
-                files={"generator": weights["generator"]},
-                upstream=["pti", "smooth"],
-                outputs=[f"frames/{last}.png"],
+                options=render_options,
+                files={**clip, "generator": weights["generator"], "lpips": weights["lpips"]},
+                upstream=["pti", "smooth", "decode", "geometry"],
+                outputs=last_segments(frame_count(wd), o.segment_frames, list(self.outputs))
+                + ([f"frames/{last}.png"] if o.keep_frames else []),
             )
             encode_options = {
                 "outputs": {k: str(v) for k, v in self.outputs.items()},
-                "crf": o.crf,
-                "preset": o.preset,
-                "paste_back": o.paste_back,
+                **{k: v for k, v in render_options.items() if k != "layouts"},
             }
-            if o.exact_size:  # absent for the default: earlier runs stay cached
-                encode_options["exact_size"] = True
-            if self.paste.mask != "hull":  # absent for the default: earlier runs stay cached
-                encode_options["mask"] = self.paste.mask
             encode = self.stage(
                 "encode",
                 stage_encode,
                 options=encode_options,
-                files={**clip, "lpips": weights["lpips"]},
-                upstream=["render", "decode", "geometry"],
+                files=clip,
+                upstream=["render", "decode"],
                 outputs=["metrics.json", *self.outputs.values()],
             )
             count = frame_count(wd)
