@@ -30,7 +30,8 @@ def inverted(tmp_path_factory) -> dict:
     clip_path = root / "talk.mp4"
     clip_path.write_bytes(assets["clip"].read_bytes())
     workdir = root / "talk.ganvid"
-    args = ["--pti-steps", "1", "--pti-lr", "1e-2", "-o", str(root / "inv.mp4")]
+    # --keep-frames: the tests compare the renders (render/frames, edits/<tag>/render/frames)
+    args = ["--pti-steps", "1", "--pti-lr", "1e-2", "--keep-frames", "-o", str(root / "inv.mp4")]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GANVID_HOME", str(root / "home"))
         assert run(invert_args(assets, clip_path, workdir, *args)) == 0
@@ -38,7 +39,8 @@ def inverted(tmp_path_factory) -> dict:
 
 
 def _edit(inverted, *args: str) -> list[str]:
-    return ["edit", str(inverted["clip"]), "--device", "cpu", "--preset", "ultrafast", *args]
+    clip = str(inverted["clip"])
+    return ["edit", clip, "--device", "cpu", "--preset", "ultrafast", "--keep-frames", *args]
 
 
 def _direction(shape, seed: int) -> np.ndarray:
@@ -183,7 +185,7 @@ def test_style_edit_changes_the_render_and_zero_does_not(inverted, cli):
 
 def test_fov_zero_is_the_plain_render_and_expansion_grows_the_frame(inverted, cli):
     work = inverted["workdir"]
-    code, _, err = cli("expand-fov", str(inverted["clip"]), "--device", "cpu")
+    code, _, err = cli("expand-fov", str(inverted["clip"]), "--device", "cpu", "--keep-frames")
     assert code == 0, err
     for fov, plain in zip(
         _frames(work / "fov/inverted_l0r0t0b0w2/render/frames"),
@@ -195,6 +197,7 @@ def test_fov_zero_is_the_plain_render_and_expansion_grows_the_frame(inverted, cl
     code, _, err = cli(
         "expand-fov",
         str(inverted["clip"]),
+        "--keep-frames",
         "--left",
         "8",
         "--top",
