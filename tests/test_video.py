@@ -383,3 +383,65 @@ def test_writer_refuses_to_overwrite_its_input(tmp_path):
     with pytest.raises(InputError, match="its own input"):
         VideoWriter(source, probe(other), audio_from=source)
     assert source.read_bytes() == before
+
+
+def _write_segments(source: Path, folder: Path, size: int, **settings) -> list[Path]:
+    """The inverted frames of `source` encoded in segments of `size` frames."""
+    info = probe(source)
+    frames = list(read_frames(source))
+    parts = []
+    for k, start in enumerate(range(0, len(frames), size)):
+        chunk = frames[start : start + size]
+        after = start + size
+        end = frames[after].pts if after < len(frames) else None
+        part = folder / f"{k:06d}.mp4"
+        with VideoWriter(part, info, end_pts=end, **settings) as writer:
+            for frame in chunk:
+                writer.write(255 - frame.image, frame.pts)
+        parts.append(part)
+    return parts
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_segments_joined_by_stream_copy_keep_times_sound_and_rotation(tmp_path, rotation):
+    source = make_clip(
+        tmp_path / "vfr.mp4", pts=VFR_PTS_MS, audio="aac", rotation_deg=rotation, preset="medium"
+    )
+    info = probe(source)
+    source_pts = [f.pts for f in read_frames(source)]  # in the source's (MP4) time base
+    single = tmp_path / "single.mp4"
+    with VideoWriter(single, info, audio_from=source) as writer:
+        for frame in read_frames(source):
+            writer.write(255 - frame.image, frame.pts)
+    for size in (len(VFR_PTS_MS), 5):
+        folder = tmp_path / f"parts{size}"
+        folder.mkdir()
+        joined = tmp_path / f"joined{size}.mp4"
+        with VideoWriter(joined, info, audio_from=source) as writer:
+            for part in _write_segments(source, folder, size):
+                writer.copy_video(part)
+        frames = list(read_frames(joined))
+        assert [f.pts for f in frames] == source_pts and probe(joined).time_base == info.time_base
+        assert probe(joined).duration_s == pytest.approx(info.duration_s)
+        assert probe(joined).rotation_deg == rotation
+        assert audio_packets(joined) == audio_packets(source)
+        if size == len(VFR_PTS_MS):  # one segment: the very bytes of a single-pass encode
+            assert joined.read_bytes() == single.read_bytes()
+        else:  # new keyframes every 5 frames: close to the single pass, not the same
+            reference = [f.image for f in read_frames(single)]
+            for frame, image in zip(frames, reference, strict=True):
+                assert np.abs(frame.image.astype(int) - image).mean() < 4
+
+
+def test_copy_video_refuses_other_settings_and_overlapping_parts(tmp_path):
+    source = make_clip(tmp_path / "in.mp4", n_frames=10)
+    info = probe(source)
+    parts = _write_segments(source, tmp_path, 5, preset="ultrafast")
+    with pytest.raises(VideoError, match="other settings"):
+        with VideoWriter(tmp_path / "out.mp4", info, preset="medium") as writer:
+            writer.copy_video(parts[0])
+    with pytest.raises(VideoError, match="overlap"):
+        with VideoWriter(tmp_path / "out.mp4", info, preset="ultrafast") as writer:
+            writer.copy_video(parts[1])
+            writer.copy_video(parts[0])
+    assert not (tmp_path / "out.mp4").exists()

@@ -45,6 +45,7 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -483,6 +484,7 @@ class VideoWriter:
         self._held: collections.deque[av.Packet] = collections.deque()
         self._reformatter = VideoReformatter()
         self._copied_end: int | None = None  # largest pts copied by copy_video
+        self._copied_dts: Fraction | None = None  # time of the last dts it muxed
         self.frames_written = 0
 
     # -- context manager ----------------------------------------------------------------------
@@ -554,10 +556,26 @@ class VideoWriter:
                 self._copied_end = pts if self._copied_end is None else max(self._copied_end, pts)
                 if length_size is not None:
                     packet = _annex_b(packet, length_size)
+                self._follow_dts(packet, part)
                 packet.stream = self._stream
                 self._mux(packet)
                 self.frames_written += 1
         self._last_pts = self._copied_end
+
+    def _follow_dts(self, packet: av.Packet, part: Path) -> None:
+        """Decoding times must increase across parts. An encoder starts each part's dts
+        below its first pts by its reordering delay, extrapolated from the part's own frame
+        gaps, which can fall below the previous part's last dts when frame times are
+        irregular: such dts are raised just past it (never past the packet's pts); display
+        times (pts) are never changed."""
+        if packet.dts is None:
+            return
+        time_base = packet.time_base
+        if self._copied_dts is not None and packet.dts * time_base <= self._copied_dts:
+            packet.dts = math.floor(self._copied_dts / time_base) + 1
+            if packet.dts > packet.pts:
+                raise VideoError(f"{part}: its frames cannot follow the frames before it")
+        self._copied_dts = packet.dts * time_base
 
     # -- set-up -------------------------------------------------------------------------------
 
