@@ -14,9 +14,13 @@ Stages (per edit, under `edits/<tag>/`; `tag` names the edit, e.g. `age3_smile1`
                                           untuned generator, `ganvid.pipeline.photo`)
                           ws_smooth.npy   the same smoothing as the inversion's smooth stage
                           strengths.json  per-frame strength of every edit, and the frame times
-    edits/<tag>/render    frames/*.png    tuned generator, smoothed transforms; StyleSpace edits
-                                          add strength(t) to their channel's style per frame
-    edits/<tag>/encode    <clip>_<tag>.mp4 (+ _sbs.mp4), pasted back into the source frames
+    edits/<tag>/render    segments/<output>/*.mp4  tuned generator, smoothed transforms
+                                          (StyleSpace edits add strength(t) to their channel's
+                                          style per frame), pasted back into the source frames
+                                          and encoded in resumable segments
+                                          (`ganvid.pipeline.segments`); --keep-frames: also
+                                          frames/*.png
+    edits/<tag>/encode    <clip>_<tag>.mp4 (+ _sbs.mp4), joined from the segments by stream copy
     fov/<tag>_<amounts>/{render,encode}   `expand-fov`: the expanded renders and <clip>_fov.mp4
 
 Each stage is keyed by the edit (directions by content), the smoothing options and its upstream

@@ -5,19 +5,28 @@ skips what is done and a killed run resumes):
 
     decode    decode/video.json          frame count, pts, size (one streaming pass: a corrupt
                                          file fails here, before any model is loaded)
-    geometry  geometry/aligned/*.png     aligned crops at the encoder's input size
-              geometry/crops/*.png       unaligned crops (per-shot window) at the generator's size
-              geometry/geometry.npz      landmarks, quads, windows, transforms, shot ids
-    invert    invert/ws/*.npy, ws.npy    ReStyle W+ per frame [N,num_ws,w_dim]
+    geometry  geometry/geometry.npz      landmarks, quads, windows, transforms, shot ids, and
+                                         the exact quads and sizes of the two crops of every
+                                         frame: the aligned crop at the encoder's input size and
+                                         the unaligned one (per-shot window) at the generator's,
+                                         cut from the clip on demand (`ganvid.pipeline.crops`)
+    invert    invert/ws.npy              ReStyle W+ per frame [N,num_ws,w_dim] (invert/ws/*.npy
+                                         while it runs, for resuming)
     smooth    smooth/ws.npy              smoothed W+ (optionally fine layers -> shot mean)
               smooth/params.npy          smoothed (angle_deg, tx_frac, ty_frac) [N,3]
               smooth/transforms.npy      input-transform matrices [N,3,3]
-    pti       pti/generator.pt           tuned synthesis weights (+ checkpoint.pt while running)
+    pti       pti/generator.pt           tuned synthesis weights (+ checkpoint.pt and the
+                                         targets/*.png crops while running)
               pti/log.json               loss per step
-    render    render/frames/*.png        reconstruction per frame (tuned G, smoothed pivots)
-    encode    <clip>_inverted.mp4 (+ _crop.mp4, _sbs.mp4) and encode/metrics.json; the main
-              video is pasted back into the source frames (`ganvid.pipeline.compose`) unless
-              paste_back is off, then it is the crop render
+    render    render/segments/<output>/*.mp4  the reconstruction (tuned G, smoothed pivots)
+                                         composed into every output and encoded in resumable
+                                         segments (`ganvid.pipeline.segments`), with each
+                                         segment's LPIPS / PSNR; --keep-frames: also
+                                         render/frames/*.png
+    encode    <clip>_inverted.mp4 (+ _crop.mp4, _sbs.mp4) joined from the segments by stream
+              copy, and encode/metrics.json; the main video is pasted back into the source
+              frames (`ganvid.pipeline.compose`) unless paste_back is off, then it is the crop
+              render
 
 Every output video keeps the source's frame count, timestamps and sound.
 
@@ -30,6 +39,7 @@ not the PTI pivots).
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -140,7 +150,8 @@ class Inversion:
       params      smooth/params.npy    (angle_deg, tx_frac, ty_frac) [N,3] (smoothed)
       geometry    geometry/geometry.npz raw params, shot_ids, detected, interpolated
     plus geometry/geometry.json (quads and windows per frame, for paste-back), the unaligned
-    crops in geometry/crops/, pts in decode/video.json and the tuned weights pti/generator.pt.
+    crops (`crops()`, cut from the clip on demand), pts in decode/video.json and the tuned
+    weights pti/generator.pt.
     """
 
     workdir: Path
@@ -355,6 +366,7 @@ def stage_invert(workdir: Workdir, inputs: dict, options: dict) -> dict:
                 per_frame.write(index, w)
             update(len(chunk))
     gather_arrays(per_frame, count, workdir.root / "invert" / "ws.npy")
+    shutil.rmtree(per_frame.path)  # resume files: ws.npy holds the same rows
     return {"frames": count, "iterations": inverter.n_iters}
 
 
@@ -386,8 +398,6 @@ def stage_pti(workdir: Workdir, inputs: dict, options: dict) -> dict:
 
     PTI reads its targets many times in random order, so they are cut from the clip once into
     pti/targets/*.png (resumable) and deleted when the tuned weights are written."""
-    import shutil
-
     from ganvid.pipeline.crops import cache_unaligned
     from ganvid.pipeline.pti import PivotalTuner, PTIConfig, TargetFrames, save_tuned
 
