@@ -1,19 +1,22 @@
-"""Work-dir bytes per frame of `ganvid invert` (and of each `ganvid edit`) at 1024-px crops, from
-the real sizes of the files the current layout writes (`ganvid/pipeline/invert.py`).
+"""Work-dir bytes per frame of `ganvid invert` (and of each `ganvid edit`) at 1024-px crops:
+the small layout of today (crops cut on demand, renders encoded in segments) against the
+layout before it (PNG crops and renders per frame), both measured on the same clip.
 
     python benchmarks/bench_workdir.py                 # 1920x1080 frame, SG3-R 1024 layout
     python benchmarks/bench_workdir.py --markdown benchmarks/RESULTS.md
 
 The clip is a real photo at 1080p, 30 fps: skimage's astronaut upscaled 2x (Lanczos) into a
 1920x1080 frame (the rest of the frame reflected from the photo), panning slowly, H.264. The
-pipeline's own decode and geometry stages run on it (dlib landmarks, 256-px aligned crops,
-1024-px crops, detections, geometry.json/npz), so those sizes are the real files'. The render
-of a good reconstruction looks like the crop, so its PNG is taken to be the crop's size; W+
-rows are serialised as the invert and smooth stages serialise them. The tuned generator is a real
-`save_tuned` of SG3-R 1024's synthesis network (random weights: the size is the same).
+pipeline's own decode and geometry stages run on it (dlib landmarks, detections,
+geometry.json/npz). A render of a good reconstruction looks like the crop, so the crop stands in
+for the render: the real segment encoder (`ganvid.pipeline.segments`, paste-back, default CRF 18,
+preset medium) writes the default outputs' segments (the pasted-back video and the crop) from
+it, and the old layout's render PNG is the crop's PNG. W+ rows are serialised as the invert and
+smooth stages serialise them. The tuned generator is a real `save_tuned` of SG3-R 1024's
+synthesis network (random weights: the size is the same).
 
-An upscaled photo is smoother than camera footage, so real crops PNG-compress worse: read the
-figures as a lower bound of today's layout.
+An upscaled photo is smoother than camera footage, so real crops compress worse, as PNGs and as
+H.264: read the figures as lower bounds of both layouts.
 """
 
 from __future__ import annotations
@@ -49,38 +52,77 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
 
-def measured_files(root: Path, frames: int) -> dict[str, int]:
-    """{work-dir file: bytes per frame} of a `frames`-frame 1080p clip of the photo: the
-    pipeline's own decode and geometry stages write the real files; the rest is what the
-    invert, smooth and render stages write per frame (render PNG ~ crop PNG)."""
+def tree_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def measured_files(root: Path, frames: int) -> tuple[dict[str, int], dict[str, int], float]:
+    """({file: bytes per frame} of the small layout, {file: bytes per frame} that the old
+    layout kept on top of it instead of the segments, seconds per frame to cut and store one
+    PTI target) for a `frames`-frame 1080p clip of the photo."""
+    import time
+
+    from ganvid.io.image import encode_image
     from ganvid.io.video import write_images_as_video
+    from ganvid.pipeline.compose import ComposeConfig, ComposeSources
+    from ganvid.pipeline.crops import CropCutter, cache_unaligned
     from ganvid.pipeline.invert import ALIGNED_SIZE, stage_decode, stage_geometry
-    from ganvid.pipeline.workdir import Workdir, run_stage
+    from ganvid.pipeline.segments import encode_segments
+    from ganvid.pipeline.workdir import FrameDir, Workdir, atomic_save_npy, run_stage
 
     photo = photo_frame()
     panning = (np.roll(photo, 2 * k, axis=1) for k in range(frames))
-    write_images_as_video(root / "clip.mp4", panning, 30, preset="ultrafast")
+    clip = root / "clip.mp4"
+    write_images_as_video(clip, panning, 30, preset="ultrafast")
     options = {"face": {}, "aligned_size": ALIGNED_SIZE, "crop_size": 1024}
     options["unaligned_fill"] = "ffhq"
-    inputs = {"clip": root / "clip.mp4"}
-    with Workdir(root / "clip.ganvid") as wd:
-        run_stage(wd, "decode", stage_decode, inputs=inputs, options={})
-        run_stage(wd, "geometry", stage_geometry, inputs=inputs, options=options)
-    geometry = root / "clip.ganvid" / "geometry"
-    crops = folder_bytes(geometry / "crops") // frames
-    ws = np.random.default_rng(0).normal(size=(NUM_WS, W_DIM)).astype(np.float32)
-    return {
-        "geometry/detections/*.npz": folder_bytes(geometry / "detections") // frames,
-        "geometry/aligned/*.png (256)": folder_bytes(geometry / "aligned") // frames,
-        "geometry/crops/*.png (1024)": crops,
-        "geometry/geometry.json (per frame)": (geometry / "geometry.json").stat().st_size // frames,
-        "geometry/geometry.npz (per frame)": (geometry / "geometry.npz").stat().st_size // frames,
-        "invert/ws/*.npy": npy_bytes(ws),
-        "invert/ws.npy (row)": ws.nbytes,
-        "smooth/ws.npy (row)": ws.nbytes,
+    work = root / "clip.ganvid"
+    with Workdir(work) as wd:
+        run_stage(wd, "decode", stage_decode, inputs={"clip": clip}, options={})
+        run_stage(wd, "geometry", stage_geometry, inputs={"clip": clip}, options=options)
+    ws = np.random.default_rng(0).normal(size=(frames, NUM_WS, W_DIM)).astype(np.float32)
+    for name in ("invert/ws.npy", "smooth/ws.npy"):
+        (work / name).parent.mkdir(exist_ok=True)
+        atomic_save_npy(work / name, ws)
+    atomic_save_npy(work / "smooth/params.npy", np.zeros((frames, 3)))
+    atomic_save_npy(work / "smooth/transforms.npy", np.zeros((frames, 3, 3)))
+    cutter = CropCutter.load(work / "geometry" / "geometry.npz", clip)
+    encode_segments(
+        work / "render",
+        ComposeSources(clip, work, None),
+        lambda indices: cutter.stream(indices, aligned=False),
+        {"video": "frame", "crop": "crop"},
+        ComposeConfig(),
+    )
+    small = {
+        "detections/*/*.npz": tree_bytes(work / "detections") // frames,
+        "decode/video.json (per frame)": tree_bytes(work / "decode") // frames,
+        "geometry/geometry.json (per frame)": (work / "geometry/geometry.json").stat().st_size
+        // frames,
+        "geometry/geometry.npz (per frame, with the crop quads)": (work / "geometry/geometry.npz")
+        .stat()
+        .st_size
+        // frames,
+        "invert/ws.npy (row)": ws[0].nbytes,
+        "smooth/ws.npy (row)": ws[0].nbytes,
         "smooth/params.npy + transforms.npy (row)": 3 * 8 + 9 * 8,
-        "render/frames/*.png (1024, ~crop)": crops,
+        "render/segments/video/*.mp4 (1080p, CRF 18)": tree_bytes(work / "render/segments/video")
+        // frames,
+        "render/segments/crop/*.mp4 (1024, CRF 18)": tree_bytes(work / "render/segments/crop")
+        // frames,
     }
+    crop_png = np.mean([len(encode_image(cutter.unaligned(i))) for i in range(frames)])
+    aligned_png = np.mean([len(encode_image(cutter.aligned(i))) for i in range(frames)])
+    old = {
+        "geometry/aligned/*.png (256)": int(aligned_png),
+        "geometry/crops/*.png (1024)": int(crop_png),
+        "invert/ws/*.npy": npy_bytes(ws[0]),
+        "render/frames/*.png (1024, ~crop)": int(crop_png),
+    }
+    start = time.perf_counter()
+    cache_unaligned(CropCutter.load(work / "geometry/geometry.npz", clip), FrameDir(root / "t"))
+    target_s = (time.perf_counter() - start) / frames
+    return small, old, target_s
 
 
 def tuned_generator_bytes() -> int:
@@ -97,25 +139,45 @@ def tuned_generator_bytes() -> int:
         return path.stat().st_size
 
 
-def report(files: dict[str, int], generator: int, fps: float) -> str:
-    per_frame = sum(files.values())
-    render = files["render/frames/*.png (1024, ~crop)"]
-    minute = per_frame * fps * 60
-    lines = [
-        f"### Work dir of `ganvid invert` at 1024-px crops (`bench_workdir.py`, {fps:g} fps)",
-        "",
+def _table(files: dict[str, int]) -> list[str]:
+    return [
         "| file | bytes per frame |",
         "|---|---|",
         *(f"| {name} | {size:,} |" for name, size in files.items()),
-        f"| **per frame** | **{per_frame:,}** |",
+        f"| **per frame** | **{sum(files.values()):,}** |",
+    ]
+
+
+def report(
+    small: dict[str, int], old: dict[str, int], generator: int, target_s: float, fps: float
+) -> str:
+    segments = {k: v for k, v in small.items() if k.startswith("render/segments")}
+    shared = {k: v for k, v in small.items() if k not in segments}
+    before = {**shared, **old}
+    minute = fps * 60
+    after_gb = sum(small.values()) * minute / 1e9
+    before_gb = sum(before.values()) * minute / 1e9
+    edit_gb = small["render/segments/video/*.mp4 (1080p, CRF 18)"] * minute / 1e9
+    old_edit_gb = old["render/frames/*.png (1024, ~crop)"] * minute / 1e9
+    crop_png = old["geometry/crops/*.png (1024)"]
+    lines = [
+        f"### Work dir of `ganvid invert` at 1024-px crops (`bench_workdir.py`, {fps:g} fps)",
         "",
-        f"Per minute of video at {fps:g} fps: **{minute / 1e9:.2f} GB** "
-        f"({minute / 2**30:.2f} GiB) + the tuned generator once per clip "
-        f"({generator / 1e6:.1f} MB, pti/generator.pt; while PTI runs its checkpoint holds "
-        "the weights and Adam's two moments, about 3x that, not measured here). Each "
-        "`ganvid edit` or `expand-fov` adds a render folder: "
-        f"{render * fps * 60 / 1e9:.2f} GB per minute (expand-fov: more, its frames are "
-        "larger). The issue's target for the small layout: at most 0.5 GB per minute.",
+        "Small layout (default):",
+        "",
+        *_table(small),
+        "",
+        "Layout before it:",
+        "",
+        *_table(before),
+        "",
+        f"Per minute of 1080p at {fps:g} fps: **{before_gb:.2f} GB before, {after_gb:.2f} GB "
+        f"after** (target: at most 0.5), plus the tuned generator once per clip "
+        f"({generator / 1e6:.1f} MB). Each `ganvid edit` adds its render: {old_edit_gb:.2f} "
+        f"GB per minute before (PNG), {edit_gb:.2f} GB after (its video's segments). While PTI runs, "
+        f"its targets are cut once into pti/targets/*.png: {crop_png:,} bytes per frame "
+        f"({crop_png * minute / 1e9:.2f} GB per minute, deleted when PTI ends) and "
+        f"{target_s * 1e3:.0f} ms per frame to decode, cut and store.",
     ]
     return "\n".join(lines)
 
@@ -127,8 +189,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8, help="Frames of the measured clip.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        files = measured_files(Path(folder), args.frames)
-    text = report(files, tuned_generator_bytes(), args.fps)
+        small, old, target_s = measured_files(Path(folder), args.frames)
+    text = report(small, old, tuned_generator_bytes(), target_s, args.fps)
     print(text)
     if args.markdown:
         with open(args.markdown, "a", encoding="utf-8") as out:
