@@ -174,8 +174,8 @@ def report(
         f"Per minute of 1080p at {fps:g} fps: **{before_gb:.2f} GB before, {after_gb:.2f} GB "
         f"after** (target: at most 0.5), plus the tuned generator once per clip "
         f"({generator / 1e6:.1f} MB). Each `ganvid edit` adds its render: {old_edit_gb:.2f} "
-        f"GB per minute before (PNG), {edit_gb:.2f} GB after (its video's segments). While PTI runs, "
-        f"its targets are cut once into pti/targets/*.png: {crop_png:,} bytes per frame "
+        f"GB per minute before (PNG), {edit_gb:.2f} GB after (its video's segments). While PTI "
+        f"runs, its targets are cut once into pti/targets/*.png: {crop_png:,} bytes per frame "
         f"({crop_png * minute / 1e9:.2f} GB per minute, deleted when PTI ends) and "
         f"{target_s * 1e3:.0f} ms per frame to decode, cut and store.",
     ]

@@ -51,9 +51,7 @@ def test_work_dir_at_1024_px_crops_holds_no_frames_and_stays_under_the_target(tm
     assert not [p for p in files if p.suffix in (".png", ".jpg")]
     per_frame = sum(p.stat().st_size for p in files) / FRAMES
     per_minute = per_frame * 30 * 60
-    print(
-        f"work dir at 1024-px crops: {per_frame:,.0f} bytes per frame, {per_minute / 1e9:.3f} GB/min"
-    )
+    print(f"work dir at 1024-px crops: {per_frame:,.0f} B/frame, {per_minute / 1e9:.3f} GB/min")
     assert per_minute < TARGET_BYTES_PER_MINUTE
 
     # the crops the old geometry stage stored: ffhq_crop over its in-memory records
