@@ -125,6 +125,79 @@ def measured_files(root: Path, frames: int) -> tuple[dict[str, int], dict[str, i
     return small, old, target_s
 
 
+def segmented_against_single_pass(root: Path, frames: int, segment_frames: int) -> str:
+    """Encode the pasted-back video of a `frames`-frame clip of the photo in one segment (the
+    single-pass encode, byte for byte) and in segments of `segment_frames`; compare the two
+    decoded videos and each against the uncompressed composition of the single pass."""
+    from ganvid.io.video import probe, read_frames, write_images_as_video
+    from ganvid.pipeline.compose import ComposeConfig, ComposeSources, composed_frames
+    from ganvid.pipeline.crops import CropCutter
+    from ganvid.pipeline.invert import ALIGNED_SIZE, stage_decode, stage_geometry
+    from ganvid.pipeline.segments import encode_segments, join_segments
+    from ganvid.pipeline.workdir import Workdir, run_stage
+
+    photo = photo_frame()
+    clip = root / "long.mp4"
+    panning = (np.roll(photo, 3 * k, axis=1) for k in range(frames))
+    write_images_as_video(clip, panning, 30, preset="ultrafast")
+    work = root / "long.ganvid"
+    options = {"face": {}, "aligned_size": ALIGNED_SIZE, "crop_size": 1024}
+    options["unaligned_fill"] = "ffhq"
+    with Workdir(work) as wd:
+        run_stage(wd, "decode", stage_decode, inputs={"clip": clip}, options={})
+        run_stage(wd, "geometry", stage_geometry, inputs={"clip": clip}, options=options)
+    cutter = CropCutter.load(work / "geometry" / "geometry.npz", clip)
+    sources = ComposeSources(clip, work, None)
+    videos = {}
+    for size in (frames, segment_frames):
+        stage = work / f"render{size}"
+        encode_segments(
+            stage,
+            sources,
+            lambda indices: cutter.stream(indices, aligned=False),
+            {"video": "frame"},
+            ComposeConfig(),
+            size,
+        )
+        videos[size] = root / f"video{size}.mp4"
+        join_segments(stage, clip, {"video": videos[size]}, ComposeConfig(), size)
+    crops = CropCutter.load(work / "geometry" / "geometry.npz", clip)
+    reference = (
+        c.images["frame"]
+        for c in composed_frames(
+            ComposeSources(clip, work, crops.unaligned_crops), {"frame"}, ComposeConfig()
+        )
+    )
+
+    def psnr(a: np.ndarray, b: np.ndarray) -> float:
+        error = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+        return float(10 * np.log10(255.0**2 / max(error, 1e-10)))
+
+    between, single_db, segmented_db, max_diff, mean_diff = [], [], [], 0, []
+    pairs = zip(
+        read_frames(videos[frames]), read_frames(videos[segment_frames]), reference, strict=True
+    )
+    for one, many, truth in pairs:
+        difference = np.abs(one.image.astype(int) - many.image.astype(int))
+        max_diff, mean_diff = max(max_diff, int(difference.max())), [*mean_diff, difference.mean()]
+        between.append(psnr(one.image, many.image))
+        single_db.append(psnr(one.image, truth))
+        segmented_db.append(psnr(many.image, truth))
+    same_pts = [f.pts for f in read_frames(videos[segment_frames])] == [
+        f.pts for f in read_frames(clip)
+    ]
+    a, b = probe(videos[frames]), probe(videos[segment_frames])
+    return (
+        f"Segmented against single-pass encode ({frames} frames of 1080p, pasted back, segments "
+        f"of {segment_frames}): max |difference| {max_diff}, mean {np.mean(mean_diff):.3f} "
+        f"levels, PSNR between them {np.mean(between):.2f} dB (min {min(between):.2f}); "
+        f"against the uncompressed composition: single pass {np.mean(single_db):.2f} dB, "
+        f"segmented {np.mean(segmented_db):.2f} dB; sizes {videos[frames].stat().st_size:,} vs "
+        f"{videos[segment_frames].stat().st_size:,} bytes; same pts: {same_pts}; frames "
+        f"{a.frame_count} vs {b.frame_count}, duration {a.duration_s:.3f} vs {b.duration_s:.3f} s."
+    )
+
+
 def tuned_generator_bytes() -> int:
     import torch
 
@@ -187,10 +260,21 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--markdown", type=Path, help="Append the table to this file.")
     parser.add_argument("--frames", type=int, default=8, help="Frames of the measured clip.")
+    parser.add_argument(
+        "--compare",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Also compare segments of 30 frames with one pass over an N-frame clip.",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         small, old, target_s = measured_files(Path(folder), args.frames)
+        compared = (
+            segmented_against_single_pass(Path(folder), args.compare, 30) if args.compare else ""
+        )
     text = report(small, old, tuned_generator_bytes(), target_s, args.fps)
+    text += f"\n\n{compared}" if compared else ""
     print(text)
     if args.markdown:
         with open(args.markdown, "a", encoding="utf-8") as out:
