@@ -52,6 +52,26 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
 
+def geometry_workdir(root: Path, name: str, frames: int, step_px: int) -> tuple[Path, Path]:
+    """(clip, work dir): a `frames`-frame 1080p30 clip of the photo panning `step_px` a frame,
+    through the pipeline's own decode and geometry stages at 1024-px crops."""
+    from ganvid.io.video import write_images_as_video
+    from ganvid.pipeline.invert import ALIGNED_SIZE, stage_decode, stage_geometry
+    from ganvid.pipeline.workdir import Workdir, run_stage
+
+    photo = photo_frame()
+    panning = (np.roll(photo, step_px * k, axis=1) for k in range(frames))
+    clip = root / f"{name}.mp4"
+    write_images_as_video(clip, panning, 30, preset="ultrafast")
+    options = {"face": {}, "aligned_size": ALIGNED_SIZE, "crop_size": 1024}
+    options["unaligned_fill"] = "ffhq"
+    work = root / f"{name}.ganvid"
+    with Workdir(work) as wd:
+        run_stage(wd, "decode", stage_decode, inputs={"clip": clip}, options={})
+        run_stage(wd, "geometry", stage_geometry, inputs={"clip": clip}, options=options)
+    return clip, work
+
+
 def tree_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
@@ -63,23 +83,12 @@ def measured_files(root: Path, frames: int) -> tuple[dict[str, int], dict[str, i
     import time
 
     from ganvid.io.image import encode_image
-    from ganvid.io.video import write_images_as_video
     from ganvid.pipeline.compose import ComposeConfig, ComposeSources
     from ganvid.pipeline.crops import CropCutter, cache_unaligned
-    from ganvid.pipeline.invert import ALIGNED_SIZE, stage_decode, stage_geometry
     from ganvid.pipeline.segments import encode_segments
-    from ganvid.pipeline.workdir import FrameDir, Workdir, atomic_save_npy, run_stage
+    from ganvid.pipeline.workdir import FrameDir, atomic_save_npy
 
-    photo = photo_frame()
-    panning = (np.roll(photo, 2 * k, axis=1) for k in range(frames))
-    clip = root / "clip.mp4"
-    write_images_as_video(clip, panning, 30, preset="ultrafast")
-    options = {"face": {}, "aligned_size": ALIGNED_SIZE, "crop_size": 1024}
-    options["unaligned_fill"] = "ffhq"
-    work = root / "clip.ganvid"
-    with Workdir(work) as wd:
-        run_stage(wd, "decode", stage_decode, inputs={"clip": clip}, options={})
-        run_stage(wd, "geometry", stage_geometry, inputs={"clip": clip}, options=options)
+    clip, work = geometry_workdir(root, "clip", frames, 2)
     ws = np.random.default_rng(0).normal(size=(frames, NUM_WS, W_DIM)).astype(np.float32)
     for name in ("invert/ws.npy", "smooth/ws.npy"):
         (work / name).parent.mkdir(exist_ok=True)
@@ -129,23 +138,12 @@ def segmented_against_single_pass(root: Path, frames: int, segment_frames: int) 
     """Encode the pasted-back video of a `frames`-frame clip of the photo in one segment (the
     single-pass encode, byte for byte) and in segments of `segment_frames`; compare the two
     decoded videos and each against the uncompressed composition of the single pass."""
-    from ganvid.io.video import probe, read_frames, write_images_as_video
+    from ganvid.io.video import probe, read_frames
     from ganvid.pipeline.compose import ComposeConfig, ComposeSources, composed_frames
     from ganvid.pipeline.crops import CropCutter
-    from ganvid.pipeline.invert import ALIGNED_SIZE, stage_decode, stage_geometry
     from ganvid.pipeline.segments import encode_segments, join_segments
-    from ganvid.pipeline.workdir import Workdir, run_stage
 
-    photo = photo_frame()
-    clip = root / "long.mp4"
-    panning = (np.roll(photo, 3 * k, axis=1) for k in range(frames))
-    write_images_as_video(clip, panning, 30, preset="ultrafast")
-    work = root / "long.ganvid"
-    options = {"face": {}, "aligned_size": ALIGNED_SIZE, "crop_size": 1024}
-    options["unaligned_fill"] = "ffhq"
-    with Workdir(work) as wd:
-        run_stage(wd, "decode", stage_decode, inputs={"clip": clip}, options={})
-        run_stage(wd, "geometry", stage_geometry, inputs={"clip": clip}, options=options)
+    clip, work = geometry_workdir(root, "long", frames, 3)
     cutter = CropCutter.load(work / "geometry" / "geometry.npz", clip)
     sources = ComposeSources(clip, work, None)
     videos = {}

@@ -73,6 +73,16 @@ class ComposeSources:
     def pts(self) -> list[int]:
         return list(read_json(self.workdir / "decode" / "video.json")["pts"])
 
+    def checked_pts(self, info) -> list[int]:
+        """`pts`, or VideoError if the clip (`info`, its probe) has another frame count."""
+        pts = self.pts
+        if info.frame_count != len(pts):
+            raise VideoError(
+                f"{self.clip} has {info.frame_count} frames, the work dir {len(pts)}: it is not "
+                "the clip this work dir was made from"
+            )
+        return pts
+
     def crops(self, frames):
         """The unaligned crops, cut on demand from `frames` (a `crops.ClipFrames`)."""
         from ganvid.pipeline.crops import CropCutter
@@ -225,12 +235,7 @@ def compose_videos(
     from ganvid.ui import progress
 
     info = probe(sources.clip)
-    pts = sources.pts
-    if info.frame_count != len(pts):
-        raise VideoError(
-            f"{sources.clip} has {info.frame_count} frames, the work dir {len(pts)}: it is not "
-            "the clip this work dir was made from"
-        )
+    pts = sources.checked_pts(info)
     render_size = sources.renders.read(0).shape[:2]
     source_size = (info.height, info.width)
     layouts = {layout for _, layout in outputs.values()}

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganvid.errors import VideoError, WorkdirError
+from ganvid.errors import WorkdirError
 from ganvid.pipeline.compose import (
     ComposeConfig,
     ComposeSources,
@@ -102,12 +102,7 @@ def encode_segments(
     from ganvid.ui import stage_bar
 
     info = probe(sources.clip)
-    pts = sources.pts
-    if info.frame_count != len(pts):
-        raise VideoError(
-            f"{sources.clip} has {info.frame_count} frames, the work dir {len(pts)}: it is not "
-            "the clip this work dir was made from"
-        )
+    pts = sources.checked_pts(info)
     ranges = segment_ranges(len(pts), segment_frames)
     names = list(layouts)
     todo = [
