@@ -209,10 +209,10 @@ def composed_frames(
                     f"(frame {index}); pass the original clip"
                 )
             frame = decoded.image
-        if paster is not None:
-            pasted = paster(index, frame, render)
         if cutter is not None:
             crop = cutter.unaligned(index, frame)
+        if paster is not None:
+            pasted = paster(index, frame, render)
         images = {
             layout: _layout_image(layout, frame, pasted, render, crop, config.crop_offset)
             for layout in layouts
