@@ -171,3 +171,23 @@ def test_jobs_on_one_work_dir_run_in_file_order_and_a_failure_stops_nothing():
     for together in pool.concurrent:  # never two jobs of one work dir at once
         assert not {"invert-a", "edit-a", "fov-a"} <= together
         assert len(together & {"invert-a", "edit-a", "fov-a"}) <= 1
+
+
+def test_jobs_parse_with_the_same_options_as_the_command_line():
+    """Batch builds its command table from the command modules (not from ganvid.cli, which
+    registers batch itself): every job command must have exactly the CLI's options."""
+    import typer.main
+
+    from ganvid.batch.jobfile import COMMANDS, cli_command
+    from ganvid.cli import app
+
+    root = typer.main.get_command(app).commands
+    for name in COMMANDS:
+        ours = {
+            (p.name, tuple(p.opts), tuple(p.secondary_opts), p.multiple)
+            for p in cli_command(name).params
+        }
+        cli = {
+            (p.name, tuple(p.opts), tuple(p.secondary_opts), p.multiple) for p in root[name].params
+        }
+        assert ours == cli, name
