@@ -76,10 +76,14 @@ def test_strength_zero_is_the_reconstruction(cli, files, tmp_path):
     assert np.array_equal(_read(out), expected)
 
 
-def test_part_masks_are_the_union_of_the_part_in_both_faces(cli, tmp_path, files, monkeypatch):
+def test_part_masks_are_the_union_of_the_part_in_both_faces(
+    cli, tmp_path, files, monkeypatch, _isolated_home
+):
     monkeypatch.setattr(
         FaceParser, "load", classmethod(lambda cls, *a, **k: cls(PartWhereRed("nose", 0.0), SIZE))
     )
+    (_isolated_home / "weights").mkdir(parents=True, exist_ok=True)
+    (_isolated_home / "weights" / "faceparsing.pth").write_bytes(b"stand-in")  # name resolves
     source, reference = np.zeros((2, SIZE, SIZE, 3), np.uint8)
     source[4:10, 4:10] = 255
     reference[20:26, 18:30] = 255

@@ -32,6 +32,7 @@ from ganvid.nn.styleganex import (
 )
 from ganvid.nn.styleganex_checkpoints import load_stylegan2, load_styleganex, styleganex_config
 from ganvid.pipeline.styleganex_still import optimize_still
+from ganvid.weights import resolve
 
 
 @pytest.fixture(scope="module")
@@ -378,9 +379,13 @@ def test_optimize_still_lowers_the_loss_and_returns_a_renderable_inversion(model
     assert float(after) < float(before)
 
 
-def test_a_weights_name_that_is_not_downloaded_says_how_to_get_it():
+def test_the_loader_takes_a_file_and_names_a_missing_one(tmp_path):
+    """Names are resolved by the caller (`ganvid.weights.resolve`, which says how to download
+    them; see test_styleganex_video's missing-weights test); the loader reads files only."""
+    with pytest.raises(CheckpointError, match="cartoon.pt does not exist"):
+        load_styleganex(tmp_path / "cartoon.pt")
     with pytest.raises(WeightsError, match="styleganex-toonify-cartoon"):
-        load_styleganex("styleganex-toonify-cartoon")
+        resolve("styleganex-toonify-cartoon")
 
 
 @pytest.mark.parametrize("task", list(TASKS))

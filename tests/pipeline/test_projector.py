@@ -102,6 +102,11 @@ def test_lpips_trunk_weights_come_from_a_torchvision_file(tmp_path):
 
 
 def test_lpips_without_weights_says_how_to_get_them(monkeypatch, tmp_path):
+    """The loader takes a file; the pipeline resolves the name and says how to get it."""
+    from ganvid.pipeline.embedding import EmbeddingOptions, build_distance
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no torch.hub copy either
     with pytest.raises(WeightsError, match="lpips-vgg"):
+        build_distance(EmbeddingOptions(method="optimize"))
+    with pytest.raises(ValueError, match="trunk file"):
         build_lpips("vgg")
