@@ -4,8 +4,8 @@ segments (`pipeline/segments.py`), measured at 1024-px crops on a real photo."""
 from __future__ import annotations
 
 import numpy as np
-from face_clips import moving_clip
-from pipeline_fixtures import write_clip
+from support.face_clips import moving_clip
+from support.pipeline_fixtures import write_clip
 
 from ganvid.face.align import CropConfig, ffhq_crop
 from ganvid.io.video import read_frames
