@@ -126,10 +126,6 @@ class CropCutter:
     def unaligned_crops(self) -> CropView:
         return CropView(self, aligned=False)
 
-    @property
-    def aligned_crops(self) -> CropView:
-        return CropView(self, aligned=True)
-
 
 @dataclass(frozen=True)
 class CropView:
