@@ -25,21 +25,18 @@ model-independent stages of one work dir without clearing each other.
 
 Crop windows: `ganvid.face.windows` (the official rule, per shot).
 
-w+ (`wplus_samples`, `shot_wplus`). "mean" (default): one w+ per shot, the mean over up to 32
-of the shot's frames with a detected face, evenly spread (over all of its frames if none has
-one). This is the official fixed w+ (only f varies, which the video models were trained for
-with their temporal loss), made robust: it does not hang on one frame's expression or blur,
-and a cut gets a new w+; the encoder runs 32 times per shot, not once per frame. "smooth": the
-per-frame w+ through the 5-tap temporal filter of `ganvid.pipeline.smoothing` (follows slow
-changes of the face's appearance, at the price of some texture flicker).
+w+ per shot: `ganvid.pipeline.smoothing` ("mean", the default: one w+ per shot, the official
+fixed w+ made robust; "smooth": per frame through the temporal filter).
 
-Output. Default: each render is resized into its window and blended into the source frame at
-the source resolution with a feathered mask: "full" (toonify: the whole window is restyled;
-edges feathered except where the window touches the frame's border) or "hull" (edits: the window
-times the face-and-hair mask of `ganvid.pipeline.paste_back.face_mask`). Pixels outside the mask
-are the input's, bit for bit; frames of shots where the face was never detected pass through.
-`crop_only` writes the renders themselves (4 W_in x 4 H_in). Frame count, timestamps and sound
-are kept.
+Output. Default: each render is pasted into its frame at the source resolution by
+`ganvid.pipeline.paste_back.PasteBack.window` (resized into its window, feathered edges except
+where the window touches the frame's border). Toonify pastes the whole window ("full": the
+restyle is the point, so no colour match; `--mask hull|parsing` keeps the rest of the window
+as it was); edits paste face and hair ("hull", or "parsing" with `--mask parsing`), colour
+matched in the seam and smoothed over time within a shot, like `ganvid edit`. Pixels outside
+the mask are the input's, bit for bit; frames of shots where the face was never detected pass
+through. `crop_only` writes the renders themselves (4 W_in x 4 H_in). Frame count, timestamps
+and sound are kept.
 
 Editing (`EditSpec`): the decoder adds strength(t) * v to every w+ row and feeds the same vector
 to the edit models' fusion attention; v is the checkpoint's `editing_w[0]` (styleganex-edit-age,
@@ -50,8 +47,7 @@ to the edit models' fusion attention; v is the checkpoint's `editing_w[0]` (styl
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -72,30 +68,37 @@ from ganvid.files import absolute
 from ganvid.pipeline.align import track_geometry, write_aligned_faces
 from ganvid.pipeline.invert import (
     ALIGNED_SIZE,
+    batches,
     frame_count,
     stage_decode,
 )
 from ganvid.pipeline.job import Job, input_clip
+from ganvid.pipeline.paste_back import (
+    RESTYLE_MASK_CHOICES,
+    PasteBack,
+    PasteConfig,
+    paste_config,
+    require_mask,
+)
+from ganvid.pipeline.smoothing import WplusMode, shot_wplus, wplus_samples
 from ganvid.pipeline.workdir import (
     FrameDir,
     StageRecord,
     Workdir,
-    atomic_path,
     atomic_save_npz,
     atomic_write_json,
     default_workdir,
-    gather_arrays,
     output_folder,
     read_json,
 )
 from ganvid.ui import stage_bar
 
-WplusMode = Literal["mean", "smooth"]
-MaskMode = Literal["full", "hull"]
 RenderFormat = Literal[".jpg", ".png"]
 WRITER_THREADS = 4
 """Threads encoding render files while the network works."""
 STYLES = ("cartoon", "pixar", "arcane")
+WINDOW_FEATHER = 0.06
+"""Soft edge of a pasted window, as a fraction of its shorter side."""
 GEOMETRY_STAGE = "sgx_geometry"
 WINDOWS_STAGE = "sgx_windows"
 
@@ -112,156 +115,6 @@ def toonify_weights_name(style: str) -> str:
     if style not in STYLES:
         raise InputError(f"unknown toonify style {style!r}: use {', '.join(STYLES)}")
     return f"styleganex-toonify-{style}"
-
-
-# ----------------------------------------------------------------------------- paste-back
-
-
-@dataclass(frozen=True)
-class PasteOptions:
-    mask: MaskMode = "full"
-    """full: the whole window (toonify); hull: window x face-and-hair mask (edits)."""
-    feather: float = 0.06
-    """Width of the window's soft edge, as a fraction of its shorter side."""
-
-
-def _edge_ramp(
-    lo: int, hi: int, start: float, length: float, limit: int, ramp: float
-) -> np.ndarray:
-    """Per pixel lo..hi-1: 0 outside [start, start+length], rising to 1 over `ramp` px inside;
-    an edge lying on the frame border (0 or `limit`) is not feathered."""
-    centres = np.arange(lo, hi, dtype=np.float64) + 0.5
-    before = centres - start if start > 1e-6 else np.full_like(centres, np.inf)
-    end = start + length
-    after = end - centres if end < limit - 1e-6 else np.full_like(centres, np.inf)
-    return np.clip(np.minimum(before, after) / max(ramp, 1e-6), 0.0, 1.0)
-
-
-def paste_window(
-    frame: np.ndarray,
-    render: np.ndarray,
-    box: np.ndarray,
-    options: PasteOptions = PasteOptions(),
-    landmarks: np.ndarray | None = None,
-) -> np.ndarray:
-    """Blend render uint8 [R_h,R_w,3] (the picture of window `box` = (x0, y0, w, h)) into frame
-    uint8 [H,W,3] -> uint8 [H,W,3]; pixels where the mask is 0 are the frame's, bit for bit.
-
-    The render is first resized to about the window's size in frame pixels (area filter when
-    shrinking), then placed with the window's sub-pixel offset.
-    """
-    import cv2
-
-    height, width = frame.shape[:2]
-    x0, y0, w, h = (float(v) for v in box)
-    rx0, ry0 = max(0, math.floor(x0)), max(0, math.floor(y0))
-    rx1, ry1 = min(width, math.ceil(x0 + w)), min(height, math.ceil(y0 + h))
-    if rx1 <= rx0 or ry1 <= ry0:
-        return frame
-    size = (max(1, round(w)), max(1, round(h)))
-    shrinking = size[0] < render.shape[1]
-    resized = cv2.resize(
-        render, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    )
-    sx, sy = w / size[0], h / size[1]
-    matrix = np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5 - rx0], [0.0, sy, y0 + 0.5 * sy - 0.5 - ry0]])
-    placed = cv2.warpAffine(
-        resized,
-        matrix,
-        (rx1 - rx0, ry1 - ry0),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    ).astype(np.float32)
-    ramp = options.feather * min(w, h)
-    alpha = np.outer(
-        _edge_ramp(ry0, ry1, y0, h, height, ramp), _edge_ramp(rx0, rx1, x0, w, width, ramp)
-    ).astype(np.float32)
-    if options.mask == "hull" and landmarks is not None:
-        from ganvid.pipeline.paste_back import PasteConfig, face_mask
-
-        alpha *= face_mask((height, width), landmarks, PasteConfig())[ry0:ry1, rx0:rx1]
-    alpha[alpha < 0.5 / 255] = 0.0
-    alpha[alpha > 1 - 0.5 / 255] = 1.0
-    out = frame.copy()
-    region = frame[ry0:ry1, rx0:rx1]
-    blended = region + alpha[..., None] * (placed - region)
-    mixed = np.clip(np.round(blended), 0, 255).astype(np.uint8)
-    keep = alpha == 0
-    mixed[keep] = region[keep]
-    out[ry0:ry1, rx0:rx1] = mixed
-    return out
-
-
-# ----------------------------------------------------------------------------- w+ per shot
-
-
-def _chunks(count: int, size: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, count, size):
-        yield start, min(count, start + size)
-
-
-MEAN_SAMPLES = 32
-"""Frames per shot whose w+ the "mean" mode averages, evenly spread over the shot: the w+ of
-one face varies little, so 32 give the mean of all to within a small fraction of its spread
-while the encoder runs once per sample, not once per frame."""
-
-
-def wplus_samples(
-    shot_ids: np.ndarray, detected: np.ndarray, mode: WplusMode, per_shot: int = MEAN_SAMPLES
-) -> list[int]:
-    """Frames whose aligned face goes through the encoder: "smooth" all of them; "mean" up to
-    `per_shot` per shot, evenly spread over its frames with a detected face (over all of its
-    frames if it has none)."""
-    shot_ids = np.asarray(shot_ids).reshape(-1)
-    if mode == "smooth":
-        return list(range(len(shot_ids)))
-    if mode != "mean":
-        raise InputError(f"unknown w+ mode {mode!r}: use mean or smooth")
-    detected = np.asarray(detected, dtype=bool).reshape(-1)
-    samples: list[int] = []
-    for start, stop in shot_segments(shot_ids):
-        frames = np.arange(start, stop)
-        pool = frames[detected[start:stop]] if detected[start:stop].any() else frames
-        if len(pool) > per_shot:
-            pool = pool[np.round(np.linspace(0, len(pool) - 1, per_shot)).astype(int)]
-        samples.extend(int(i) for i in pool)
-    return samples
-
-
-def shot_wplus(
-    per_frame: FrameDir,
-    target: Path,
-    shot_ids: np.ndarray,
-    samples: list[int],
-    mode: WplusMode = "mean",
-) -> None:
-    """Per-frame w+ files (those of `samples`) -> the w+ to render, [N,18,512] float32 .npy:
-    "mean" = each shot's mean over its samples; "smooth" = every frame through the 5-tap
-    temporal filter within its shot (raw values kept beside `target` as raw.npy). Streams:
-    memory holds one shot's mean (or one chunk of frames), never the clip."""
-    from ganvid.pipeline.smoothing import smooth_ws_file
-
-    shot_ids = np.asarray(shot_ids).reshape(-1)
-    count = len(shot_ids)
-    if mode == "smooth":
-        raw = target.with_name("raw.npy")
-        gather_arrays(per_frame, count, raw)
-        smooth_ws_file(raw, target, shot_ids, smooth=True)
-        return
-    sampled = np.asarray(samples)
-    first = per_frame.read(int(sampled[0]))
-    with atomic_path(target) as tmp:
-        out = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.float32, shape=(count, *first.shape)
-        )
-        for start, stop in shot_segments(shot_ids):
-            members = sampled[(sampled >= start) & (sampled < stop)]
-            total = np.zeros(first.shape, dtype=np.float64)
-            for index in members:
-                total += per_frame.read(int(index))
-            out[start:stop] = (total / len(members)).astype(np.float32)
-        out.flush()
-        del out
 
 
 # ----------------------------------------------------------------------------- options
@@ -306,7 +159,8 @@ class StyleganexVideoOptions:
     device: str = "auto"
     batch: int = 4
     crop_only: bool = False
-    paste: PasteOptions = PasteOptions()
+    paste: PasteConfig = paste_config("full", restyle=True, edge_feather_px=WINDOW_FEATHER)
+    """The paste-back (`ganvid.pipeline.paste_back`); the entry points pick each task's."""
     edit: EditSpec | None = None
     wplus: WplusMode = "mean"
     crop: CropRule = CropRule()
@@ -411,8 +265,7 @@ def stage_wplus(workdir: Workdir, inputs: dict, options: dict) -> dict:
     per_frame = FrameDir(out / "frames", ".npy")
     todo = [i for i in samples if not per_frame.has(i)]
     with stage_bar("w+ (encoder)", len(samples), len(samples) - len(todo)) as update:
-        for start, stop in _chunks(len(todo), job.options.batch):
-            chunk = todo[start:stop]
+        for chunk in batches(todo, job.options.batch):
             images = to_float([aligned.read(i) for i in chunk], job.device)
             with torch.no_grad():
                 wplus = job.model.encode_wplus(images).float().cpu().numpy()
@@ -475,8 +328,8 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
     pts = read_json(workdir.root / "decode" / "video.json")["pts"]
     renders = FrameDir(workdir.root / options["renders"], options["ext"])
     windows = load_windows(workdir.root)
-    landmarks = load_track(workdir.root)["landmarks"]
-    paste = PasteOptions(**options["paste"])
+    track = load_track(workdir.root)
+    paste = None if options["crop_only"] else PasteBack(PasteConfig(**options["paste"]))
     if options["crop_only"]:
         height, width = renders.read(0).shape[:2]
     else:
@@ -498,13 +351,12 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
         for frame in read_frames(clip):
             index = frame.index
             render = renders.read(index)
-            if options["crop_only"]:
+            if paste is None:
                 image = render
-            elif windows.active[index]:
-                box = windows.boxes[index]
-                image = paste_window(frame.image, render, box, paste, landmarks[index])
-            else:
-                image = frame.image
+            else:  # frames of shots without a face (no landmarks) pass through
+                face = track["landmarks"][index] if windows.active[index] else None
+                box, shot = windows.boxes[index], track["shot_ids"][index]
+                image = paste.window(frame.image, render, box, face, shot)
             writer.write(image, pts[index])
             update()
     return {"output": str(output), "size": [width, height], "frames": len(pts)}
@@ -529,6 +381,8 @@ class StyleganexVideoJob(Job):
             raise InputError(f"unknown w+ mode {options.wplus!r}: use mean or smooth")
         if options.crop.eye_px <= 0 or options.crop.window_eyes <= 0:
             raise InputError("the eye distance and the window size must be positive")
+        if not options.crop_only:
+            require_mask(options.paste.mask, RESTYLE_MASK_CHOICES)
         self.checkpoint = resolve(options.checkpoint)
         self.workdir_path = absolute(options.workdir or default_workdir(self.clip))
         folder = output_folder(self.clip, self.workdir_path)
@@ -704,23 +558,26 @@ def toonify_video(
     clip: str | Path,
     style: str = "cartoon",
     checkpoint: str | Path | None = None,
+    mask: str = "full",
     **options: Any,
 ) -> StyleganexSummary:
     """Toonify a face video with a StyleGANEX toonify checkpoint.
 
     style: cartoon | pixar | arcane (names the weights `styleganex-toonify-<style>` and the
     output `<clip>_toon_<style>.mp4`); checkpoint: a file instead of the named weights.
+    mask: full (default: the whole window is restyled, its edges feathered), hull or parsing
+    (only face and hair); never colour-matched: the style is the point (`paste_config`).
     options: the other fields of `StyleganexVideoOptions` (output, workdir, device, batch,
-    crop_only, wplus, crop, crf, preset, fresh, face). The window is pasted back whole
-    (feathered "full" mask) unless `paste` says otherwise.
+    crop_only, wplus, crop, crf, preset, fresh, face; `paste` instead of mask).
     """
     name = toonify_weights_name(style)
+    paste = paste_config(mask, restyle=True, edge_feather_px=WINDOW_FEATHER)
     job = StyleganexVideoJob(
         StyleganexVideoOptions(
             clip=Path(clip),
             checkpoint=str(checkpoint) if checkpoint is not None else name,
             tag=f"toon_{style}",
-            **{"paste": PasteOptions(mask="full"), **options},
+            **{"paste": paste, **options},
         )
     )
     return job.run()
@@ -731,6 +588,7 @@ def styleganex_edit_video(
     checkpoint: str | Path = "styleganex-edit-age",
     strength: float | str | Strength = 1.0,
     direction: np.ndarray | str | Path | None = None,
+    mask: str = "hull",
     **options: Any,
 ) -> StyleganexSummary:
     """Edit a face video with StyleGANEX (`ganvid edit --backend styleganex`).
@@ -743,8 +601,10 @@ def styleganex_edit_video(
     Sign: the decoder renders w+ + strength x v (every row; the edit models' attention sees the
     same vector). +strength applies v as the official video_editing.py does with
     `--scale_factor strength`; its web demo uses the opposite sign, ganvid does not.
-    options: the other fields of `StyleganexVideoOptions`; by default the face-and-hair region
-    (mask "hull") is pasted back, and the output is `<clip>_edit_<name>_<strength>.mp4`.
+    mask: hull (default) or parsing, as `ganvid edit --mask`: the face-and-hair region is pasted
+    back, its colour matched to the frame's in the seam and the mask smoothed over time.
+    options: the other fields of `StyleganexVideoOptions` (`paste` instead of mask); the output
+    is `<clip>_edit_<name>_<strength>.mp4`.
     """
     if not isinstance(strength, Strength):
         strength = Strength.parse(str(strength))
@@ -762,7 +622,7 @@ def styleganex_edit_video(
             tag=f"edit_{name}_{strength.label()}",
             model_tag=f"edit_{name}",
             edit=EditSpec(strength, direction),
-            **{"paste": PasteOptions(mask="hull"), **options},
+            **{"paste": paste_config(mask, edge_feather_px=WINDOW_FEATHER), **options},
         )
     )
     return job.run()
