@@ -407,7 +407,7 @@ class PasteBack:
         """frame uint8 [H,W,3], render uint8 [R,R,3] of the crop `quad` [4,2] (frame coords),
         landmarks [68,2] or None (no face: the frame is returned unchanged) -> uint8 [H,W,3]."""
         placement = _quad_placement(render, quad, frame.shape[:2], self.config)
-        return self._paste(frame, render, placement, landmarks)
+        return self._paste(placement, frame, render, landmarks)
 
     def window(
         self,
@@ -425,15 +425,16 @@ class PasteBack:
             self.reset()
             self._shot = shot
         placement = _box_placement(render, window, frame.shape[:2], self.config)
-        return self._paste(frame, render, placement, landmarks)
+        return self._paste(placement, frame, render, landmarks)
 
     def _paste(
         self,
+        placement: _Placement,
         frame: np.ndarray,
         render: np.ndarray,
-        placement: _Placement,
         landmarks: np.ndarray | None,
     ) -> np.ndarray:
+        """Blend `render`, placed by `placement`, into `frame` (see `__call__`)."""
         import cv2
 
         self._shape = frame.shape[:2]
