@@ -328,3 +328,18 @@ def test_edit_with_the_parsing_mask_changes_only_pixels_inside_the_windows(asset
     for name, before in manifests.items():
         after = read_json(assets["workdir"] / f"edit_edit_1.5_{name}.json")
         assert (after["key"] != before["key"]) == (name == "encode")
+
+
+def test_toonify_with_the_hull_mask_restyles_face_and_hair_only(assets, cli, tmp_path):
+    output = tmp_path / "hull.mp4"
+    code, _, err = cli(*toonify_args(assets, "--mask", "hull", "-o", output))
+    assert code == 0, err
+    _, source = decoded(assets["clip"])
+    _, whole = decoded(assets["clip"].with_name("talk_toon_cartoon.mp4"))  # the default: full
+    _, hull = decoded(output)
+    for k in range(FRAMES):
+        restyled = {
+            name: (np.abs(video[k].astype(int) - source[k].astype(int)).max(-1) > 20).sum()
+            for name, video in (("full", whole), ("hull", hull))
+        }
+        assert 50 < restyled["hull"] < 0.8 * restyled["full"]
