@@ -1,4 +1,4 @@
-"""Temporal smoothing of per-frame latents and transforms.
+"""Temporal smoothing of per-frame latents and transforms; w+ per shot for the StyleGANEX jobs.
 
 The filter is the stylegan3-editing video filter: taps [0.25, 0.75, 1, 0.75, 0.25] / 3 over
 frames i-2..i+2. Unlike that code (which returns N-4 frames), ganvid keeps every frame: at the
