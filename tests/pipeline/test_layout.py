@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from face_clips import moving_clip
-from pipeline_fixtures import invert_args, tiny_assets
+from support.face_clips import moving_clip
+from support.pipeline_fixtures import invert_args, tiny_assets
 
 from ganvid.pipeline import layout as names
 from ganvid.pipeline.layout import Layout
