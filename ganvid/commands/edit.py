@@ -304,10 +304,11 @@ def _inverted_domain(workdir: Path | None, clip: Path | None) -> str:
     from ganvid.edit.request import domain_of_generator
     from ganvid.errors import GanvidError
     from ganvid.pipeline.edit import find_workdir
+    from ganvid.pipeline.layout import Layout
     from ganvid.pipeline.workdir import read_json
 
     try:
-        record = read_json(find_workdir(clip, workdir) / "inversion.json") or {}
+        record = read_json(Layout(find_workdir(clip, workdir)).inversion_json) or {}
     except GanvidError:
         record = {}
     return domain_of_generator(record.get("generator", ""))

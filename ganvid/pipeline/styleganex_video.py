@@ -6,7 +6,8 @@ the first-layer feature f (1/8 of the crop) from the crop itself, and the decode
 face only; here the window follows the tracked face, and w+ is taken per shot.
 
 Stages (a work dir, default `<clip>.ganvid/`, shared with `ganvid invert`: the decode stage is the
-same one, so it is reused):
+same one, so it is reused; names and paths are `ganvid.pipeline.layout.Layout`'s, each stage gets
+its frozen options, hashed, and the loaded network, never the job):
 
     decode         decode/video.json             frame count, pts, size
     sgx_geometry   sgx_geometry/geometry.json    tracked, smoothed, gap-filled landmarks, shots
@@ -65,14 +66,16 @@ from ganvid.face.windows import (
     shot_segments,
 )
 from ganvid.files import absolute
+from ganvid.pipeline import layout as names
 from ganvid.pipeline.align import track_geometry, write_aligned_faces
 from ganvid.pipeline.invert import (
     ALIGNED_SIZE,
     batches,
     frame_count,
-    stage_decode,
+    run_decode,
 )
 from ganvid.pipeline.job import Job, input_clip
+from ganvid.pipeline.layout import Layout, Tagged
 from ganvid.pipeline.paste_back import (
     RESTYLE_MASK_CHOICES,
     PasteBack,
@@ -82,6 +85,7 @@ from ganvid.pipeline.paste_back import (
 )
 from ganvid.pipeline.smoothing import WplusMode, shot_wplus, wplus_samples
 from ganvid.pipeline.workdir import (
+    OMIT_DEFAULT,
     FrameDir,
     StageRecord,
     Workdir,
@@ -99,8 +103,6 @@ WRITER_THREADS = 4
 STYLES = ("cartoon", "pixar", "arcane")
 WINDOW_FEATHER = 0.06
 """Soft edge of a pasted window, as a fraction of its shorter side."""
-GEOMETRY_STAGE = "sgx_geometry"
-WINDOWS_STAGE = "sgx_windows"
 
 EDIT_SIGN_HELP = (
     "StyleGANEX edits add strength x v to every w+ row (and feed it to the edit model's "
@@ -200,19 +202,57 @@ def default_output(clip: Path, tag: str, crop_only: bool, folder: Path | None = 
 # ----------------------------------------------------------------------------- stages
 
 
-def decode_clip(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """`ganvid invert`'s decode stage (same name and key, so one work dir shares it); the clip
-    is handed over both ways that stage has read it (inputs, and options outside the key)."""
-    return stage_decode(workdir, inputs, {**options, "clip": str(inputs["clip"])})
+@dataclass(frozen=True)
+class GeometryOptions:
+    face: dict
+    """`face_options(...)`: detector, cnn, face_index, rule."""
 
 
-def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
+@dataclass(frozen=True)
+class WindowsOptions:
+    crop: CropRule
+    """The window rule (eye distance, window size...)."""
+
+
+@dataclass(frozen=True)
+class WplusOptions:
+    stage: str
+    """`<model tag>_wplus`, hashed since the first runs (earlier work dirs stay cached)."""
+    mode: WplusMode
+
+
+@dataclass(frozen=True)
+class RenderStageOptions:
+    stage: str
+    wplus: str
+    """The w+ rendered, relative to the work dir."""
+    edit: dict | None
+    """`EditSpec.describe()`, or None."""
+    ext: RenderFormat
+
+
+@dataclass(frozen=True)
+class EncodeStageOptions:
+    renders: str
+    """The renders, relative to the work dir."""
+    ext: RenderFormat
+    output: str
+    crop_only: bool
+    paste: PasteConfig
+    crf: int
+    preset: str
+    exact_size: bool = field(default=False, metadata=OMIT_DEFAULT)
+
+
+def stage_geometry(workdir: Workdir, inputs: dict, options: GeometryOptions) -> dict:
     """Tracked, smoothed landmarks and the FFHQ-aligned faces at 256 (the w+ input)."""
     clip = Path(inputs["clip"])
     count = frame_count(workdir)
-    out = workdir.stage_dir(GEOMETRY_STAGE)
-    records, detections = track_geometry(clip, count, out, options["face"])
-    write_aligned_faces(clip, records, FrameDir(out / "aligned"), ALIGNED_SIZE)
+    layout = workdir.layout
+    records, detections = track_geometry(
+        clip, count, layout, layout.sgx_geometry_json, options.face
+    )
+    write_aligned_faces(clip, records, FrameDir(layout.sgx_aligned), ALIGNED_SIZE)
     track = {
         "landmarks": np.stack([r.landmarks for r in records]),
         "shot_ids": np.array([r.shot for r in records], dtype=np.int64),
@@ -220,22 +260,22 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
         "present": np.array([not r.absent for r in records], dtype=bool),
         "frame_size": np.array([detections.width, detections.height], dtype=np.int64),
     }
-    atomic_save_npz(out / "track.npz", track)
+    atomic_save_npz(layout.sgx_track, track)
     return {"frames": count, "shots": len(shot_segments(np.array([r.shot for r in records])))}
 
 
 def load_track(workdir: Path) -> dict[str, np.ndarray]:
     """sgx_geometry/track.npz: landmarks [N,68,2], shot_ids [N], detected [N], present [N],
     frame_size."""
-    with np.load(Path(workdir) / GEOMETRY_STAGE / "track.npz") as data:
+    with np.load(Layout(workdir).sgx_track) as data:
         return {key: data[key] for key in data.files}
 
 
 def load_windows(workdir: Path) -> CropWindows:
-    return CropWindows.from_json(read_json(Path(workdir) / WINDOWS_STAGE / "windows.json"))
+    return CropWindows.from_json(read_json(Layout(workdir).sgx_windows))
 
 
-def stage_windows(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_windows(workdir: Workdir, inputs: dict, options: WindowsOptions) -> dict:
     """One crop window per frame -> sgx_windows/windows.json."""
     track = load_track(workdir.root)
     width, height = (int(v) for v in track["frame_size"])
@@ -244,63 +284,68 @@ def stage_windows(workdir: Workdir, inputs: dict, options: dict) -> dict:
         track["shot_ids"],
         track["detected"],
         (width, height),
-        CropRule(**options["crop"]),
+        options.crop,
         track.get("present"),
     )
-    atomic_write_json(workdir.stage_dir(WINDOWS_STAGE) / "windows.json", windows.to_json())
+    atomic_write_json(workdir.layout.sgx_windows, windows.to_json())
     return {"input_size": list(windows.input_size), "frames": len(windows.boxes)}
 
 
-def stage_wplus(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Encoder w+ of the sampled aligned faces -> frames/*.npy; per-shot w+ -> wplus.npy."""
+def stage_wplus(workdir: Workdir, inputs: dict, options: WplusOptions) -> dict:
+    """Encoder w+ of the sampled aligned faces -> frames/*.npy; per-shot w+ -> wplus.npy.
+
+    inputs: networks (StyleganexNetworks), paths (the stage's Tagged), batch.
+    """
     import torch
 
     from ganvid.pipeline.render import to_float
 
-    job: StyleganexVideoJob = inputs["job"]
-    out = workdir.stage_dir(options["stage"])
+    networks: StyleganexNetworks = inputs["networks"]
+    paths: Tagged = inputs["paths"]
     track = load_track(workdir.root)
-    samples = wplus_samples(track["shot_ids"], track["detected"], options["mode"])
-    aligned = FrameDir(workdir.root / GEOMETRY_STAGE / "aligned")
-    per_frame = FrameDir(out / "frames", ".npy")
+    samples = wplus_samples(track["shot_ids"], track["detected"], options.mode)
+    aligned = FrameDir(workdir.layout.sgx_aligned)
+    per_frame = FrameDir(paths.wplus_frames, ".npy")
     todo = [i for i in samples if not per_frame.has(i)]
     with stage_bar("w+ (encoder)", len(samples), len(samples) - len(todo)) as update:
-        for chunk in batches(todo, job.options.batch):
-            images = to_float([aligned.read(i) for i in chunk], job.device)
+        for chunk in batches(todo, inputs["batch"]):
+            images = to_float([aligned.read(i) for i in chunk], networks.device)
             with torch.no_grad():
-                wplus = job.model.encode_wplus(images).float().cpu().numpy()
+                wplus = networks.model.encode_wplus(images).float().cpu().numpy()
             for index, row in zip(chunk, wplus, strict=True):
                 per_frame.write(index, row)
             update(len(chunk))
-    shot_wplus(per_frame, out / "wplus.npy", track["shot_ids"], samples, options["mode"])
-    return {"frames": frame_count(workdir), "encoded": len(samples), "mode": options["mode"]}
+    shot_wplus(per_frame, paths.wplus_npy, track["shot_ids"], samples, options.mode)
+    return {"frames": frame_count(workdir), "encoded": len(samples), "mode": options.mode}
 
 
-def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_render(workdir: Workdir, inputs: dict, options: RenderStageOptions) -> dict:
     """Decode every frame's crop -> <tag>_render/frames/* (4x the crop), in batches.
 
     Files are encoded by a pool of threads while the network draws the next batch (at 2048 px
     an image file takes about as long as a GPU render); at most a few batches wait in memory.
+    inputs: networks, strengths (edit strength per frame, or None), clip, batch.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from ganvid.io.video import read_frames
 
-    job: StyleganexVideoJob = inputs["job"]
+    networks: StyleganexNetworks = inputs["networks"]
     count = frame_count(workdir)
     windows = load_windows(workdir.root)
-    renders = FrameDir(workdir.stage_dir(options["stage"]) / "frames", options["ext"])
+    renders = FrameDir(workdir.layout.frames(options.stage), options.ext)
     todo = set(renders.missing(count))
-    render = job.renderer(np.load(workdir.root / options["wplus"], mmap_mode="r"))
+    wplus = np.load(workdir.root / options.wplus, mmap_mode="r")
+    render = networks.renderer(wplus, inputs["strengths"])
     last = max(todo, default=-1)
-    batch = job.options.batch
+    batch = inputs["batch"]
     with (
         stage_bar("render", count, count - len(todo)) as update,
         ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool,
     ):
         pending: list[tuple[int, np.ndarray]] = []
         writing: list = []
-        for frame in read_frames(job.clip) if todo else ():
+        for frame in read_frames(inputs["clip"]) if todo else ():
             if frame.index in todo:
                 crop = cut_window(frame.image, windows.boxes[frame.index], windows.input_size)
                 pending.append((frame.index, crop))
@@ -317,34 +362,33 @@ def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
     return {"frames": count, "input_size": list(windows.input_size)}
 
 
-def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_encode(workdir: Workdir, inputs: dict, options: EncodeStageOptions) -> dict:
     """Paste every render into its frame (or keep the crops) and encode with the source's pts
     and sound."""
     from ganvid.io.video import VideoWriter, probe, read_frames
 
-    job: StyleganexVideoJob = inputs["job"]
-    clip = job.clip
+    clip = Path(inputs["clip"])
     info = probe(clip)
-    pts = read_json(workdir.root / "decode" / "video.json")["pts"]
-    renders = FrameDir(workdir.root / options["renders"], options["ext"])
+    pts = read_json(workdir.layout.decode_json)["pts"]
+    renders = FrameDir(workdir.root / options.renders, options.ext)
     windows = load_windows(workdir.root)
     track = load_track(workdir.root)
-    paste = None if options["crop_only"] else PasteBack(PasteConfig(**options["paste"]))
-    if options["crop_only"]:
+    paste = None if options.crop_only else PasteBack(options.paste)
+    if options.crop_only:
         height, width = renders.read(0).shape[:2]
     else:
         width, height = info.width, info.height
-    output = Path(options["output"])
+    output = Path(options.output)
     with (
         VideoWriter(
             output,
             info,
-            crf=options["crf"],
-            preset=options["preset"],
+            crf=options.crf,
+            preset=options.preset,
             audio_from=clip if info.has_audio else None,
             width=width,
             height=height,
-            exact_size=options.get("exact_size", False),
+            exact_size=options.exact_size,
         ) as writer,
         stage_bar("encode", len(pts)) as update,
     ):
@@ -363,6 +407,69 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- the job
+
+
+class StyleganexNetworks:
+    """The StyleGANEX network of a job and its edit, loaded on first use (a fully cached run
+    loads nothing): what the w+ and render stages need."""
+
+    def __init__(self, checkpoint: Path, device, edit: EditSpec | None) -> None:
+        self.checkpoint, self.device, self.edit = checkpoint, device, edit
+
+    @cached_property
+    def model(self):
+        """The StyleGANEX network."""
+        from ganvid.nn.styleganex_checkpoints import load_styleganex
+
+        model = load_styleganex(self.checkpoint, device=self.device)
+        if self.edit is not None and self.edit.direction is None:
+            model.edit_vector(1.0)  # InputError when the checkpoint has no editing_w
+        return model
+
+    def edit_vector(self):
+        """v [n_styles, w_dim] on the device, or None (no edit)."""
+        import torch
+
+        edit = self.edit
+        if edit is None:
+            return None
+        model = self.model
+        if edit.direction is None:
+            return model.edit_vector(1.0)[0]
+        from ganvid.edit.directions import as_direction, load_direction_file
+
+        n_styles, w_dim = model.config.encoder.n_styles, model.config.encoder.style_dim
+        if isinstance(edit.direction, Path):
+            vector = load_direction_file(edit.direction, n_styles, w_dim)
+        else:
+            vector = as_direction(np.asarray(edit.direction), n_styles, w_dim, "--direction")
+        return torch.tensor(vector, dtype=torch.float32, device=self.device)
+
+    def renderer(self, wplus: np.ndarray, strengths: np.ndarray | None) -> Callable[[list], list]:
+        """render([(frame index, crop uint8 [H_in,W_in,3]), ...]) -> [(frame index, uint8
+        [4 H_in, 4 W_in, 3]), ...] with w+ rows `wplus[index]` and the edit, if any, at
+        `strengths[index]`."""
+        import torch
+
+        from ganvid.pipeline.render import to_float, to_tensor, to_uint8
+
+        model, device = self.model, self.device
+        vector = self.edit_vector()
+
+        def render(batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
+            indices = [index for index, _ in batch]
+            crops = to_float([crop for _, crop in batch], device)
+            rows = to_tensor(wplus[indices], device)
+            editing_w = None
+            if vector is not None:
+                scale = to_tensor(strengths[indices], device)
+                editing_w = scale[:, None, None] * vector[None]
+            with torch.no_grad():
+                features = model.encode_features(crops)
+                images = model.decode(rows, features, editing_w, noise_mode="none")
+            return list(zip(indices, to_uint8(images.clamp(-1.0, 1.0)), strict=True))
+
+        return render
 
 
 class StyleganexVideoJob(Job):
@@ -389,146 +496,95 @@ class StyleganexVideoJob(Job):
         self.output = absolute(
             options.output or default_output(self.clip, options.tag, options.crop_only, folder)
         )
+        self.networks = StyleganexNetworks(self.checkpoint, self.device, options.edit)
 
-    @cached_property
+    @property
     def model(self):
         """The StyleGANEX network, loaded on first use (a fully cached run loads nothing)."""
-        from ganvid.nn.styleganex_checkpoints import load_styleganex
-
-        model = load_styleganex(self.checkpoint, device=self.device)
-        if self.options.edit is not None and self.options.edit.direction is None:
-            model.edit_vector(1.0)  # InputError when the checkpoint has no editing_w
-        return model
+        return self.networks.model
 
     def edit_vector(self):
         """v [n_styles, w_dim] on the device, or None (no edit)."""
-        import torch
-
-        edit = self.options.edit
-        if edit is None:
-            return None
-        model = self.model
-        if edit.direction is None:
-            return model.edit_vector(1.0)[0]
-        from ganvid.edit.directions import as_direction, load_direction_file
-
-        n_styles, w_dim = model.config.encoder.n_styles, model.config.encoder.style_dim
-        if isinstance(edit.direction, Path):
-            vector = load_direction_file(edit.direction, n_styles, w_dim)
-        else:
-            vector = as_direction(np.asarray(edit.direction), n_styles, w_dim, "--direction")
-        return torch.tensor(vector, dtype=torch.float32, device=self.device)
+        return self.networks.edit_vector()
 
     def strengths(self, workdir: Path) -> np.ndarray | None:
         """Edit strength per frame [N] from the frames' times (s from the first frame)."""
         if self.options.edit is None:
             return None
-        video = read_json(workdir / "decode" / "video.json")
+        video = read_json(Layout(workdir).decode_json)
         numerator, denominator = video["time_base"]
         pts = np.asarray(video["pts"], dtype=np.float64)
         return self.options.edit.strength.at((pts - pts[0]) * numerator / denominator)
-
-    def renderer(self, wplus: np.ndarray) -> Callable[[list], list]:
-        """render([(frame index, crop uint8 [H_in,W_in,3]), ...]) -> [(frame index, uint8
-        [4 H_in, 4 W_in, 3]), ...] with w+ rows `wplus[index]` and the edit, if any."""
-        import torch
-
-        from ganvid.pipeline.render import to_float, to_tensor, to_uint8
-
-        model, device = self.model, self.device
-        vector = self.edit_vector()
-        strengths = self.strengths(self.workdir_path)
-
-        def render(batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
-            indices = [index for index, _ in batch]
-            crops = to_float([crop for _, crop in batch], device)
-            rows = to_tensor(wplus[indices], device)
-            editing_w = None
-            if vector is not None:
-                scale = to_tensor(strengths[indices], device)
-                editing_w = scale[:, None, None] * vector[None]
-            with torch.no_grad():
-                features = model.encode_features(crops)
-                images = model.decode(rows, features, editing_w, noise_mode="none")
-            return list(zip(indices, to_uint8(images.clamp(-1.0, 1.0)), strict=True))
-
-        return render
 
     def run(self) -> StyleganexSummary:
         o = self.options
         # the clip's path is not hashed, its content is (files=): moving the clip costs nothing
         clip_file = {"clip": self.clip}
-        with self.open(job=self, clip=self.clip) as wd:
+        with self.open(clip=self.clip, networks=self.networks, batch=o.batch) as wd:
+            layout = wd.layout
+            last = run_decode(self, self.clip) - 1
             self.stage(
-                "decode",
-                decode_clip,
-                options={},
-                files=clip_file,
-                outputs=["video.json"],
-            )
-            last = f"{frame_count(wd) - 1:06d}"
-            self.stage(
-                GEOMETRY_STAGE,
+                names.SGX_GEOMETRY,
                 stage_geometry,
-                options={"face": face_options(o.face)},
+                options=GeometryOptions(face_options(o.face)),
                 files=clip_file,
-                upstream=["decode"],
-                outputs=["track.npz", f"aligned/{last}.png"],
+                upstream=[names.DECODE],
+                outputs=[layout.sgx_track, FrameDir(layout.sgx_aligned).file(last)],
             )
             self.stage(
-                WINDOWS_STAGE,
+                names.SGX_WINDOWS,
                 stage_windows,
-                options={"crop": asdict(o.crop)},
-                upstream=[GEOMETRY_STAGE],
-                outputs=["windows.json"],
+                options=WindowsOptions(o.crop),
+                upstream=[names.SGX_GEOMETRY],
+                outputs=[layout.sgx_windows],
             )
-            wplus_stage = f"{o.model_tag or o.tag}_wplus"
-            render_stage = f"{o.tag}_render"
+            model, task = layout.tagged(o.model_tag or o.tag), layout.tagged(o.tag)
             self.stage(
-                wplus_stage,
+                model.wplus,
                 stage_wplus,
-                options={"stage": wplus_stage, "mode": o.wplus},
+                inputs={"paths": model},
+                options=WplusOptions(model.wplus, o.wplus),
                 files={"checkpoint": self.checkpoint},
-                upstream=[GEOMETRY_STAGE],
-                outputs=["wplus.npy"],
+                upstream=[names.SGX_GEOMETRY],
+                outputs=[model.wplus_npy],
             )
             edit_files = {}
             if o.edit is not None and isinstance(o.edit.direction, Path):
                 edit_files["direction"] = o.edit.direction
+            renders = FrameDir(task.render_frames, o.render_format)
             self.stage(
-                render_stage,
+                task.render,
                 stage_render,
-                options={
-                    "stage": render_stage,
-                    "wplus": f"{wplus_stage}/wplus.npy",
-                    "edit": None if o.edit is None else o.edit.describe(),
-                    "ext": o.render_format,
-                },
+                inputs={"strengths": self.strengths(wd.root)},
+                options=RenderStageOptions(
+                    stage=task.render,
+                    wplus=layout.relative(model.wplus_npy),
+                    edit=None if o.edit is None else o.edit.describe(),
+                    ext=o.render_format,
+                ),
                 files={"checkpoint": self.checkpoint, **edit_files},
-                upstream=[wplus_stage, WINDOWS_STAGE, "decode"],
-                outputs=[f"frames/{last}{o.render_format}"],
+                upstream=[model.wplus, names.SGX_WINDOWS, names.DECODE],
+                outputs=[renders.file(last)],
             )
             self.stage(
-                f"{o.tag}_encode",
+                task.encode,
                 stage_encode,
-                options={
-                    "renders": f"{render_stage}/frames",
-                    "ext": o.render_format,
-                    "output": str(self.output.resolve()),
-                    "crop_only": o.crop_only,
-                    "paste": asdict(o.paste),
-                    "crf": o.crf,
-                    "preset": o.preset,
-                    # absent for the default: earlier runs stay cached
-                    **({"exact_size": True} if o.exact_size else {}),
-                },
+                options=EncodeStageOptions(
+                    renders=layout.relative(task.render_frames),
+                    ext=o.render_format,
+                    output=str(self.output.resolve()),
+                    crop_only=o.crop_only,
+                    paste=o.paste,
+                    crf=o.crf,
+                    preset=o.preset,
+                    exact_size=o.exact_size,
+                ),
                 files=clip_file,
-                upstream=[render_stage, WINDOWS_STAGE, GEOMETRY_STAGE, "decode"],
+                upstream=[task.render, names.SGX_WINDOWS, names.SGX_GEOMETRY, names.DECODE],
                 outputs=[self.output.resolve()],
             )
             count = frame_count(wd)
             windows = load_windows(wd.root)
-            renders = FrameDir(wd.root / render_stage / "frames", o.render_format)
             render_size = renders.read(0).shape[:2]
         return StyleganexSummary(
             self.workdir_path,
