@@ -56,15 +56,21 @@ def geometry_workdir(root: Path, name: str, frames: int, step_px: int) -> tuple[
     """(clip, work dir): a `frames`-frame 1080p30 clip of the photo panning `step_px` a frame,
     through the pipeline's own decode and geometry stages at 1024-px crops."""
     from ganvid.io.video import write_images_as_video
-    from ganvid.pipeline.invert import ALIGNED_SIZE, stage_decode, stage_geometry
+    from ganvid.pipeline.invert import (
+        ALIGNED_SIZE,
+        GeometryOptions,
+        stage_decode,
+        stage_geometry,
+    )
     from ganvid.pipeline.workdir import Workdir, run_stage
 
     photo = photo_frame()
     panning = (np.roll(photo, step_px * k, axis=1) for k in range(frames))
     clip = root / f"{name}.mp4"
     write_images_as_video(clip, panning, 30, preset="ultrafast")
-    options = {"face": {}, "aligned_size": ALIGNED_SIZE, "crop_size": 1024}
-    options["unaligned_fill"] = "ffhq"
+    options = GeometryOptions(
+        face={}, aligned_size=ALIGNED_SIZE, crop_size=1024, unaligned_fill="ffhq"
+    )
     work = root / f"{name}.ganvid"
     with Workdir(work) as wd:
         run_stage(wd, "decode", stage_decode, inputs={"clip": clip}, options={})

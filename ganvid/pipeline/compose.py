@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 
 from ganvid.errors import VideoError
+from ganvid.pipeline.layout import Layout as WorkLayout
 from ganvid.pipeline.paste_back import PasteBack, PasteConfig
 from ganvid.pipeline.workdir import FrameDir, read_json
 
@@ -70,8 +71,12 @@ class ComposeSources:
     renders: FrameDir
 
     @property
+    def paths(self) -> WorkLayout:
+        return WorkLayout(self.workdir)
+
+    @property
     def pts(self) -> list[int]:
-        return list(read_json(self.workdir / "decode" / "video.json")["pts"])
+        return list(read_json(self.paths.decode_json)["pts"])
 
     def checked_pts(self, info) -> list[int]:
         """`pts`, or VideoError if the clip (`info`, its probe) has another frame count."""
@@ -87,12 +92,12 @@ class ComposeSources:
         """The unaligned crops, cut on demand from `frames` (a `crops.ClipFrames`)."""
         from ganvid.pipeline.crops import CropCutter
 
-        return CropCutter.load(self.workdir / "geometry" / "geometry.npz", self.clip, frames)
+        return CropCutter.load(self.paths.geometry_npz, self.clip, frames)
 
     def records(self) -> list:
         from ganvid.face.geometry import load_geometry
 
-        return load_geometry(self.workdir / "geometry" / "geometry.json").records
+        return load_geometry(self.paths.geometry_json).records
 
 
 def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:

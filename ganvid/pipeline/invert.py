@@ -50,11 +50,14 @@ import numpy as np
 
 from ganvid.errors import WorkdirError
 from ganvid.files import absolute
+from ganvid.pipeline import layout as names
 from ganvid.pipeline.align import track_geometry
 from ganvid.pipeline.job import Job, input_clip, resolve_weights
+from ganvid.pipeline.layout import Layout
 from ganvid.pipeline.paste_back import PasteConfig, paste_config
 from ganvid.pipeline.segments import SEGMENT_FRAMES
 from ganvid.pipeline.workdir import (
+    OMIT_DEFAULT,
     FrameDir,
     StageRecord,
     Workdir,
@@ -75,7 +78,7 @@ DEFAULT_LPIPS = "lpips-alex"
 WEIGHTS_GROUP = "invert"
 """`ganvid weights download invert` fetches everything this job needs."""
 
-STAGES = ("decode", "geometry", "invert", "smooth", "pti", "render", "encode")
+STAGES = names.INVERT_STAGES
 
 
 @dataclass(frozen=True)
@@ -161,33 +164,34 @@ class Inversion:
     smooth: bool
     fine_layer_mean: bool
 
-    def path(self, relative: str) -> Path:
-        return self.workdir / relative
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.workdir)
 
     @property
     def ws_raw(self) -> np.ndarray:
-        return np.load(self.path("invert/ws.npy"), mmap_mode="r")
+        return np.load(self.layout.invert_ws, mmap_mode="r")
 
     @property
     def ws(self) -> np.ndarray:
-        return np.load(self.path("smooth/ws.npy"), mmap_mode="r")
+        return np.load(self.layout.smooth_ws, mmap_mode="r")
 
     @property
     def transforms(self) -> np.ndarray:
-        return np.load(self.path("smooth/transforms.npy"))
+        return np.load(self.layout.smooth_transforms)
 
     @property
     def shot_ids(self) -> np.ndarray:
-        return np.load(self.path("geometry/geometry.npz"))["shot_ids"]
+        return np.load(self.layout.geometry_npz)["shot_ids"]
 
     @property
     def pts(self) -> list[int]:
-        return list(read_json(self.path("decode/video.json"))["pts"])
+        return list(read_json(self.layout.decode_json)["pts"])
 
     def crops(self, clip: Path | None = None):
         """The unaligned crops, cut on demand from `clip` (default: the inverted clip), with
         `read(index)`."""
-        return crop_cutter(self.workdir, self.clip if clip is None else clip).unaligned_crops
+        return crop_cutter(self.layout, self.clip if clip is None else clip).unaligned_crops
 
     def generator(self, device, tuned: bool = True):
         """The generator the inversion used; with `tuned`, its PTI weights loaded."""
@@ -196,7 +200,7 @@ class Inversion:
 
         generator = load_generator(self.generator_path, device=device).eval()
         if tuned:
-            load_tuned(generator, self.path("pti/generator.pt"))
+            load_tuned(generator, self.layout.pti_generator)
         return generator.requires_grad_(False)
 
     def render_job(self, ws: np.ndarray | None = None, modifier=None):
@@ -209,12 +213,12 @@ class Inversion:
 def load_inversion(workdir: str | Path) -> Inversion:
     """The finished inversion in `workdir`, or WorkdirError telling the user to invert first."""
     workdir = Path(workdir)
-    record = read_json(workdir / "inversion.json")
+    record = read_json(Layout(workdir).inversion_json)
     if not record or record.get("version") != INVERSION_VERSION:
         raise WorkdirError(
             f"{workdir} holds no finished inversion; run `ganvid invert <clip>` first"
         )
-    for stage in ("decode", "geometry", "invert", "smooth", "pti"):
+    for stage in (names.DECODE, names.GEOMETRY, names.INVERT, names.SMOOTH, names.PTI):
         completed_manifest(workdir, stage)
     return Inversion(
         workdir=workdir,
@@ -248,7 +252,16 @@ def batches(indices: list[int], size: int) -> Iterator[list[int]]:
 
 
 def frame_count(workdir: Workdir) -> int:
-    return int(read_json(workdir.root / "decode" / "video.json")["frame_count"])
+    return int(read_json(workdir.layout.decode_json)["frame_count"])
+
+
+def run_decode(job: Job, clip: Path) -> int:
+    """Run (or skip) the decode stage in the job's open work dir: one stage, one key for every
+    video job, so the jobs of a work dir share it. Returns the frame count."""
+    layout = Layout(job.workdir_path)
+    files = {"clip": clip}
+    job.stage(names.DECODE, stage_decode, options={}, files=files, outputs=[layout.decode_json])
+    return int(read_json(layout.decode_json)["frame_count"])
 
 
 class Models:
@@ -280,6 +293,61 @@ class Models:
         return build_lpips("alex", backbone=self.weights["lpips"]).to(self.device)
 
 
+# ----------------------------------------------------------------------------- stage options
+
+
+@dataclass(frozen=True)
+class GeometryOptions:
+    face: dict
+    """Options for `ganvid.face` (detector backend, face choice, window size...)."""
+    aligned_size: int
+    crop_size: int
+    """The generator's resolution."""
+    unaligned_fill: str
+
+
+@dataclass(frozen=True)
+class EncoderOptions:
+    n_iters: int | None
+    """ReStyle iterations (None: the encoder's own)."""
+
+
+@dataclass(frozen=True)
+class SmoothOptions:
+    smooth: bool
+    fine_layer_mean: bool
+
+
+@dataclass(frozen=True)
+class PtiOptions:
+    pti: Any
+    """A `ganvid.pipeline.pti.PTIConfig` (that module imports torch)."""
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    layouts: dict[str, str]
+    """{'video' | 'crop' | 'side_by_side': compose layout}."""
+    crf: int
+    preset: str
+    segment_frames: int
+    exact_size: bool = field(default=False, metadata=OMIT_DEFAULT)
+    mask: str = field(default="hull", metadata=OMIT_DEFAULT)
+    keep_frames: bool = field(default=False, metadata=OMIT_DEFAULT)
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    outputs: dict[str, str]
+    """{'video' | 'crop' | 'side_by_side': absolute path}."""
+    crf: int
+    preset: str
+    paste_back: bool
+    exact_size: bool = field(default=False, metadata=OMIT_DEFAULT)
+    mask: str = field(default="hull", metadata=OMIT_DEFAULT)
+    segment_frames: int = field(default=SEGMENT_FRAMES, metadata=OMIT_DEFAULT)
+
+
 # ----------------------------------------------------------------------------- stages
 
 
@@ -303,7 +371,7 @@ def stage_decode(workdir: Workdir, inputs: dict, options: dict) -> dict:
         "height": info.height,
         "has_audio": info.has_audio,
     }
-    atomic_write_json(workdir.stage_dir("decode") / "video.json", video)
+    atomic_write_json(workdir.layout.decode_json, video)
     return {"frames": len(pts), "fps": float(info.fps), "size": [info.width, info.height]}
 
 
@@ -311,16 +379,16 @@ ALIGNED_SIZE = 256
 """Side of the stored aligned crops: the published ReStyle encoders' input (others resize)."""
 
 
-def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_geometry(workdir: Workdir, inputs: dict, options: GeometryOptions) -> dict:
     """Landmarks, tracking, shots, windows and transforms, and the exact quads and sizes the
     crops are cut over (`ganvid.pipeline.crops`: cut from the clip on demand, not stored)."""
     from ganvid.pipeline.crops import CropSizes, quad_arrays
 
     clip = Path(inputs["clip"])
     count = frame_count(workdir)
-    out = workdir.stage_dir("geometry")
-    records, _ = track_geometry(clip, count, out, options["face"])
-    sizes = CropSizes(options["aligned_size"], options["crop_size"], options["unaligned_fill"])
+    layout = workdir.layout
+    records, _ = track_geometry(clip, count, layout, layout.geometry_json, options.face)
+    sizes = CropSizes(options.aligned_size, options.crop_size, options.unaligned_fill)
     arrays = {
         "params": np.array([r.transform.params for r in records], dtype=np.float64),
         "scale": np.array([r.transform.scale for r in records], dtype=np.float64),
@@ -330,7 +398,7 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
         **quad_arrays(records),
         **sizes.arrays(),
     }
-    atomic_save_npz(out / "geometry.npz", arrays)
+    atomic_save_npz(layout.geometry_npz, arrays)
     return {
         "frames": count,
         "shots": int(len(np.unique(arrays["shot_ids"]))),
@@ -338,14 +406,14 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
     }
 
 
-def crop_cutter(workdir: Path, clip: Path):
-    """The crops of the work dir at `workdir`, cut from `clip` on demand (`CropCutter`)."""
+def crop_cutter(layout, clip: Path):
+    """The crops of the work dir (its `Layout`), cut from `clip` on demand (`CropCutter`)."""
     from ganvid.pipeline.crops import CropCutter
 
-    return CropCutter.load(workdir / "geometry" / "geometry.npz", clip)
+    return CropCutter.load(layout.geometry_npz, clip)
 
 
-def stage_invert(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_invert(workdir: Workdir, inputs: dict, options: EncoderOptions) -> dict:
     """ReStyle inversion of every aligned crop -> invert/ws.npy [N,num_ws,w_dim]."""
     import torch
 
@@ -353,10 +421,10 @@ def stage_invert(workdir: Workdir, inputs: dict, options: dict) -> dict:
 
     models: Models = inputs["models"]
     count = frame_count(workdir)
-    aligned = crop_cutter(workdir.root, Path(inputs["clip"]))
-    per_frame = FrameDir(workdir.stage_dir("invert") / "ws", ".npy")
+    aligned = crop_cutter(workdir.layout, Path(inputs["clip"]))
+    per_frame = FrameDir(workdir.layout.invert_frames, ".npy")
     todo = per_frame.missing(count)
-    inverter = models.restyle.inverter(n_iters=options["n_iters"], generator=models.base_generator)
+    inverter = models.restyle.inverter(n_iters=options.n_iters, generator=models.base_generator)
     with stage_bar("invert (encoder)", count, count - len(todo)) as update:
         for chunk in batches(todo, inputs["batch"]):
             images = to_float([aligned.aligned(i) for i in chunk], models.device)
@@ -365,50 +433,50 @@ def stage_invert(workdir: Workdir, inputs: dict, options: dict) -> dict:
             for index, w in zip(chunk, ws, strict=True):
                 per_frame.write(index, w)
             update(len(chunk))
-    gather_arrays(per_frame, count, workdir.root / "invert" / "ws.npy")
+    gather_arrays(per_frame, count, workdir.layout.invert_ws)
     shutil.rmtree(per_frame.path)  # resume files: ws.npy holds the same rows
     return {"frames": count, "iterations": inverter.n_iters}
 
 
-def stage_smooth(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_smooth(workdir: Workdir, inputs: dict, options: SmoothOptions) -> dict:
     """Smooth latents and transforms (N in, N out) -> smooth/{ws,params,transforms}.npy."""
     from ganvid.face.transforms import input_transforms
     from ganvid.pipeline.smoothing import smooth_transform_params, smooth_ws_file
 
-    geometry = np.load(workdir.root / "geometry" / "geometry.npz")
+    layout = workdir.layout
+    geometry = np.load(layout.geometry_npz)
     shot_ids = geometry["shot_ids"]
-    out = workdir.stage_dir("smooth")
     smooth_ws_file(
-        workdir.root / "invert" / "ws.npy",
-        out / "ws.npy",
+        layout.invert_ws,
+        layout.smooth_ws,
         shot_ids,
-        fine_layer_mean=options["fine_layer_mean"],
-        smooth=options["smooth"],
+        fine_layer_mean=options.fine_layer_mean,
+        smooth=options.smooth,
     )
     params = geometry["params"]
-    if options["smooth"]:
+    if options.smooth:
         params = smooth_transform_params(params, shot_ids)
-    atomic_save_npy(out / "params.npy", params)
-    atomic_save_npy(out / "transforms.npy", input_transforms(params))
+    atomic_save_npy(layout.smooth_params, params)
+    atomic_save_npy(layout.smooth_transforms, input_transforms(params))
     return {"frames": len(params), "shots": int(len(np.unique(shot_ids)))}
 
 
-def stage_pti(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_pti(workdir: Workdir, inputs: dict, options: PtiOptions) -> dict:
     """Tune the generator on the unaligned crops -> pti/generator.pt, pti/log.json.
 
     PTI reads its targets many times in random order, so they are cut from the clip once into
     pti/targets/*.png (resumable) and deleted when the tuned weights are written."""
     from ganvid.pipeline.crops import cache_unaligned
-    from ganvid.pipeline.pti import PivotalTuner, PTIConfig, TargetFrames, save_tuned
+    from ganvid.pipeline.pti import PivotalTuner, TargetFrames, save_tuned
 
     models: Models = inputs["models"]
-    config = PTIConfig(**options["pti"])
-    out = workdir.stage_dir("pti")
+    config = options.pti
+    layout = workdir.layout
     count = frame_count(workdir)
     generator = models.generator()
-    cache = FrameDir(out / "targets")
+    cache = FrameDir(layout.pti_targets)
     if config.steps > 0:
-        cache_unaligned(crop_cutter(workdir.root, Path(inputs["clip"])), cache, "pti targets")
+        cache_unaligned(crop_cutter(layout, Path(inputs["clip"])), cache, "pti targets")
     targets = TargetFrames(
         cache,
         count,
@@ -418,27 +486,27 @@ def stage_pti(workdir: Workdir, inputs: dict, options: dict) -> dict:
     tuner = PivotalTuner(
         generator,
         models.lpips,
-        np.load(workdir.root / "smooth" / "ws.npy", mmap_mode="r"),
-        np.load(workdir.root / "smooth" / "transforms.npy"),
+        np.load(layout.smooth_ws, mmap_mode="r"),
+        np.load(layout.smooth_transforms),
         targets,
         config,
         models.device,
-        out / "checkpoint.pt",
+        layout.pti_checkpoint,
     )
     with stage_bar("pti", config.steps) as update:
         for step in tuner.steps():
             update(completed=step)
     result = tuner.result()
-    save_tuned(generator, out / "generator.pt")
-    atomic_write_json(out / "log.json", asdict(result))
-    (out / "checkpoint.pt").unlink(missing_ok=True)
+    save_tuned(generator, layout.pti_generator)
+    atomic_write_json(layout.pti_log, asdict(result))
+    layout.pti_checkpoint.unlink(missing_ok=True)
     shutil.rmtree(cache.path, ignore_errors=True)
     summary = asdict(result)
     summary.pop("log")
     return summary
 
 
-def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_render(workdir: Workdir, inputs: dict, options: RenderOptions) -> dict:
     """Render every frame with the tuned generator, compose the outputs and encode them into
     render/segments/<output>/*.mp4 (`ganvid.pipeline.segments`), with each segment's LPIPS /
     PSNR against the crops in render/segments/metrics/*.json; --keep-frames also keeps
@@ -450,12 +518,10 @@ def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
 
     models: Models = inputs["models"]
     generator = models.generator()
-    load_tuned(generator, workdir.root / "pti" / "generator.pt")
-    job = RenderJob(
-        np.load(workdir.root / "smooth" / "ws.npy", mmap_mode="r"),
-        np.load(workdir.root / "smooth" / "transforms.npy"),
-    )
-    out = workdir.stage_dir("render")
+    layout = workdir.layout
+    load_tuned(generator, layout.pti_generator)
+    job = RenderJob(np.load(layout.smooth_ws, mmap_mode="r"), np.load(layout.smooth_transforms))
+    out = workdir.stage_dir(names.RENDER)
     sources = ComposeSources(Path(inputs["clip"]), workdir.root, None)
     meter = ReconstructionMeter(models, inputs["batch"])
 
@@ -463,48 +529,49 @@ def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
         meter.add(render, crop if crop.shape == render.shape else _resize(crop, render.shape[0]))
 
     def segment_done(k: int) -> None:
-        atomic_write_json(out / "segments" / "metrics" / f"{k:06d}.json", meter.finish())
+        atomic_write_json(layout.segment_metrics(names.RENDER, k), meter.finish())
         meter.reset()
 
     info = encode_segments(
         out,
         sources,
         lambda frames: render_frames(generator, job, models.device, inputs["batch"], frames),
-        options["layouts"],
+        options.layouts,
         compose_config(options),
-        options["segment_frames"],
-        options.get("keep_frames", False),
+        options.segment_frames,
+        options.keep_frames,
         on_frame=measure,
         on_segment=segment_done,
     )
     return {"frames": len(job), "resolution": int(generator.img_resolution), **info}
 
 
-def compose_config(options: dict):
-    """The ComposeConfig of a render stage's options (optional keys absent = defaults)."""
+def compose_config(options: RenderOptions | EncodeOptions):
+    """The ComposeConfig of the render or encode stage's options."""
     from ganvid.pipeline.compose import ComposeConfig
 
     return ComposeConfig(
-        paste=PasteConfig(mask=options.get("mask", "hull")),
-        crf=options["crf"],
-        preset=options["preset"],
-        exact_size=options.get("exact_size", False),
+        paste=PasteConfig(mask=options.mask),
+        crf=options.crf,
+        preset=options.preset,
+        exact_size=options.exact_size,
     )
 
 
-def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_encode(workdir: Workdir, inputs: dict, options: EncodeOptions) -> dict:
     """Join the render's segments into the output videos (stream copy, the source's pts and
     sound) and gather the per-frame LPIPS / PSNR into encode/metrics.json."""
     from ganvid.pipeline.segments import join_segments, segment_ranges
 
-    render = workdir.root / "render"
-    outputs = {name: Path(path) for name, path in options["outputs"].items()}
+    layout = workdir.layout
+    render = layout.stage(names.RENDER)
+    outputs = {name: Path(path) for name, path in options.outputs.items()}
     join_segments(
-        render, Path(inputs["clip"]), outputs, compose_config(options), options["segment_frames"]
+        render, Path(inputs["clip"]), outputs, compose_config(options), options.segment_frames
     )
     lpips, psnr = [], []
-    for k in range(len(segment_ranges(frame_count(workdir), options["segment_frames"]))):
-        part = read_json(render / "segments" / "metrics" / f"{k:06d}.json")
+    for k in range(len(segment_ranges(frame_count(workdir), options.segment_frames))):
+        part = read_json(layout.segment_metrics(names.RENDER, k))
         if part is None:
             raise WorkdirError(f"{render} lacks the metrics of segment {k}; rerun with --fresh")
         lpips.extend(part["lpips"])
@@ -515,7 +582,7 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
         "lpips": lpips,
         "psnr_db": psnr,
     }
-    atomic_write_json(workdir.stage_dir("encode") / "metrics.json", metrics)
+    atomic_write_json(layout.metrics, metrics)
     return {
         "lpips": metrics["lpips_mean"],
         "psnr_db": metrics["psnr_mean_db"],
@@ -606,7 +673,7 @@ class InvertJob(Job):
             "fine_layer_mean": self.options.fine_layer_mean,
             "outputs": {k: str(v.resolve()) for k, v in self.outputs.items()},
         }
-        atomic_write_json(self.workdir_path / "inversion.json", record)
+        atomic_write_json(Layout(self.workdir_path).inversion_json, record)
 
     def _limit_cuda_memory(self) -> None:
         """Make CUDA allocations beyond --max-memory fail, so PTI's OOM handling halves the
@@ -619,7 +686,8 @@ class InvertJob(Job):
         total = torch.cuda.get_device_properties(self.device).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, budget / total), self.device)
 
-    def pti_config(self) -> dict:
+    def pti_config(self):
+        """The PTIConfig of this run (steps default to the device's)."""
         from ganvid.pipeline.pti import PTIConfig, default_steps
 
         o = self.options
@@ -641,98 +709,94 @@ class InvertJob(Job):
             amp=self.device.type == "cuda",
             max_memory_bytes=o.max_memory_bytes,
         )
-        return asdict(config)
+        return config
 
-    def geometry_options(self) -> dict:
-        return {
-            "face": dict(self.options.face),
-            "aligned_size": ALIGNED_SIZE,
-            "crop_size": int(self.models.base_generator.img_resolution),
-            "unaligned_fill": "ffhq",
-        }
+    def geometry_options(self) -> GeometryOptions:
+        return GeometryOptions(
+            face=dict(self.options.face),
+            aligned_size=ALIGNED_SIZE,
+            crop_size=int(self.models.base_generator.img_resolution),
+            unaligned_fill="ffhq",
+        )
 
     def run(self) -> InvertSummary:
         o = self.options
         # not hashed: the clip's content is (files=), so moving or renaming it costs nothing
         weights = self.weights
         with self.open(models=self.models, batch=o.batch, clip=self.clip) as wd:
+            layout = wd.layout
             clip = {"clip": self.clip}
+            last = run_decode(self, self.clip) - 1
             self.stage(
-                "decode",
-                stage_decode,
-                options={},
-                files=clip,
-                outputs=["video.json"],
-            )
-            last = f"{frame_count(wd) - 1:06d}"
-            self.stage(
-                "geometry",
+                names.GEOMETRY,
                 stage_geometry,
                 options=self.geometry_options(),
-                version="2",  # 2: crops cut on demand from the stored quads
                 files=clip,
-                upstream=["decode"],
-                outputs=["geometry.npz"],
+                upstream=[names.DECODE],
+                outputs=[layout.geometry_npz],
+                version="2",  # 2: crops cut on demand from the stored quads
             )
             self.stage(
-                "invert",
+                names.INVERT,
                 stage_invert,
-                options={"n_iters": o.encoder_iters},
+                options=EncoderOptions(o.encoder_iters),
                 files={"encoder": weights["encoder"], "generator": weights["generator"]},
-                upstream=["geometry"],
-                outputs=["ws.npy"],
+                upstream=[names.GEOMETRY],
+                outputs=[layout.invert_ws],
             )
             self.stage(
-                "smooth",
+                names.SMOOTH,
                 stage_smooth,
-                options={"smooth": o.smooth, "fine_layer_mean": o.fine_layer_mean},
-                upstream=["invert", "geometry"],
-                outputs=["ws.npy", "transforms.npy"],
+                options=SmoothOptions(o.smooth, o.fine_layer_mean),
+                upstream=[names.INVERT, names.GEOMETRY],
+                outputs=[layout.smooth_ws, layout.smooth_transforms],
             )
             pti = self.stage(
-                "pti",
+                names.PTI,
                 stage_pti,
-                options={"pti": self.pti_config()},
+                options=PtiOptions(self.pti_config()),
                 files={"generator": weights["generator"], "lpips": weights["lpips"]},
-                upstream=["smooth", "geometry"],
-                outputs=["generator.pt"],
+                upstream=[names.SMOOTH, names.GEOMETRY],
+                outputs=[layout.pti_generator],
             )
             from ganvid.pipeline.compose import main_layouts
             from ganvid.pipeline.segments import last_segments
 
             layouts = {**main_layouts(o.paste_back, o.side_by_side), "crop": "crop"}
-            render_options = {
-                "layouts": {name: layouts[name] for name in self.outputs},
-                "crf": o.crf,
-                "preset": o.preset,
-                "segment_frames": o.segment_frames,
-            }
-            if o.exact_size:  # absent for the default
-                render_options["exact_size"] = True
-            if self.paste.mask != "hull":  # absent for the default
-                render_options["mask"] = self.paste.mask
-            if o.keep_frames:  # absent for the default
-                render_options["keep_frames"] = True
-            self.stage(
-                "render",
-                stage_render,
-                options=render_options,
-                files={**clip, "generator": weights["generator"], "lpips": weights["lpips"]},
-                upstream=["pti", "smooth", "decode", "geometry"],
-                outputs=last_segments(frame_count(wd), o.segment_frames, list(self.outputs))
-                + ([f"frames/{last}.png"] if o.keep_frames else []),
+            render = RenderOptions(
+                layouts={name: layouts[name] for name in self.outputs},
+                crf=o.crf,
+                preset=o.preset,
+                segment_frames=o.segment_frames,
+                exact_size=o.exact_size,
+                mask=self.paste.mask,
+                keep_frames=o.keep_frames,
             )
-            encode_options = {
-                "outputs": {k: str(v) for k, v in self.outputs.items()},
-                **{k: v for k, v in render_options.items() if k != "layouts"},
-            }
+            kept = [FrameDir(layout.render_frames).file(last)] if o.keep_frames else []
+            segments = last_segments(frame_count(wd), o.segment_frames, list(self.outputs))
+            self.stage(
+                names.RENDER,
+                stage_render,
+                options=render,
+                files={**clip, "generator": weights["generator"], "lpips": weights["lpips"]},
+                upstream=[names.PTI, names.SMOOTH, names.DECODE, names.GEOMETRY],
+                outputs=[layout.stage(names.RENDER) / p for p in segments] + kept,
+            )
             encode = self.stage(
-                "encode",
+                names.ENCODE,
                 stage_encode,
-                options=encode_options,
+                options=EncodeOptions(
+                    outputs={k: str(v) for k, v in self.outputs.items()},
+                    crf=o.crf,
+                    preset=o.preset,
+                    paste_back=o.paste_back,
+                    exact_size=o.exact_size,
+                    mask=self.paste.mask,
+                    segment_frames=o.segment_frames,
+                ),
                 files=clip,
-                upstream=["render", "decode"],
-                outputs=["metrics.json", *self.outputs.values()],
+                upstream=[names.RENDER, names.DECODE],
+                outputs=[layout.metrics, *self.outputs.values()],
             )
             count = frame_count(wd)
             self._record_inversion(count)

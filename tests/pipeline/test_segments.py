@@ -11,7 +11,13 @@ from ganvid.face.align import CropConfig, ffhq_crop
 from ganvid.io.video import read_frames
 from ganvid.pipeline.compose import ComposeConfig, ComposeSources
 from ganvid.pipeline.crops import CropCutter
-from ganvid.pipeline.invert import ALIGNED_SIZE, stage_decode, stage_geometry
+from ganvid.pipeline.invert import (
+    ALIGNED_SIZE,
+    GeometryOptions,
+    stage_decode,
+    stage_geometry,
+)
+from ganvid.pipeline.layout import Layout
 from ganvid.pipeline.segments import encode_segments, join_segments
 from ganvid.pipeline.workdir import Workdir, atomic_save_npy, run_stage
 
@@ -29,8 +35,9 @@ def test_work_dir_at_1024_px_crops_holds_no_frames_and_stays_under_the_target(tm
         tmp_path / "talk.mp4", moving_clip(FRAMES, (640, 480), blank=(), noise=3.0).frames
     )
     work = tmp_path / "talk.ganvid"
-    options = {"face": {}, "aligned_size": ALIGNED_SIZE, "crop_size": 1024}
-    options["unaligned_fill"] = "ffhq"
+    options = GeometryOptions(
+        face={}, aligned_size=ALIGNED_SIZE, crop_size=1024, unaligned_fill="ffhq"
+    )
     with Workdir(work) as wd:
         run_stage(wd, "decode", stage_decode, inputs={"clip": clip}, options={})
         run_stage(wd, "geometry", stage_geometry, inputs={"clip": clip}, options=options)
@@ -57,7 +64,8 @@ def test_work_dir_at_1024_px_crops_holds_no_frames_and_stays_under_the_target(tm
     # the crops the old geometry stage stored: ffhq_crop over its in-memory records
     from ganvid.pipeline.align import track_geometry
 
-    records, _ = track_geometry(clip, FRAMES, tmp_path / "again" / "geometry", {})
+    again = Layout(tmp_path / "again")
+    records, _ = track_geometry(clip, FRAMES, again, again.geometry_json, {})
     for frame, record in zip(read_frames(clip), records, strict=True):
         unaligned = ffhq_crop(frame.image, record.unaligned_quad, CropConfig(1024, "ffhq"))
         aligned = ffhq_crop(frame.image, record.aligned_quad, CropConfig(ALIGNED_SIZE, "ffhq"))
