@@ -63,7 +63,7 @@ from ganvid.pipeline.fov import Expansion
 from ganvid.pipeline.invert import SmoothOptions
 from ganvid.pipeline.job import Job
 from ganvid.pipeline.layout import EditLayout, Layout
-from ganvid.pipeline.paste_back import PasteConfig, paste_config
+from ganvid.pipeline.paste_back import paste_config
 from ganvid.pipeline.segments import SEGMENT_FRAMES
 from ganvid.pipeline.workdir import (
     OMIT_DEFAULT,
@@ -217,12 +217,8 @@ class RenderStageOptions:
     """{'expansion': [left, right, top, bottom], 'band': px} or None."""
     layouts: dict[str, VideoLayout]
     """{output name: compose layout}."""
-    paste: PasteConfig
-    crf: int
-    preset: str
-    crop_offset: tuple[int, int]
+    compose: ComposeConfig
     segment_frames: int
-    exact_size: bool = field(default=False, metadata=OMIT_DEFAULT)
     keep_frames: bool = field(default=False, metadata=OMIT_DEFAULT)
 
 
@@ -232,12 +228,9 @@ class EncodeStageOptions:
     """The render stage whose segments are joined."""
     outputs: dict[str, tuple[str, VideoLayout]]
     """{name: (absolute path, layout)}."""
-    paste: PasteConfig
-    crf: int
-    preset: str
-    crop_offset: tuple[int, int]
+    compose: ComposeConfig
+    """The render stage's (its segments' encoder settings)."""
     segment_frames: int
-    exact_size: bool = field(default=False, metadata=OMIT_DEFAULT)
 
 
 def stage_latents(workdir: Workdir, inputs: dict, options: LatentsOptions) -> dict:
@@ -311,22 +304,12 @@ def stage_render(workdir: Workdir, inputs: dict, options: RenderStageOptions) ->
             inputs["generator"], render, inputs["device"], inputs["batch"], frames
         ),
         options.layouts,
-        _compose_config(options),
+        options.compose,
         options.segment_frames,
         options.keep_frames,
         label=inputs["label"],
     )
     return {"frames": len(render), "size": info["size"]}
-
-
-def _compose_config(options: RenderStageOptions | EncodeStageOptions) -> ComposeConfig:
-    return ComposeConfig(
-        paste=options.paste,
-        crf=options.crf,
-        preset=options.preset,
-        crop_offset=tuple(options.crop_offset),
-        exact_size=options.exact_size,
-    )
 
 
 def stage_encode(workdir: Workdir, inputs: dict, options: EncodeStageOptions) -> dict:
@@ -339,7 +322,7 @@ def stage_encode(workdir: Workdir, inputs: dict, options: EncodeStageOptions) ->
         workdir.layout.stage(options.render),
         inputs["clip"],
         outputs,
-        _compose_config(options),
+        options.compose,
         options.segment_frames,
     )
     return {"outputs": {k: str(v) for k, v in written.items()}}
@@ -526,12 +509,14 @@ class EditJob(Job):
         o = self.options
         extra = () if fov is None else (fov["expansion"], fov["band"])
         compose = {
-            "paste": self.paste,
-            "crf": o.crf,
-            "preset": o.preset,
-            "crop_offset": (0, 0) if fov is None else tuple(fov["offset"]),
+            "compose": ComposeConfig(
+                paste=self.paste,
+                crf=o.crf,
+                preset=o.preset,
+                crop_offset=(0, 0) if fov is None else tuple(fov["offset"]),
+                exact_size=o.exact_size,
+            ),
             "segment_frames": o.segment_frames,
-            "exact_size": o.exact_size,
         }
         frames = self.inversion.frames
         segments = last_segments(frames, o.segment_frames, list(outputs))

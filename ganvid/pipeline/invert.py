@@ -328,11 +328,9 @@ class PtiOptions:
 class RenderOptions:
     layouts: dict[str, str]
     """{'video' | 'crop' | 'side_by_side': compose layout}."""
-    crf: int
-    preset: str
+    compose: Any
+    """A `ganvid.pipeline.compose.ComposeConfig`."""
     segment_frames: int
-    exact_size: bool = field(default=False, metadata=OMIT_DEFAULT)
-    mask: str = field(default="hull", metadata=OMIT_DEFAULT)
     keep_frames: bool = field(default=False, metadata=OMIT_DEFAULT)
 
 
@@ -537,7 +535,7 @@ def stage_render(workdir: Workdir, inputs: dict, options: RenderOptions) -> dict
         sources,
         lambda frames: render_frames(generator, job, models.device, inputs["batch"], frames),
         options.layouts,
-        compose_config(options),
+        options.compose,
         options.segment_frames,
         options.keep_frames,
         on_frame=measure,
@@ -546,8 +544,8 @@ def stage_render(workdir: Workdir, inputs: dict, options: RenderOptions) -> dict
     return {"frames": len(job), "resolution": int(generator.img_resolution), **info}
 
 
-def compose_config(options: RenderOptions | EncodeOptions):
-    """The ComposeConfig of the render or encode stage's options."""
+def compose_config(options: EncodeOptions):
+    """The ComposeConfig of the encode stage's options (the render stage's)."""
     from ganvid.pipeline.compose import ComposeConfig
 
     return ComposeConfig(
@@ -759,17 +757,20 @@ class InvertJob(Job):
                 upstream=[names.SMOOTH, names.GEOMETRY],
                 outputs=[layout.pti_generator],
             )
-            from ganvid.pipeline.compose import main_layouts
+            from ganvid.pipeline.compose import ComposeConfig, main_layouts
             from ganvid.pipeline.segments import last_segments
 
             layouts = {**main_layouts(o.paste_back, o.side_by_side), "crop": "crop"}
-            render = RenderOptions(
-                layouts={name: layouts[name] for name in self.outputs},
+            compose = ComposeConfig(
+                paste=PasteConfig(mask=self.paste.mask),
                 crf=o.crf,
                 preset=o.preset,
-                segment_frames=o.segment_frames,
                 exact_size=o.exact_size,
-                mask=self.paste.mask,
+            )
+            render = RenderOptions(
+                layouts={name: layouts[name] for name in self.outputs},
+                compose=compose,
+                segment_frames=o.segment_frames,
                 keep_frames=o.keep_frames,
             )
             kept = [FrameDir(layout.render_frames).file(last)] if o.keep_frames else []

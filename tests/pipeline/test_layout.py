@@ -83,6 +83,7 @@ def test_every_file_of_an_invert_edit_and_fov_work_dir_is_a_layout_path(tmp_path
 
 
 def test_stage_options_as_dataclasses_hash_like_the_option_dicts_they_replace(tmp_path):
+    from ganvid.pipeline.compose import ComposeConfig
     from ganvid.pipeline.edit import EncodeStageOptions
     from ganvid.pipeline.invert import EncodeOptions, GeometryOptions, SmoothOptions
     from ganvid.pipeline.paste_back import PasteConfig
@@ -110,19 +111,19 @@ def test_stage_options_as_dataclasses_hash_like_the_option_dicts_they_replace(tm
             EncodeStageOptions(
                 "edits/a/render",
                 {"video": ("/o.mp4", "frame")},
-                PasteConfig(),
-                18,
-                "fast",
-                (0, 0),
+                ComposeConfig(PasteConfig(), 18, "fast"),
                 300,
             ),
             {
                 "render": "edits/a/render",
                 "outputs": {"video": ["/o.mp4", "frame"]},
-                "paste": asdict(PasteConfig()),
-                "crf": 18,
-                "preset": "fast",
-                "crop_offset": [0, 0],
+                "compose": {
+                    "paste": asdict(PasteConfig()),
+                    "crf": 18,
+                    "preset": "fast",
+                    "crop_offset": [0, 0],
+                    "exact_size": False,
+                },
                 "segment_frames": 300,
             },
         ),
