@@ -30,7 +30,7 @@ from face_clips import (
 from ganvid.errors import NoFaceError
 from ganvid.face.geometry import build_geometry, choose_face, track_clip
 from ganvid.face.landmarks import Face
-from ganvid.face.tracks import TrackConfig, plausible
+from ganvid.face.tracks import ClipTracker, TrackConfig, plausible
 
 
 @functools.cache
@@ -177,3 +177,70 @@ def test_a_40_pixel_face_in_a_large_frame_is_found_where_needed():
     for points, matrix in zip(detections.points, truths, strict=True):
         eyes = np.stack([points[36:42].mean(axis=0), points[42:48].mean(axis=0)])
         assert np.hypot(*(eyes - face_clips.map_points(matrix, eyes_ref)).T).max() < 3.0
+
+
+def _described_track(number: int, first: int, last: int, views: list[np.ndarray], best: float):
+    """A confirmed track of a 100-px face seen on frames first..last with identity `views`."""
+    from ganvid.face.tracks import FaceTrack
+
+    count = last - first + 1
+    points = np.stack(np.meshgrid(np.linspace(0, 100, 17), np.linspace(0, 100, 4)), -1)
+    points = points.reshape(-1, 2)[:68]
+    return FaceTrack(
+        id=number,
+        shot=0,
+        frames=list(range(first, last + 1)),
+        points=[points] * count,
+        boxes=[np.array([0, 0, 100, 100.0])] * count,
+        scores=[1.0] * count,
+        confirmed=True,
+        best=best,
+        identities=list(views),
+    )
+
+
+def _tracker_with(tracks) -> ClipTracker:
+    tracker = ClipTracker(dlib_detector())
+    tracker.tracks = list(tracks)
+    return tracker
+
+
+def test_people_merge_on_the_mean_identity_of_each_track():
+    """A face looking down gives identity vectors that scatter: two views of one track lie 0.3
+    either side of its mean, and a later two-frame track of him is 0.58 from the last of them
+    but 0.5 from the mean (dlib: one person under 0.6). He is one person, not two."""
+    u, e1, e2 = np.eye(128)[0], np.eye(128)[1], np.eye(128)[2]
+    first = _described_track(0, 0, 9, [u + 0.3 * e1, u - 0.3 * e1], best=2.0)
+    again = _described_track(1, 20, 21, [u + 0.5 * e2], best=1.0)
+    other = _described_track(2, 30, 39, [u - 0.78 * e2], best=1.5)  # 0.78 from him: another
+    people = _tracker_with([first, again, other]).people()
+    assert sorted([t.id for t in p.tracks] for p in people) == [[0, 1], [2]]
+
+
+def test_people_merge_closest_first_and_never_two_faces_at_once():
+    """Two people on screen together (tracks 0 and 1), then a track close to both identities
+    but closer to the second's: it joins the second, whatever order the tracks were found in;
+    the two on screen together are never merged, however alike."""
+    u, e1 = np.eye(128)[0], np.eye(128)[1]
+    left = _described_track(0, 0, 9, [u], best=3.0)
+    right = _described_track(1, 0, 9, [u + 0.1 * e1], best=1.0)
+    later = _described_track(2, 20, 29, [u + 0.45 * e1], best=2.0)
+    people = _tracker_with([left, right, later]).people()
+    assert sorted([t.id for t in p.tracks] for p in people) == [[0], [1, 2]]
+
+
+def test_cameraman_is_one_person_across_cuts_through_h264(tmp_path):
+    """The lead's interview clip (cuts_clip then two_people_clip, 53 frames, through H.264):
+    the cameraman was split into two faces (13 frames and a two-frame track at 37-38) because
+    the identity of one poor view sat at the threshold. Both people are one face each."""
+    from ganvid.io.video import read_frames, write_images_as_video
+
+    frames = face_clips.cuts_clip().frames + face_clips.two_people_clip().frames
+    write_images_as_video(tmp_path / "interview 1.mp4", frames, fps=25)
+    decoded = (frame.image for frame in read_frames(tmp_path / "interview 1.mp4"))
+    people = track_clip(decoded, dlib_detector()).people()
+    assert len(people) == 2
+    astronaut_face, cameraman_face = people
+    assert [(t.first, t.last) for t in astronaut_face.tracks][0] == (0, 7)
+    spans = [(t.first, t.last) for t in cameraman_face.tracks]
+    assert spans[0][0] == 8 and len(spans) == 3 and spans[-1][1] == 52, spans
