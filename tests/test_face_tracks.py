@@ -244,3 +244,45 @@ def test_cameraman_is_one_person_across_cuts_through_h264(tmp_path):
     assert [(t.first, t.last) for t in astronaut_face.tracks][0] == (0, 7)
     spans = [(t.first, t.last) for t in cameraman_face.tracks]
     assert spans[0][0] == 8 and len(spans) == 3 and spans[-1][1] == 52, spans
+
+
+def _entering_small_face_clip(n_frames: int = 16, enters: int = 2):
+    """1280x960: the astronaut large (~100 px face) on the left the whole time, and from frame
+    `enters` a second, 40 px face (the photo at 0.45) at the bottom right, drifting."""
+    base = astronaut()
+    frames, small = [], []
+    for k in range(n_frames):
+        large = similarity(2.0 * np.sin(k / 3), 1.1, (224.0, 120.0), (300 + 2 * k, 300))
+        frame = place(base, large, (1280, 960))
+        matrix = similarity(3.0, 0.45, (224.0, 120.0), (1000 - 3 * k, 760))
+        if k >= enters:
+            frame = paste_warp(frame, base, matrix)
+        frames.append(frame)
+        small.append(matrix if k >= enters else None)
+    return frames, small
+
+
+@pytest.mark.parametrize("tile_every", [2, 0])
+def test_a_small_face_entering_while_another_is_followed(tile_every):
+    """The per-frame search (at 640 px) cannot see a 40 px face in a 1280-wide frame, and the
+    whole-frame search at full resolution runs only while no face is followed. The rolling
+    search (one 512 px tile of the full-resolution frame every `tile_every` frames, 6 tiles)
+    finds the newcomer within one round and the upright re-detection follows it; without it
+    (tile_every=0) it is never found."""
+    config = TrackConfig(tile_every=tile_every)
+    frames, small = _entering_small_face_clip()
+    people = track_clip(frames, dlib_detector(), config).people()
+    if tile_every == 0:
+        assert len(people) == 1
+        return
+    assert len(people) == 2
+    newcomer = min(people, key=lambda p: p.median_size())
+    assert newcomer.median_size() < 50
+    (track,) = newcomer.tracks
+    assert 2 <= track.first <= 2 + 6 * tile_every and track.last == len(frames) - 1
+    assert track.frames == list(range(track.first, len(frames)))  # followed from then on
+    eyes_ref = face_clips.reference_eyes("astronaut")
+    for frame, points in zip(track.frames, track.points, strict=True):
+        eyes = np.stack([points[36:42].mean(axis=0), points[42:48].mean(axis=0)])
+        truth = face_clips.map_points(small[frame], eyes_ref)
+        assert np.hypot(*(eyes - truth).T).max() < 3.0

@@ -14,7 +14,10 @@ numbers and, per face track, its landmarks; no frame is kept beyond the previous
   box, whose landmarks are far better than those from a weak HOG box.
 - **Small faces**: while no face is followed, every `small_every` frames the full-resolution
   frame is searched too (the per-frame search runs on the frame scaled to 640 px); once found,
-  a small face is followed by the upright re-detection below, at ~110 px.
+  a small face is followed by the upright re-detection below, at ~110 px. While faces are
+  followed, a small face entering is found by a rolling search: every `tile_every` frames one
+  `tile_side` square of the full-resolution frame (the next, in turn; they overlap so a face
+  on a seam is whole in one), so the cost per frame is bounded whatever the frame size.
 - **Tracks**: detections are linked to the live tracks of the current shot by box overlap or,
   failing that, by landmark-centre distance within a reach that grows with the frames missed,
   and a plausible size change. A track that misses a frame is searched for again on an upright
@@ -79,6 +82,13 @@ class TrackConfig:
     small_every: int = 25
     """While no face is followed, search the full-resolution frame for small faces this often
     (when the detector can: dlib's `detect_small`)."""
+    tile_every: int = 8
+    """While faces are followed in a frame larger than `tile_side`, search one tile of the
+    full-resolution frame for new small faces this often (0 = never)."""
+    tile_side: int = 512
+    """Side of those tiles in frame pixels (a 512 px tile costs about one per-frame search)."""
+    tile_overlap: int = 64
+    """Overlap of neighbouring tiles (more than a 40 px face)."""
     blank_contrast: float = 6.0
     """Grey-level standard deviation under which a frame is blank (no face is looked for)."""
 
@@ -279,9 +289,11 @@ class ClipTracker:
         self.width = self.height = 0
         self._previous: tuple[int, np.ndarray, Picture, list[Face]] | None = None
         self._identities: dict[int, np.ndarray] = {}
+        """Identity vectors of the previous frame's faces (by object id), reused once."""
         self._small_at = 0
         """Frame from which the next full-resolution search for small faces may run."""
-        """Identity vectors of the previous frame's faces (by object id), reused once."""
+        self._tile = 0
+        """The tile the next rolling search looks at."""
 
     # -- one frame
 
@@ -296,11 +308,7 @@ class ClipTracker:
         if seek is not None:  # a caching detector keys its store by frame index
             seek(index)
         faces = [f for f in self.detector.detect(image) if plausible(f)]
-        detect_small = getattr(self.helper, "detect_small", None)
-        if not faces and not self.live and detect_small is not None:
-            if index >= self._small_at:  # upsampling only where needed: no face so far
-                self._small_at = index + self.config.small_every
-                faces = [f for f in detect_small(image) if plausible(f)]
+        faces += self._search_small(index, image, faces)
         if self._previous is not None and self._is_cut(image, facts, faces):
             self.cuts.append(self._previous[0] + 1)  # blank frames before it join the new shot
             self.live = []
@@ -312,6 +320,28 @@ class ClipTracker:
         self._link(index, image, faces)
         self._previous = (index, image, facts, faces)
         self._identities = {k: v for k, v in self._identities.items() if k in map(id, faces)}
+
+    def _search_small(self, index: int, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """New faces from a full-resolution search, when one is due (see the module notes)."""
+        config = self.config
+        detect_small = getattr(self.helper, "detect_small", None)
+        if detect_small is None:
+            return []
+        if not faces and not self.live:
+            if index < self._small_at:  # upsampling only where needed: no face so far
+                return []
+            self._small_at = index + config.small_every
+            return [f for f in detect_small(image) if plausible(f)]
+        tiles = frame_tiles(image.shape[1], image.shape[0], config.tile_side, config.tile_overlap)
+        if config.tile_every <= 0 or len(tiles) < 2 or index % config.tile_every:
+            return []
+        region = tiles[self._tile % len(tiles)]
+        self._tile += 1
+        return [
+            f
+            for f in detect_small(image, region)
+            if plausible(f) and not any(box_iou(f.box, g.box) > 0.3 for g in faces)
+        ]
 
     def _is_cut(self, image: np.ndarray, facts: Picture, faces: list[Face]) -> bool:
         """A cut between the previous non-blank frame and this one?
@@ -455,6 +485,25 @@ def _identity_distance(a: Person, b: Person) -> float | None:
             if not (s.last < t.first or t.last < s.first):
                 return None
     return float(np.linalg.norm(np.mean(views_a, axis=0) - np.mean(views_b, axis=0)))
+
+
+def frame_tiles(
+    width: int, height: int, side: int, overlap: int
+) -> list[tuple[int, int, int, int]]:
+    """(x0, y0, x1, y1) squares of `side` px covering a width x height frame, neighbours
+    overlapping by at least `overlap` px, row by row (one tile when the frame fits in one)."""
+
+    def starts(length: int) -> list[int]:
+        if length <= side:
+            return [0]
+        count = int(np.ceil((length - overlap) / (side - overlap)))
+        return np.round(np.linspace(0, length - side, count)).astype(int).tolist()
+
+    return [
+        (x, y, min(x + side, width), min(y + side, height))
+        for y in starts(height)
+        for x in starts(width)
+    ]
 
 
 def _centre(points: np.ndarray) -> np.ndarray:
