@@ -30,7 +30,7 @@ from face_clips import (
 from ganvid.errors import NoFaceError
 from ganvid.face.geometry import build_geometry, choose_face, track_clip
 from ganvid.face.landmarks import Face
-from ganvid.face.tracks import ClipTracker, TrackConfig, plausible
+from ganvid.face.tracks import ClipTracker, TrackConfig, frame_tiles, plausible
 
 
 @functools.cache
@@ -266,10 +266,11 @@ def _entering_small_face_clip(n_frames: int = 16, enters: int = 2):
 def test_a_small_face_entering_while_another_is_followed(tile_every):
     """The per-frame search (at 640 px) cannot see a 40 px face in a 1280-wide frame, and the
     whole-frame search at full resolution runs only while no face is followed. The rolling
-    search (one 512 px tile of the full-resolution frame every `tile_every` frames, 6 tiles)
-    finds the newcomer within one round and the upright re-detection follows it; without it
-    (tile_every=0) it is never found."""
-    config = TrackConfig(tile_every=tile_every)
+    search (one tile of the full-resolution frame every `tile_every` frames; 6 tiles of 512 px
+    here) finds the newcomer within one round and the upright re-detection follows it;
+    without it (tile_every=0) it is never found."""
+    config = TrackConfig(tile_every=tile_every, tile_side=512)
+    assert len(frame_tiles(1280, 960, 512, 64)) == 6
     frames, small = _entering_small_face_clip()
     people = track_clip(frames, dlib_detector(), config).people()
     if tile_every == 0:

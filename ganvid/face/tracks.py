@@ -82,11 +82,12 @@ class TrackConfig:
     small_every: int = 25
     """While no face is followed, search the full-resolution frame for small faces this often
     (when the detector can: dlib's `detect_small`)."""
-    tile_every: int = 8
+    tile_every: int = 10
     """While faces are followed in a frame larger than `tile_side`, search one tile of the
-    full-resolution frame for new small faces this often (0 = never)."""
-    tile_side: int = 512
-    """Side of those tiles in frame pixels (a 512 px tile costs about one per-frame search)."""
+    full-resolution frame for new small faces this often (0 = never): at 1080p a tile costs
+    about 0.07 s of CPU, 7 ms a frame, and the 24 tiles are all seen every 10 s at 24 fps."""
+    tile_side: int = 384
+    """Side of those tiles in frame pixels (searched upsampled twice, like the 640 px frame)."""
     tile_overlap: int = 64
     """Overlap of neighbouring tiles (more than a 40 px face)."""
     blank_contrast: float = 6.0
