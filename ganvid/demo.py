@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganvid.pipeline.workdir import atomic_path
+from ganvid.files import atomic_path
 
 
 def demo_frame(t: float, size: int) -> np.ndarray:

@@ -108,3 +108,15 @@ def writable_dir(path: str | os.PathLike) -> bool:
         and not read_only_mount
         and os.access(path, os.W_OK | os.X_OK)
     )
+
+
+def human_size(n: int) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as download sites list them)."""
+    if n < 1000:
+        return f"{n} bytes"
+    value = float(n)
+    for unit in ("kB", "MB", "GB", "TB"):
+        value /= 1000
+        if value < 1000 or unit == "TB":
+            break
+    return f"{value:.1f} {unit}"

@@ -44,7 +44,7 @@ def test_missing_file_is_one_line(cli, tmp_path):
 
 
 def test_corrupt_and_audio_only_videos_are_one_line(cli, tmp_path):
-    from videos import make_audio_only, make_garbage
+    from support.videos import make_audio_only, make_garbage
 
     garbage = make_garbage(tmp_path / "garbage.mp4")
     code, _, err = cli("align", garbage, "-o", tmp_path / "w1")

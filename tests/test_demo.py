@@ -1,3 +1,6 @@
+"""`ganvid demo` (ganvid/demo.py, a top-level module, hence tests/test_demo.py): it aligns the
+bundled astronaut clip offline and names the weights command for the next step."""
+
 import json
 
 

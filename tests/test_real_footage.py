@@ -1,6 +1,6 @@
 """Real footage: the files and paths people have.
 
-- Every container / codec case the bundled FFmpeg writes (`videos.FOOTAGE`: H.264 with
+- Every container / codec case the bundled FFmpeg writes (`support.videos.FOOTAGE`: H.264 with
   B-frames and an edit list, VFR starting late with sound longer than the picture, PCM in
   MOV, odd-size 4:4:4, HEVC, 10-bit HDR HEVC, VP9 + Opus in WebM and MKV, AV1 + Opus, XviD
   (mpeg4) + AC-3 / MP3 in AVI, MJPEG + PCM in AVI, GIF) goes through the cheap path: probe,
@@ -18,6 +18,9 @@
 
 Every output must keep every frame, the source's display times (as FFmpeg reads them) and
 the sound, and be yuv420p at an even size with its MP4 index first.
+
+This file sits at the top of tests/, not in a package folder: it runs many commands on one
+clip the way a user does, so no single module of ganvid owns it.
 """
 
 from __future__ import annotations
@@ -32,10 +35,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from face_clips import moving_clip
-from pipeline_fixtures import tiny_assets
-from styleganex_fixtures import write_checkpoint
-from videos import FOOTAGE, audio_seconds, box_order, make_footage
+from support.face_clips import moving_clip
+from support.pipeline_fixtures import tiny_assets
+from support.styleganex_fixtures import write_checkpoint
+from support.videos import FOOTAGE, audio_seconds, box_order, make_footage
 
 from ganvid.io.video import TimestampRepair, VideoWriter, probe, read_frames
 from ganvid.pipeline.workdir import read_json

@@ -21,6 +21,7 @@ import pytest
 
 from ganvid import weights
 from ganvid.errors import DownloadError, InputError, WeightsError
+from ganvid.fetch import network_reason
 
 PAYLOAD = random.Random(0).randbytes(200_000)
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -316,8 +317,8 @@ def test_offline_error_names_file_command_urls_and_place(use_manifest):
 
 
 def test_network_reasons_read_like_plain_english():
-    assert "offline" in weights._network_reason(socket.gaierror(-2, "Name or service not known"))
-    assert "timed out" in weights._network_reason(TimeoutError())
+    assert "offline" in network_reason(socket.gaierror(-2, "Name or service not known"))
+    assert "timed out" in network_reason(TimeoutError())
 
 
 DRIVE_FORM = """<html><body>Google Drive can't scan this file for viruses.

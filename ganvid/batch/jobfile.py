@@ -29,6 +29,7 @@ command, an unknown option or a value the command refuses is one line naming the
 
 from __future__ import annotations
 
+import functools
 import os
 import typing
 from dataclasses import dataclass
@@ -64,12 +65,25 @@ class Job:
 
 
 def cli_command(name: str):
-    """The CLI's own (click) command object for `ganvid NAME`."""
+    """The click command of `ganvid NAME` (one of COMMANDS), built by the command modules' own
+    `register`, as the CLI builds it: the options mean what they mean on the command line.
+
+    Batch builds the table itself instead of importing `ganvid.cli`: the CLI registers `batch`,
+    so reaching back up to it would be an import cycle; a job never runs `batch`."""
+    return _command_table()[name]
+
+
+@functools.cache
+def _command_table() -> dict:
+    import typer
     import typer.main
 
-    from ganvid.cli import app
+    from ganvid.commands import align, edit, invert, toonify
 
-    return typer.main.get_command(app).commands[name]
+    app = typer.Typer(rich_markup_mode=None)
+    for module in (align, invert, edit, toonify):
+        module.register(app)
+    return dict(typer.main.get_command(app).commands)
 
 
 def read_toml(path: Path) -> dict:

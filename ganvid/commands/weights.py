@@ -49,15 +49,17 @@ def list_files() -> None:
 
 def _status(weights, entry) -> tuple[str, str]:
     """(present | bundled | torch hub | partial N MB | missing, size text) for one entry."""
+    from ganvid.files import human_size
+
     found = weights.locate(entry)
     if found is not None:
         where, path = found
         status = {"cache": "present", "torch hub": "torch hub"}.get(where, "bundled")
-        return status, weights.human_size(path.stat().st_size)
+        return status, human_size(path.stat().st_size)
     part = weights.local_path(entry).with_name(entry.basename + ".part")
-    status = f"partial {weights.human_size(part.stat().st_size)}" if part.is_file() else "missing"
+    status = f"partial {human_size(part.stat().st_size)}" if part.is_file() else "missing"
     if entry.size is not None:
-        return status, weights.human_size(entry.size)
+        return status, human_size(entry.size)
     return status, entry.size_note.split(" (")[0] or "?"
 
 

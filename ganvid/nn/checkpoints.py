@@ -16,6 +16,10 @@ errors that list the names; nothing is silently ignored.
 
 It also owns the one safe `torch.load` (`safe_torch_load`) that every `.pt` loader in `nn/` uses
 (ReStyle, StyleGANEX, face parsing, StyleMapGAN), and the strict state-dict loader.
+
+Why ~560 lines: the safe unpickler, the persistence-record reader and the shape inference are
+the security boundary for every checkpoint; they are kept in one place so their allow-lists can
+be audited together.
 """
 
 from __future__ import annotations

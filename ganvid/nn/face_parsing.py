@@ -241,16 +241,16 @@ def _as_state_dict(payload: object, source: str) -> dict[str, torch.Tensor]:
 
 
 def load_bisenet(path: str | Path, device: str | torch.device = "cpu") -> BiSeNet:
-    """A BiSeNet in eval mode from a weights name or file, loaded strictly and safely.
+    """A BiSeNet in eval mode from its file (names are resolved by the caller), loaded strictly
+    and safely.
 
     `torch.load(weights_only=True)`; every missing, unexpected or mis-shaped tensor is named in a
     CheckpointError. BatchNorm step counters (`num_batches_tracked`, written by newer torch
     versions only) may be absent: they play no part at inference.
     """
     from ganvid.nn.checkpoints import load_state_dict_strict, safe_torch_load
-    from ganvid.weights import resolve
 
-    file = resolve(path)
+    file = Path(path)
     weights = _as_state_dict(safe_torch_load(file), str(file))
     net = BiSeNet()
     for key, value in net.state_dict().items():
@@ -271,9 +271,8 @@ class FaceParser:
         self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
 
     @classmethod
-    def load(
-        cls, weights: str | Path = WEIGHTS_NAME, device: str | torch.device = "cpu"
-    ) -> FaceParser:
+    def load(cls, weights: str | Path, device: str | torch.device = "cpu") -> FaceParser:
+        """The parser over the BiSeNet in file `weights` (e.g. `resolve(WEIGHTS_NAME)`)."""
         return cls(load_bisenet(weights, device))
 
     @torch.no_grad()

@@ -61,12 +61,14 @@ def build_lpips(
 ) -> PerceptualDistance:
     """LPIPS with the given trunk ('vgg' for projection losses, 'alex' for PTI).
 
-    backbone: torchvision state-dict file of the trunk (vgg16 / alexnet ImageNet weights) or a
-        weights-manager name; None -> `ganvid.weights.resolve('lpips-<net>')`.
+    backbone: torchvision state-dict file of the trunk (vgg16 / alexnet ImageNet weights);
+        names are resolved by the caller (`ganvid.weights.resolve('lpips-<net>')`).
     random_backbone: keep the trunk random (tests only: the distance is then not perceptual).
     """
     if net not in NETS:
         raise ValueError(f"LPIPS net must be one of {NETS}, not {net!r}")
+    if backbone is None and not random_backbone:
+        raise ValueError(f"build_lpips needs the trunk file (resolve 'lpips-{net}' first)")
     from ganvid.torchstack import import_torchvision
 
     import_torchvision()  # a torch / torchvision mismatch: one line, not a traceback
@@ -76,9 +78,7 @@ def build_lpips(
         warnings.simplefilter("ignore")
         model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
     if not random_backbone:
-        from ganvid.weights import resolve  # a file path, or a name found in the cache
-
-        load_trunk(model.net, resolve(backbone if backbone is not None else f"lpips-{net}"))
+        load_trunk(model.net, Path(backbone))
     return PerceptualDistance(model, net)
 
 

@@ -23,6 +23,11 @@ layer; `synthesis(ws, styles=edited)` renders from (possibly edited) styles. Val
 affine outputs: ToRGB's weight gain 1/sqrt(in_channels) is applied inside the layer, not stored
 in the dict, so all entries have comparable magnitude (the same convention as StyleSpace for
 StyleGAN2, where s is the affine output).
+
+Why one file of ~730 lines: it is one model family, kept together the way NVIDIA's
+`networks_stylegan3.py` is, so that each class can be read beside the paper and checked key by
+key against the official state dict; the pieces (mapping, input, layer, schedule) are small
+classes that only make sense with each other.
 """
 
 from __future__ import annotations

@@ -30,6 +30,11 @@ Editing sign convention (as the official `video_editing.py`): the decoder adds
 `scale * editing_w` to every w+ row and feeds the same vector to the fusion attention; a positive
 scale applies a checkpoint's stored direction as it was trained. (The official web demo negates
 it; we do not.) editing_w=None (attention off) differs from a zero vector (attention on).
+
+Why one file of ~630 lines: generator changes, encoder, fusion and the inference API are one
+published model whose checkpoint keys span all of them; split, no part could be loaded or
+checked alone. (Step-II optimisation lives in `ganvid.pipeline.styleganex_still`, loaders in
+`ganvid.nn.styleganex_checkpoints`.)
 """
 
 from __future__ import annotations

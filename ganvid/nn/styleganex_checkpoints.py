@@ -67,15 +67,12 @@ def load_styleganex(
 ) -> StyleGANEX:
     """Load a StyleGANEX checkpoint into an eval-mode, frozen `StyleGANEX` on `device`.
 
-    source: a file, or a weights-manager name ('styleganex-inversion', 'styleganex-edit-age',
-        'styleganex-edit-hair', 'styleganex-toonify-cartoon' / '-pixar' / '-arcane').
-    Raises WeightsError when a named file is not downloaded, CheckpointError for an unsafe or
-    malformed file, an unsupported configuration (sketch/mask input, feat_ind != 0, learn_in_w)
-    or any key mismatch (named).
+    source: the checkpoint file (a weights-manager name is resolved by the caller, e.g.
+        `ganvid.weights.resolve('styleganex-toonify-cartoon')`).
+    Raises CheckpointError for a missing, unsafe or malformed file, an unsupported configuration
+    (sketch/mask input, feat_ind != 0, learn_in_w) or any key mismatch (named).
     """
-    from ganvid.weights import resolve
-
-    path = resolve(source)
+    path = Path(source)
     payload = read_payload(path)
     opts = checked_opts(path, payload["opts"])
     state = checked_state_dict(path, payload["state_dict"])
@@ -252,7 +249,7 @@ def load_stylegan2(
     dtype: torch.dtype = torch.float32,
 ) -> tuple[Generator, torch.Tensor | None]:
     """A rosinality StyleGAN2 generator from a file (its `g_ema` entry, or the file itself if it
-    is a bare state dict), a weights-manager name, or a state dict.
+    is a bare state dict; names are resolved by the caller) or a state dict.
 
     styleganex=True builds a `StyleGANEXGenerator` from the same weights (e.g. a toonified or
     StyleGAN-NADA generator for the StyleGANEX decoder). Returns (generator, latent_avg): the
@@ -262,9 +259,7 @@ def load_stylegan2(
     latent_avg = None
     state = source
     if isinstance(source, str | Path):
-        from ganvid.weights import resolve
-
-        payload = safe_torch_load(resolve(source))
+        payload = safe_torch_load(source)
         if not isinstance(payload, Mapping):
             raise CheckpointError(f"{what} is not a StyleGAN2 checkpoint dict")
         if "g_ema" in payload:

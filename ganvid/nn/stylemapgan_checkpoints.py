@@ -96,15 +96,13 @@ def _state_dict(path: Path, payload: Mapping, key: str) -> dict[str, torch.Tenso
 
 
 def load_stylemapgan(path: str | Path, device: str | torch.device = "cpu") -> StyleMapGAN:
-    """Load a StyleMapGAN checkpoint (a weights name or a file) onto `device`.
+    """Load a StyleMapGAN checkpoint file onto `device` (names are resolved by the caller).
 
     Raises CheckpointError for an unsafe file (naming the refused global), a file without the
     three inference keys, a configuration this code does not build, or weights that do not
     match it (missing, unexpected and mis-shaped tensors named as `g_ema.*` / `e_ema.*`).
     """
-    from ganvid.weights import resolve
-
-    path = resolve(path)
+    path = Path(path)
     payload = safe_torch_load(path, SAFE_GLOBALS, "argparse.Namespace (train_args)")
     if not isinstance(payload, Mapping):
         raise CheckpointError(f"{path} is not a StyleMapGAN checkpoint (not a dict)")

@@ -14,6 +14,10 @@ Pitfalls handled here (measured, see shared/reference/dependencies.md §1.3-1.4)
 - A file lock keeps two processes from building the same key at once.
 - torch >= 2 does not make the built module importable by name: we use load()'s return value
   and, for an already built key, import the .so file directly (no toolkit needed then).
+
+Why ~540 lines: each pitfall above is a few lines of probing that only matters together (the
+toolkit found decides the include paths, which decide the cache key); one file keeps the whole
+build decision readable in order.
 """
 
 from __future__ import annotations

@@ -64,8 +64,11 @@ def build_distance(options: EmbeddingOptions) -> nn.Module:
 
         return PerceptualMSE(load_vgg16_features(resolve(options.weights or VGG_WEIGHTS)))
     from ganvid.nn.lpips import build_lpips
+    from ganvid.weights import resolve
 
-    return build_lpips(options.lpips_net, backbone=options.weights)
+    return build_lpips(
+        options.lpips_net, backbone=resolve(options.weights or f"lpips-{options.lpips_net}")
+    )
 
 
 def embed(

@@ -320,10 +320,11 @@ def _default_parser() -> FaceParser:
     """The published face-parsing network, on the GPU when there is one."""
     import torch
 
-    from ganvid.nn.face_parsing import FaceParser
+    from ganvid.nn.face_parsing import WEIGHTS_NAME, FaceParser
+    from ganvid.weights import resolve
 
     if not torch.cuda.is_available():
         from ganvid.ui import warn
 
         warn("--mask parsing runs the face-parsing network on the CPU: seconds per frame")
-    return FaceParser.load(device="cuda" if torch.cuda.is_available() else "cpu")
+    return FaceParser.load(resolve(WEIGHTS_NAME), "cuda" if torch.cuda.is_available() else "cpu")

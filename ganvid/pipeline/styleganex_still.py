@@ -230,8 +230,9 @@ def optimize_still(
     """
     if distance is None:
         from ganvid.nn.lpips import build_lpips
+        from ganvid.weights import resolve
 
-        distance = build_lpips("vgg").to(crop.device)
+        distance = build_lpips("vgg", backbone=resolve(LPIPS_WEIGHTS)).to(crop.device)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         wplus, features = model.encode(crop, aligned)

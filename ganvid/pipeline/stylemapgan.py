@@ -48,8 +48,9 @@ PART_HELP = ", ".join(ops.PARTS)
 def load_model(checkpoint: str | Path, device: torch.device) -> StyleMapGAN:
     """The EMA generator and encoder of a weights name or file (see `load_stylemapgan`)."""
     from ganvid.nn.stylemapgan_checkpoints import load_stylemapgan
+    from ganvid.weights import resolve
 
-    return load_stylemapgan(checkpoint, device=device)
+    return load_stylemapgan(resolve(checkpoint), device=device)
 
 
 def to_input(images: np.ndarray | list[np.ndarray], size: int, device) -> torch.Tensor:
@@ -405,8 +406,9 @@ def run_photo_edit(
     parser = None
     if options.part is not None:
         from ganvid.nn.face_parsing import FaceParser
+        from ganvid.weights import resolve
 
-        parser = FaceParser.load(options.parsing_weights, device=device)
+        parser = FaceParser.load(resolve(options.parsing_weights), device=device)
     mask = painted_mask(options.mask, size) if options.mask is not None else None
     source = find_face(photo, size, options.align, paths[0])
     ref = find_face(reference, size, options.align, paths[1])

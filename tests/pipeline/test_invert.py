@@ -1,0 +1,227 @@
+"""`ganvid invert` end to end on a 12-frame astronaut clip with tiny random networks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from support.face_clips import blank_clip, moving_clip
+from support.pipeline_fixtures import invert_args, tiny_assets, video_frames, write_clip
+from support.videos import audio_packets
+
+from ganvid.errors import WorkdirError
+from ganvid.pipeline.invert import load_inversion
+from ganvid.pipeline.render import render_frames
+from ganvid.pipeline.workdir import FrameDir, read_json
+
+FRAMES = 12
+STAGES = ("decode", "geometry", "invert", "smooth", "pti", "render", "encode")
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("invert_assets")
+    clip = moving_clip(n_frames=FRAMES, size=(160, 160), blank=(), noise=2.0)
+    return tiny_assets(root, clip.frames)
+
+
+def test_invert_end_to_end_then_everything_cached(assets, tmp_path, cli):
+    clip = tmp_path / "talk.mp4"
+    clip.write_bytes(assets["clip"].read_bytes())
+    workdir = tmp_path / "work"
+    code, _, err = cli(*invert_args(assets, clip, workdir, "--pti-steps", "4", "--side-by-side"))
+    assert code == 0, err
+
+    outputs = {
+        "video": tmp_path / "talk_inverted.mp4",
+        "crop": tmp_path / "talk_inverted_crop.mp4",
+        "sbs": tmp_path / "talk_inverted_sbs.mp4",
+    }
+    source_pts, _ = video_frames(clip)
+    shapes = {"video": (160, 160, 3), "crop": (32, 32, 3), "sbs": (160, 320, 3)}  # pasted back
+    for name, path in outputs.items():
+        pts, images = video_frames(path)
+        assert pts == source_pts, name
+        assert images[0].shape == shapes[name], name
+        assert audio_packets(path) == audio_packets(clip), name
+    last = f"{FRAMES - 1:06d}"
+    for relative in (
+        "decode/video.json",
+        "geometry/geometry.json",
+        "geometry/geometry.npz",
+        f"geometry/aligned/{last}.png",
+        f"geometry/crops/{last}.png",
+        "invert/ws.npy",
+        "smooth/ws.npy",
+        "smooth/transforms.npy",
+        "pti/generator.pt",
+        "pti/log.json",
+        f"render/frames/{last}.png",
+        "encode/metrics.json",
+    ):
+        assert (workdir / relative).exists(), relative
+    assert np.load(workdir / "smooth" / "ws.npy").shape[0] == FRAMES
+    assert not (workdir / "pti" / "checkpoint.pt").exists()
+    assert "PSNR" in err and "LPIPS" in err
+
+    # what `ganvid edit` builds on: the stored inversion re-renders the same frames exactly
+    inversion = load_inversion(workdir)
+    assert inversion.frames == FRAMES and inversion.pts == source_pts
+    generator = inversion.generator(torch.device("cpu"))
+    renders = FrameDir(workdir / "render" / "frames")
+    # same batch as the render stage (4): CPU convolutions are not bit-identical across batch
+    # sizes, and a pixel on a rounding edge can differ by one level at another batch
+    for index, image in render_frames(generator, inversion.render_job(), torch.device("cpu"), 4):
+        np.testing.assert_array_equal(image, renders.read(index))
+
+    finished = {s: read_json(workdir / f"{s}.json")["finished"] for s in STAGES}
+    mtime = outputs["video"].stat().st_mtime_ns
+    moved = tmp_path / "elsewhere" / "renamed.mp4"  # same content, new path: still cached
+    moved.parent.mkdir()
+    clip.rename(moved)
+    again = ["--pti-steps", "4", "--side-by-side", "-o", str(outputs["video"])]
+    code, _, err = cli(*invert_args(assets, moved, workdir, *again))
+    assert code == 0, err
+    assert {s: read_json(workdir / f"{s}.json")["finished"] for s in STAGES} == finished
+    assert outputs["video"].stat().st_mtime_ns == mtime
+    assert err.count("cached") == len(STAGES)
+
+
+def test_no_inversion_tells_the_user_to_invert_first(tmp_path):
+    with pytest.raises(WorkdirError, match="ganvid invert"):
+        load_inversion(tmp_path)
+
+
+def _render_error(workdir: Path, generator) -> float:
+    """Mean squared error of the renders of the smoothed pivots against the crops."""
+    from ganvid.pipeline.render import RenderJob
+
+    job = RenderJob(np.load(workdir / "smooth/ws.npy"), np.load(workdir / "smooth/transforms.npy"))
+    crops = FrameDir(workdir / "geometry" / "crops")
+    errors = [
+        np.mean((image.astype(float) - crops.read(i).astype(float)) ** 2)
+        for i, image in render_frames(generator, job, torch.device("cpu"), batch=4)
+    ]
+    return float(np.mean(errors))
+
+
+def test_pti_lowers_the_reconstruction_error(assets, tmp_path, cli):
+    from ganvid.nn.checkpoints import load_generator
+    from ganvid.pipeline.pti import load_tuned
+
+    workdir = tmp_path / "work"
+    args = invert_args(
+        assets,
+        assets["clip"],
+        workdir,
+        "--pti-steps",
+        "12",
+        "--pti-stop-lpips",
+        "0",
+        "--pti-lr",
+        "1e-2",
+    )
+    code, _, err = cli(*args, "-o", str(tmp_path / "out.mp4"))
+    assert code == 0, err
+    generator = load_generator(assets["generator"])
+    before = _render_error(workdir, generator)
+    load_tuned(generator, workdir / "pti" / "generator.pt")
+    after = _render_error(workdir, generator)
+    assert after < 0.8 * before
+    log = read_json(workdir / "pti" / "log.json")
+    assert log["steps"] == 12 and log["loss_last"] < log["loss_first"]
+
+
+def _run_cli(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ganvid", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def test_sigkill_during_pti_then_resume_gives_the_same_video(assets, tmp_path):
+    # Many steps between the first checkpoint (step 2) and the end of PTI, so the kill below
+    # lands inside PTI even when a loaded machine is slow to schedule this polling loop.
+    steps = ["--pti-steps", "30", "--pti-stop-lpips", "0"]
+    straight = _run_cli(
+        invert_args(assets, assets["clip"], tmp_path / "a", *steps, "-o", str(tmp_path / "a.mp4"))
+    )
+    _, err = straight.communicate(timeout=300)
+    assert straight.returncode == 0, err.decode()
+
+    args = invert_args(
+        assets, assets["clip"], tmp_path / "b", *steps, "-o", str(tmp_path / "b.mp4")
+    )
+    killed = _run_cli(args)
+    checkpoint = tmp_path / "b" / "pti" / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    assert not read_json(tmp_path / "b" / "pti.json")["complete"]
+    assert not (tmp_path / "b.mp4").exists()
+
+    resumed = _run_cli(args)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err.decode()
+    assert read_json(tmp_path / "b" / "pti.json")["info"]["steps"] == 30
+    tuned_a = torch.load(tmp_path / "a" / "pti" / "generator.pt", weights_only=True)
+    tuned_b = torch.load(tmp_path / "b" / "pti" / "generator.pt", weights_only=True)
+    for name, value in tuned_a.items():
+        torch.testing.assert_close(tuned_b[name], value, rtol=0, atol=0)
+    pts_a, frames_a = video_frames(tmp_path / "a.mp4")
+    pts_b, frames_b = video_frames(tmp_path / "b.mp4")
+    assert pts_a == pts_b
+    for a, b in zip(frames_a, frames_b, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _one_error_line(err: str) -> str:
+    """The CLI's error: exactly one `ganvid: error:` line, last, and no traceback."""
+    errors = [line for line in err.splitlines() if line.startswith("ganvid:")]
+    assert len(errors) == 1 and err.strip().endswith(errors[0]) and "Traceback" not in err
+    return errors[0]
+
+
+def test_no_face_corrupt_file_and_missing_weights_are_one_line_errors(assets, tmp_path, cli):
+    faceless = write_clip(tmp_path / "empty_room.mp4", blank_clip(6, size=(96, 64)))
+    workdir = tmp_path / "w1"
+    code, _, err = cli(*invert_args(assets, faceless, workdir))
+    assert code == 4 and "no face" in _one_error_line(err)
+    assert (workdir / "decode" / "video.json").exists()  # the work dir is kept
+
+    corrupt = tmp_path / "broken.mp4"
+    corrupt.write_bytes(assets["clip"].read_bytes()[:700])
+    code, _, err = cli(*invert_args(assets, corrupt, tmp_path / "w2"))
+    assert code == 3 and "broken.mp4" in _one_error_line(err)
+
+    args = invert_args(assets, assets["clip"], tmp_path / "w3")
+    args[args.index("--generator") + 1] = "sg3-r-ffhq-1024"
+    code, _, err = cli(*args)
+    assert code == 5 and "ganvid weights download sg3-r-ffhq-1024" in _one_error_line(err)
+    code, _, err = cli("invert", str(assets["clip"]), "--workdir", str(tmp_path / "w4"))
+    assert code == 5 and "ganvid weights download invert" in _one_error_line(err)
+
+
+def test_memory_budget_sizes_parse_and_nonsense_is_refused():
+    from ganvid.commands.invert import parse_size
+    from ganvid.errors import InputError
+
+    assert parse_size("6G") == parse_size("6GiB") == parse_size("6gb") == 6 * 2**30
+    assert parse_size("512M") == 512 * 2**20 and parse_size("1.5G") == int(1.5 * 2**30)
+    assert parse_size("1048576") == 2**20
+    for bad in ("", "lots", "-1G", "0"):
+        with pytest.raises(InputError, match="--max-memory"):
+            parse_size(bad)
