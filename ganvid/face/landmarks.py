@@ -168,7 +168,11 @@ class DlibDetector:
         """`detect` on the full-resolution frame, or on its `region` (x0, y0, x1, y1) only:
         finds ~40 px faces in a large frame that the downscaled search misses. Several times
         slower than `detect` on a whole frame, so the tracker asks for the whole frame only now
-        and then while it follows no face, and for one region at a time while it does."""
+        and then while it follows no face, and for one region at a time while it does. Nothing
+        ([]) for a frame that `detect` already searches at full size."""
+        max_side = self.config.max_side
+        if max_side <= 0 or max(image.shape[:2]) <= max_side:
+            return []
         if region is None:
             return self._detect(image, 0)
         x0, y0, x1, y1 = region
