@@ -338,10 +338,17 @@ class ClipTracker:
             return []
         region = tiles[self._tile % len(tiles)]
         self._tile += 1
+        known = [g.box for g in faces] + [t.boxes[-1] for t in self.live]
+        inner = np.array(region, dtype=np.float64) + (1, 1, -1, -1)
+        # a face cut by the tile's edge is whole in the next tile or large enough for the
+        # per-frame search; one on a face already known is that face (a part, its badge)
         return [
             f
             for f in detect_small(image, region)
-            if plausible(f) and not any(box_iou(f.box, g.box) > 0.3 for g in faces)
+            if plausible(f)
+            and (f.box[:2] >= inner[:2]).all()
+            and (f.box[2:] <= inner[2:]).all()
+            and not any(box_iou(f.box, box) > 0.05 for box in known)
         ]
 
     def _is_cut(self, image: np.ndarray, facts: Picture, faces: list[Face]) -> bool:
