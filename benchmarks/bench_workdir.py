@@ -54,14 +54,20 @@ def measured_files(root: Path, frames: int) -> dict[str, int]:
     pipeline's own decode and geometry stages write the real files; the rest is what the
     invert, smooth and render stages write per frame (render PNG ~ crop PNG)."""
     from ganvid.io.video import write_images_as_video
-    from ganvid.pipeline.invert import ALIGNED_SIZE, stage_decode, stage_geometry
+    from ganvid.pipeline.invert import (
+        ALIGNED_SIZE,
+        GeometryOptions,
+        stage_decode,
+        stage_geometry,
+    )
     from ganvid.pipeline.workdir import Workdir, run_stage
 
     photo = photo_frame()
     panning = (np.roll(photo, 2 * k, axis=1) for k in range(frames))
     write_images_as_video(root / "clip.mp4", panning, 30, preset="ultrafast")
-    options = {"face": {}, "aligned_size": ALIGNED_SIZE, "crop_size": 1024}
-    options["unaligned_fill"] = "ffhq"
+    options = GeometryOptions(
+        face={}, aligned_size=ALIGNED_SIZE, crop_size=1024, unaligned_fill="ffhq"
+    )
     inputs = {"clip": root / "clip.mp4"}
     with Workdir(root / "clip.ganvid") as wd:
         run_stage(wd, "decode", stage_decode, inputs=inputs, options={})

@@ -158,8 +158,7 @@ def edit(
     if backend == "styleganex":
         unsupported = {"--style": style, "--layers": layers, "--preview": preview}
         unsupported.update({"--style-from": style_from, "--expression": expression})
-        unsupported["--mask"] = mask != "hull"
-        _styleganex(common, direction, file, strength, paste_back, unsupported)
+        _styleganex(common, direction, file, strength, paste_back, mask, unsupported)
         return
     from ganvid.pipeline.edit import edit_video
 
@@ -249,7 +248,9 @@ def _common(
     )
 
 
-def _styleganex(common: dict, direction, file, strength, paste_back, unsupported: dict) -> None:
+def _styleganex(
+    common: dict, direction, file, strength, paste_back, mask, unsupported: dict
+) -> None:
     """`ganvid edit --backend styleganex`: one StyleGANEX edit model over the clip."""
     from ganvid.commands.toonify import show_summary as show_sgx
     from ganvid.errors import InputError
@@ -273,6 +274,7 @@ def _styleganex(common: dict, direction, file, strength, paste_back, unsupported
         checkpoint=f"styleganex-edit-{name}",
         strength=own if sep else strength,
         direction=(file or [None])[0],
+        mask=mask if paste_back else "hull",
         crop_only=not paste_back,
         **common,
     )
@@ -302,10 +304,11 @@ def _inverted_domain(workdir: Path | None, clip: Path | None) -> str:
     from ganvid.edit.request import domain_of_generator
     from ganvid.errors import GanvidError
     from ganvid.pipeline.edit import find_workdir
+    from ganvid.pipeline.layout import Layout
     from ganvid.pipeline.workdir import read_json
 
     try:
-        record = read_json(find_workdir(clip, workdir) / "inversion.json") or {}
+        record = read_json(Layout(find_workdir(clip, workdir)).inversion_json) or {}
     except GanvidError:
         record = {}
     return domain_of_generator(record.get("generator", ""))

@@ -43,6 +43,13 @@ def toonify(
         help="Write the restyled crop around the face (4x the crop's pixels) instead of "
         "pasting it back into the full frame.",
     ),
+    mask: str = typer.Option(
+        "full",
+        "--mask",
+        help="Paste-back mask: full (the whole window is restyled), hull (face and hair from "
+        "the landmarks) or parsing (face and hair from a face-parsing network; weights "
+        "styleganex-faceparsing). The style's colours are kept, never matched to the frame.",
+    ),
     wplus: str = typer.Option(
         "mean",
         "--wplus",
@@ -82,6 +89,7 @@ def toonify(
         workdir=workdir,
         batch=batch,
         device=device,
+        mask=mask if not crop_only else "full",
         crop_only=crop_only,
         wplus=wplus,
         crop=CropRule(eye_px=eye_px),

@@ -5,8 +5,9 @@ the work dir's `detections/<clip>-<detector>/`, keyed by the clip's content and 
 options, so a killed run resumes where it stopped and `ganvid faces`, `align`, `invert` and the
 StyleGANEX / StyleMapGAN jobs on one clip detect each frame once; face tracks are built over the
 whole clip (`ganvid.face.tracks`), the face `--face` picks is smoothed into per-frame geometry
-and written to `<stage>/geometry.json`. `ganvid align` (`run_align`), `ganvid faces`
-(`run_faces`), `ganvid invert` and the StyleGANEX jobs all call it.
+and written to the job's geometry.json. `ganvid align` (`run_align`), `ganvid faces`
+(`run_faces`), `ganvid invert` and the StyleGANEX jobs all call it. Align and faces are one-stage
+jobs (`ClipJob`) run by the `Job` stage runner like the others; paths come from `Layout`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from ganvid.face.geometry import (
 )
 from ganvid.face.landmarks import DetectorConfig, Face
 from ganvid.face.tracks import ClipTracker, TrackConfig, contact_sheet
+from ganvid.files import absolute
+from ganvid.pipeline import layout as names
+from ganvid.pipeline.job import Job
+from ganvid.pipeline.layout import Layout
 from ganvid.pipeline.workdir import FileHasher, FrameDir, atomic_save_npz
 
 
@@ -117,25 +122,24 @@ def write_aligned_faces(clip: Path, records: list, folder: FrameDir, size: int) 
                 update()
 
 
-def detections_dir(root: Path, clip: Path, detector: DetectorConfig) -> Path:
-    """The folder of the work dir at `root` that caches the raw detections of `clip` by
-    `detector`: named by the clip's content (SHA-256) and the detector's options, so every job
-    of the work dir that runs the same detector on the same clip shares it."""
-    clip_digest = FileHasher(root / "hashes.json").digest(clip)
+def detections_dir(layout: Layout, clip: Path, detector: DetectorConfig) -> Path:
+    """The folder of the work dir that caches the raw detections of `clip` by `detector`: named
+    by the clip's content (SHA-256) and the detector's options, so every job of the work dir
+    that runs the same detector on the same clip shares it."""
+    clip_digest = FileHasher(layout.hashes).digest(clip)
     options = json.dumps(dataclasses.asdict(detector), sort_keys=True, default=str)
-    options_digest = hashlib.sha256(options.encode()).hexdigest()
-    return root / "detections" / f"{clip_digest[:16]}-{options_digest[:12]}"
+    return layout.detections(clip_digest, hashlib.sha256(options.encode()).hexdigest())
 
 
 def clip_tracks(
-    clip: Path, count: int, out: Path, detector: DetectorConfig, track: TrackConfig
+    clip: Path, count: int, layout: Layout, detector: DetectorConfig, track: TrackConfig
 ) -> ClipTracker:
-    """Face tracks of the clip's `count` frames; `out` is a stage folder of the work dir, whose
-    detection cache (`detections_dir`) the detections go through."""
+    """Face tracks of the clip's `count` frames, through the work dir's detection cache
+    (`detections_dir`)."""
     from ganvid.face.landmarks import make_detector
     from ganvid.ui import stage_bar
 
-    cache = detections_dir(out.parent, clip, detector)
+    cache = detections_dir(layout, clip, detector)
     cached = CachedDetector(make_detector(detector), cache)
     with stage_bar("faces", count) as update:
         return track_clip(clip_images(clip), cached, track, lambda _: update(), cached.helper)
@@ -144,38 +148,33 @@ def clip_tracks(
 def detect_geometry(
     clip: Path,
     count: int,
-    out: Path,
+    layout: Layout,
+    target: Path,
     detector: DetectorConfig,
     geometry: GeometryConfig,
     facts: dict[str, Any],
 ) -> tuple[list[FrameGeometry], ClipDetections]:
     """The face stage of every video job: tracks, the chosen face, smoothed geometry, saved to
-    out/geometry.json (with `facts` and the list of faces). Returns (records, detections)."""
-    tracker = clip_tracks(clip, count, out, detector, geometry.track)
+    `target` (the job's geometry.json, with `facts` and the list of faces). Returns (records,
+    detections)."""
+    tracker = clip_tracks(clip, count, layout, detector, geometry.track)
     detections = choose_face(tracker, geometry.track)
     records = build_geometry(detections, geometry)
     facts = {**facts, "faces": detections.people}
-    save_geometry(
-        out / "geometry.json", GeometryFile(records, detections.width, detections.height, facts)
-    )
+    save_geometry(target, GeometryFile(records, detections.width, detections.height, facts))
     return records, detections
 
 
 def track_geometry(
-    clip: Path, count: int, out: Path, face_options: dict
+    clip: Path, count: int, layout: Layout, target: Path, face_options: dict
 ) -> tuple[list[FrameGeometry], ClipDetections]:
     """`detect_geometry` with a job's `face` options dict (`face_configs`)."""
     face = face_configs(face_options)
     facts = {"clip": str(clip), "options": face_options}
-    return detect_geometry(clip, count, out, face["detector"], face["geometry"], facts)
+    return detect_geometry(clip, count, layout, target, face["detector"], face["geometry"], facts)
 
 
 # ----------------------------------------------------------------------------- ganvid align
-
-
-ALIGN_STAGE = "align"
-"""Stage name (and sub-directory of the work dir) of `ganvid align`."""
-ALIGN_OUTPUTS = ("geometry.json", "aligned.mp4", "unaligned.mp4", "preview.mp4")
 
 
 @dataclass(frozen=True)
@@ -191,6 +190,22 @@ class AlignOptions:
     """Longest side of the preview video."""
 
 
+class ClipJob(Job):
+    """A one-stage job over a clip (`ganvid align`, `ganvid faces`): no network, no device."""
+
+    def __init__(self, clip: str | Path, workdir: str | Path, fresh: bool) -> None:
+        super().__init__(None, 1, fresh)
+        self.clip = Path(clip)
+        self.workdir_path = absolute(workdir)
+
+    def run(self, name: str, function: Any, options: Any, outputs: list[Path]) -> Any:
+        """Run (or resume, or skip) stage `name` over the clip -> its record."""
+        with self.open(clip=self.clip):
+            return self.stage(
+                name, function, options=options, files={"clip": self.clip}, outputs=outputs
+            )
+
+
 def run_align(
     clip: str | Path,
     workdir: str | Path,
@@ -203,37 +218,10 @@ def run_align(
     `000000.png` ...), aligned.mp4, unaligned.mp4 and preview.mp4 (source timing; the preview
     also keeps the sound). Returns (that directory, summary facts, whether it was skipped).
     """
-    out, record = _clip_stage(
-        clip, workdir, ALIGN_STAGE, align_stage, options, ALIGN_OUTPUTS, fresh
-    )
-    return out, record.info, record.skipped
-
-
-def _clip_stage(
-    clip: str | Path,
-    workdir: str | Path,
-    name: str,
-    function: Any,
-    options: Any,
-    outputs: tuple[str, ...],
-    fresh: bool,
-) -> tuple[Path, Any]:
-    """Run (or resume, or skip) one stage over a clip in `workdir` -> (its folder, record)."""
-    from ganvid.pipeline.workdir import Workdir, run_stage
-
-    clip = Path(clip)
-    with Workdir(workdir) as wd:
-        record = run_stage(
-            wd,
-            name,
-            function,
-            inputs={"clip": clip},
-            options=options,
-            files={"clip": clip},
-            outputs=outputs,
-            fresh=fresh,
-        )
-        return wd.root / name, record
+    layout = Layout(absolute(workdir))
+    outputs = [layout.align_geometry, *layout.align_videos.values()]
+    record = ClipJob(clip, workdir, fresh).run(names.ALIGN, align_stage, options, outputs)
+    return layout.stage(names.ALIGN), record.info, record.skipped
 
 
 def align_stage(workdir: Any, inputs: dict[str, Any], options: AlignOptions) -> dict[str, Any]:
@@ -245,14 +233,16 @@ def align_stage(workdir: Any, inputs: dict[str, Any], options: AlignOptions) -> 
     from ganvid.io.video import probe
 
     clip = Path(inputs["clip"])
-    out = workdir.stage_dir(ALIGN_STAGE)
+    layout = Layout(workdir.root)
     info = probe(clip)
-    geometry_path = out / "geometry.json"
+    geometry_path = layout.align_geometry
     if not geometry_path.exists():
         facts = {"clip": str(clip), "options": dataclasses.asdict(options)}
-        detect_geometry(clip, info.frame_count, out, options.detector, options.geometry, facts)
+        detect_geometry(
+            clip, info.frame_count, layout, geometry_path, options.detector, options.geometry, facts
+        )
     geometry = load_geometry(geometry_path)
-    _write_crops(clip, out, geometry, info, options)
+    _write_crops(clip, layout, geometry, info, options)
     records = geometry.records
     return {
         "frames": len(records),
@@ -265,7 +255,7 @@ def align_stage(workdir: Any, inputs: dict[str, Any], options: AlignOptions) -> 
 
 
 def _write_crops(
-    clip: Path, out: Path, geometry: GeometryFile, info: Any, options: AlignOptions
+    clip: Path, layout: Layout, geometry: GeometryFile, info: Any, options: AlignOptions
 ) -> None:
     """One pass over the frames: PNG crops (resumable) and the three videos."""
     from contextlib import ExitStack
@@ -279,17 +269,18 @@ def _write_crops(
             f"{clip} has {info.frame_count} frames but its geometry has {len(records)}; "
             "rerun with --fresh"
         )
-    aligned_dir, unaligned_dir = FrameDir(out / "aligned"), FrameDir(out / "unaligned")
+    aligned_dir, unaligned_dir = FrameDir(layout.align_aligned), FrameDir(layout.align_unaligned)
+    videos = layout.align_videos
     size = options.crops.size
     preview_scale = min(1.0, options.preview_side / max(info.width, info.height))
     preview_size = (round(info.width * preview_scale), round(info.height * preview_scale))
     square = {"width": size, "height": size, "crf": options.crf}
     with ExitStack() as stack, progress() as bar:
-        aligned_video = stack.enter_context(VideoWriter(out / "aligned.mp4", info, **square))
-        unaligned_video = stack.enter_context(VideoWriter(out / "unaligned.mp4", info, **square))
+        aligned_video = stack.enter_context(VideoWriter(videos["aligned"], info, **square))
+        unaligned_video = stack.enter_context(VideoWriter(videos["unaligned"], info, **square))
         preview_video = stack.enter_context(
             VideoWriter(
-                out / "preview.mp4",
+                videos["preview"],
                 info,
                 width=preview_size[0],
                 height=preview_size[1],
@@ -324,8 +315,6 @@ def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- ganvid faces
 
-FACES_STAGE = "faces"
-
 
 @dataclass(frozen=True)
 class FacesOptions:
@@ -344,9 +333,10 @@ def run_faces(
     with the number `--face` takes). Returns (faces.json, its contents, whether skipped)."""
     from ganvid.pipeline.workdir import read_json
 
-    outputs = ("faces.json", "faces.png")
-    out, record = _clip_stage(clip, workdir, FACES_STAGE, faces_stage, options, outputs, fresh)
-    return out / "faces.json", read_json(out / "faces.json"), record.skipped
+    layout = Layout(absolute(workdir))
+    outputs = [layout.faces_json, layout.faces_png]
+    record = ClipJob(clip, workdir, fresh).run(names.FACES, faces_stage, options, outputs)
+    return layout.faces_json, read_json(layout.faces_json), record.skipped
 
 
 def faces_stage(workdir: Any, inputs: dict[str, Any], options: FacesOptions) -> dict[str, Any]:
@@ -355,8 +345,8 @@ def faces_stage(workdir: Any, inputs: dict[str, Any], options: FacesOptions) -> 
     from ganvid.pipeline.workdir import atomic_write_json, encode_image
 
     clip = Path(inputs["clip"])
-    out = workdir.stage_dir(FACES_STAGE)
-    tracker = clip_tracks(clip, probe(clip).frame_count, out, options.detector, options.track)
+    layout = Layout(workdir.root)
+    tracker = clip_tracks(clip, probe(clip).frame_count, layout, options.detector, options.track)
     people = tracker.people()
     shots = int(max(tracker.shot_ids, default=0)) + 1
     summary = {
@@ -367,6 +357,6 @@ def faces_stage(workdir: Any, inputs: dict[str, Any], options: FacesOptions) -> 
         "cuts": list(tracker.cuts),
         "faces": [p.summary(k) for k, p in enumerate(people)],
     }
-    atomic_write_bytes(out / "faces.png", encode_image(contact_sheet(people)))
-    atomic_write_json(out / "faces.json", summary)
+    atomic_write_bytes(layout.faces_png, encode_image(contact_sheet(people)))
+    atomic_write_json(layout.faces_json, summary)
     return {"faces": len(people), "shots": shots}

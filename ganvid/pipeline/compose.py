@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 
 from ganvid.errors import VideoError
+from ganvid.pipeline.layout import Layout as WorkLayout
 from ganvid.pipeline.paste_back import PasteBack, PasteConfig
 from ganvid.pipeline.workdir import FrameDir, read_json
 
@@ -70,17 +71,21 @@ class ComposeSources:
     renders: FrameDir
 
     @property
+    def paths(self) -> WorkLayout:
+        return WorkLayout(self.workdir)
+
+    @property
     def pts(self) -> list[int]:
-        return list(read_json(self.workdir / "decode" / "video.json")["pts"])
+        return list(read_json(self.paths.decode_json)["pts"])
 
     @property
     def crops(self) -> FrameDir:
-        return FrameDir(self.workdir / "geometry" / "crops")
+        return FrameDir(self.paths.crops)
 
     def records(self) -> list:
         from ganvid.face.geometry import load_geometry
 
-        return load_geometry(self.workdir / "geometry" / "geometry.json").records
+        return load_geometry(self.paths.geometry_json).records
 
 
 def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -3,7 +3,8 @@
 Both build on a finished `ganvid invert` work dir (`ganvid.pipeline.invert.load_inversion`): the
 raw per-frame W+ (invert/ws.npy), the smoothed transforms and the PTI-tuned generator.
 
-Stages (per edit, under `edits/<tag>/`; `tag` names the edit, e.g. `age3_smile1`):
+Stages (per edit, under `edits/<tag>/`, `Layout.edit`; `tag` names the edit, e.g. `age3_smile1`;
+each gets its frozen options dataclass, hashed, and what it needs, never the job):
 
     edits/<tag>/latents   ws.npy          edited W+ BEFORE smoothing [N,num_ws,w_dim]:
                                           ws_raw[:, layers] + strength(t) * direction[layers]
@@ -46,18 +47,22 @@ from ganvid.edit.request import EditRequest, domain_of_generator
 from ganvid.errors import InputError, WorkdirError
 from ganvid.files import absolute
 from ganvid.io.image import write_image
+from ganvid.pipeline import layout as names
 from ganvid.pipeline.compose import (
     ComposeConfig,
     ComposeSources,
-    Layout,
     compose_videos,
     main_layouts,
     sibling,
 )
+from ganvid.pipeline.compose import Layout as VideoLayout
 from ganvid.pipeline.fov import Expansion
+from ganvid.pipeline.invert import SmoothOptions
 from ganvid.pipeline.job import Job
-from ganvid.pipeline.paste_back import paste_config
+from ganvid.pipeline.layout import EditLayout, Layout
+from ganvid.pipeline.paste_back import PasteConfig, paste_config
 from ganvid.pipeline.workdir import (
+    OMIT_DEFAULT,
     FrameDir,
     StageRecord,
     Workdir,
@@ -136,7 +141,7 @@ def find_workdir(clip: Path | None, workdir: Path | None, cwd: Path | None = Non
     if clip is not None:
         return absolute(default_workdir(clip))
     cwd = absolute(Path.cwd() if cwd is None else cwd)
-    if (cwd / "inversion.json").is_file() or cwd.suffix == ".ganvid":
+    if Layout(cwd).inversion_json.is_file() or cwd.suffix == ".ganvid":
         return cwd
     found = sorted(p for p in cwd.glob("*.ganvid") if p.is_dir())
     if len(found) == 1:
@@ -155,7 +160,7 @@ def open_inversion(workdir: Path, clip: Path | None):
     from ganvid.pipeline.invert import load_inversion
 
     hint = f"`ganvid invert {clip}`" if clip is not None else "`ganvid invert CLIP`"
-    if not (Path(workdir) / "inversion.json").is_file():
+    if not Layout(workdir).inversion_json.is_file():
         raise WorkdirError(f"no finished inversion in {workdir}: run {hint} first")
     try:
         return load_inversion(workdir)
@@ -185,20 +190,55 @@ def frame_times(pts: list[int], time_base: tuple[int, int]) -> np.ndarray:
 # ----------------------------------------------------------------------------- stages
 
 
-def stage_latents(workdir: Workdir, inputs: dict, options: dict) -> dict:
+@dataclass(frozen=True)
+class LatentsOptions:
+    stage: str
+    edit: dict
+    """`EditRequest.describe()` (directions by content)."""
+    domain: str
+    smoothing: SmoothOptions
+    """The inversion's smoothing, applied again to the edited W+."""
+
+
+@dataclass(frozen=True)
+class RenderStageOptions:
+    stage: str
+    ws: str
+    """The smoothed W+ rendered, relative to the work dir."""
+    fov: dict | None
+    """{'expansion': [left, right, top, bottom], 'band': px} or None."""
+
+
+@dataclass(frozen=True)
+class EncodeStageOptions:
+    frames: str
+    """The renders, relative to the work dir."""
+    outputs: dict[str, tuple[str, VideoLayout]]
+    """{name: (absolute path, layout)}."""
+    paste: PasteConfig
+    crf: int
+    preset: str
+    crop_offset: tuple[int, int]
+    exact_size: bool = field(default=False, metadata=OMIT_DEFAULT)
+
+
+def stage_latents(workdir: Workdir, inputs: dict, options: LatentsOptions) -> dict:
     """Edited W+ before smoothing (ws.npy), smoothed as the inversion was (ws_smooth.npy), and
-    the per-frame strengths (strengths.json)."""
+    the per-frame strengths (strengths.json).
+
+    inputs: paths (EditLayout), inversion, times (s [N]), styles (StyleSpace edits) and
+    edits() -> (W edits, crossovers), made on first use (they may run the photo encoder).
+    """
     import torch
 
     from ganvid.edit.directions import apply_w_edits
     from ganvid.edit.image2stylegan import apply_crossovers
     from ganvid.pipeline.smoothing import smooth_ws_file
 
-    job: EditJob = inputs["job"]
-    out = workdir.stage_dir(options["stage"])
-    times = job.times_s
-    edits = job.w_edits + job.expression_edits
-    crossovers = job.crossovers
+    paths: EditLayout = inputs["paths"]
+    inversion = inputs["inversion"]
+    times, styles = inputs["times"], inputs["styles"]
+    edits, crossovers = inputs["edits"]()
     strengths = {
         "times_s": times.tolist(),
         "directions": [
@@ -206,7 +246,7 @@ def stage_latents(workdir: Workdir, inputs: dict, options: dict) -> dict:
         ],
         "styles": [
             {"layer": s.layer, "channel": s.channel, "strength": s.strength.at(times).tolist()}
-            for s in job.request.styles
+            for s in styles
         ],
         "crossovers": [
             {"name": c.name, "layers": list(c.layers), "strength": c.strength.at(times).tolist()}
@@ -214,8 +254,8 @@ def stage_latents(workdir: Workdir, inputs: dict, options: dict) -> dict:
         ],
     }
     if edits or crossovers:
-        raw = job.inversion.ws_raw
-        with atomic_path(out / "ws.npy") as tmp:
+        raw = inversion.ws_raw
+        with atomic_path(paths.latents_ws) as tmp:
             edited = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=raw.shape)
             for lo in range(0, len(raw), 256):
                 hi = min(len(raw), lo + 256)
@@ -225,46 +265,50 @@ def stage_latents(workdir: Workdir, inputs: dict, options: dict) -> dict:
             edited.flush()
             del edited
         smooth_ws_file(
-            out / "ws.npy",
-            out / "ws_smooth.npy",
-            job.inversion.shot_ids,
-            fine_layer_mean=options["smoothing"]["fine_layer_mean"],
-            smooth=options["smoothing"]["smooth"],
+            paths.latents_ws,
+            paths.latents_ws_smooth,
+            inversion.shot_ids,
+            fine_layer_mean=options.smoothing.fine_layer_mean,
+            smooth=options.smoothing.smooth,
         )
-    atomic_write_json(out / "strengths.json", strengths)
-    return {"frames": len(times), "directions": len(edits), "styles": len(job.request.styles)}
+    atomic_write_json(paths.strengths, strengths)
+    return {"frames": len(times), "directions": len(edits), "styles": len(styles)}
 
 
-def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Render every frame (edited, maybe expanded) -> <stage>/frames/*.png."""
+def stage_render(workdir: Workdir, inputs: dict, options: RenderStageOptions) -> dict:
+    """Render every frame (edited, maybe expanded) -> <stage>/frames/*.png.
+
+    inputs: generator (tuned), render (RenderJob), device, batch, label.
+    """
     from ganvid.pipeline.render import render_to_dir
     from ganvid.ui import stage_bar
 
-    job: EditJob = inputs["job"]
-    render = job.render_job(inputs.get("expansion"), inputs.get("band"))
-    frames = FrameDir(workdir.stage_dir(options["stage"]) / "frames")
+    render = inputs["render"]
+    frames = FrameDir(workdir.layout.frames(options.stage))
     done = len(render) - len(frames.missing(len(render)))
-    with stage_bar(inputs.get("label", "render"), len(render), done) as update:
+    with stage_bar(inputs["label"], len(render), done) as update:
         render_to_dir(
-            job.generator, render, frames, job.device, job.options.batch, lambda _: update()
+            inputs["generator"],
+            render,
+            frames,
+            inputs["device"],
+            inputs["batch"],
+            lambda _: update(),
         )
     height, width = frames.read(0).shape[:2]
     return {"frames": len(render), "size": [height, width]}
 
 
-def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_encode(workdir: Workdir, inputs: dict, options: EncodeStageOptions) -> dict:
     """Write the output videos (pasted back or crops) with the source's pts and sound."""
-    from ganvid.pipeline.paste_back import PasteConfig
-
-    job: EditJob = inputs["job"]
-    sources = ComposeSources(job.clip, workdir.root, FrameDir(workdir.root / options["frames"]))
-    outputs = {name: (Path(path), layout) for name, (path, layout) in options["outputs"].items()}
+    sources = ComposeSources(inputs["clip"], workdir.root, FrameDir(workdir.root / options.frames))
+    outputs = {name: (Path(path), layout) for name, (path, layout) in options.outputs.items()}
     config = ComposeConfig(
-        paste=PasteConfig(**options["paste"]),
-        crf=options["crf"],
-        preset=options["preset"],
-        crop_offset=tuple(options["crop_offset"]),
-        exact_size=options.get("exact_size", False),
+        paste=options.paste,
+        crf=options.crf,
+        preset=options.preset,
+        crop_offset=tuple(options.crop_offset),
+        exact_size=options.exact_size,
     )
     written = compose_videos(sources, outputs, config)
     return {"outputs": {k: str(v) for k, v in written.items()}}
@@ -289,6 +333,7 @@ class EditJob(Job):
         pasting = getattr(options, "paste_back", False)
         self.paste = paste_config(getattr(options, "mask", "hull") if pasting else "hull")
         self.tag = self.request.tag() if not self.request.is_empty else None
+        self.layout = Layout(self.workdir_path)
 
     # -- lazily loaded -----------------------------------------------------------------------
 
@@ -312,7 +357,7 @@ class EditJob(Job):
         roles = {k: v for k, v in self.direction_files.items() if not k.startswith("direction")}
         if not roles:
             return {}
-        encoder = Path((read_json(self.workdir_path / "inversion.json") or {})["encoder"])
+        encoder = Path((read_json(self.layout.inversion_json) or {})["encoder"])
         options = CoderOptions(encoder=str(encoder), generator=str(self.inversion.generator_path))
         coder = PhotoCoder(options, self.device)
         accepted = {
@@ -348,20 +393,21 @@ class EditJob(Job):
 
     @cached_property
     def times_s(self) -> np.ndarray:
-        video = read_json(self.workdir_path / "decode" / "video.json")
+        video = read_json(self.layout.decode_json)
         return frame_times(video["pts"], tuple(video["time_base"]))
 
     # -- rendering ---------------------------------------------------------------------------
 
     @property
-    def edits_dir(self) -> str:
-        return f"edits/{self.tag}"
+    def paths(self) -> EditLayout:
+        """edits/<tag>/: the stages and files of this edit."""
+        return self.layout.edit(self.tag)
 
     def ws_path(self) -> Path:
         """The smoothed W+ to render: the edited one, or the inversion's."""
         if self.request.moves_w:
-            return self.workdir_path / self.edits_dir / "latents" / "ws_smooth.npy"
-        return self.workdir_path / "smooth" / "ws.npy"
+            return self.paths.latents_ws_smooth
+        return self.layout.smooth_ws
 
     def check_styles(self) -> None:
         """Unknown StyleSpace layers or channels fail before rendering (InputError)."""
@@ -409,75 +455,79 @@ class EditJob(Job):
     def _latents(self) -> list[str]:
         """Run the latents stage; the upstream list a render stage depends on."""
         if self.request.is_empty:
-            return ["smooth", "pti"]
+            return [names.SMOOTH, names.PTI]
         self.check_styles()
         _ = self.w_edits  # a bad direction file fails here, before any work
         if self.request.style_from is not None:
             self.request.crossover_layers(self.generator.num_ws)  # --layers out of range
-        name = f"{self.edits_dir}/latents"
+        paths = self.paths
         self.stage(
-            name,
+            paths.latents,
             stage_latents,
-            options={
-                "stage": name,
-                "edit": self.request.describe(),
-                "domain": self.domain,
-                "smoothing": {
-                    "smooth": self.inversion.smooth,
-                    "fine_layer_mean": self.inversion.fine_layer_mean,
-                },
+            inputs={
+                "paths": paths,
+                "inversion": self.inversion,
+                "times": self.times_s,
+                "styles": list(self.request.styles),
+                "edits": lambda: (self.w_edits + self.expression_edits, self.crossovers),
             },
+            options=LatentsOptions(
+                stage=paths.latents,
+                edit=self.request.describe(),
+                domain=self.domain,
+                smoothing=SmoothOptions(self.inversion.smooth, self.inversion.fine_layer_mean),
+            ),
             files=self.direction_files,
-            upstream=["invert", "geometry", "decode"],
-            outputs=["strengths.json", *(["ws_smooth.npy"] if self.request.moves_w else [])],
+            upstream=[names.INVERT, names.GEOMETRY, names.DECODE],
+            outputs=[paths.strengths, *([paths.latents_ws_smooth] if self.request.moves_w else [])],
         )
-        return [name, "smooth", "pti"]
+        return [paths.latents, names.SMOOTH, names.PTI]
 
     def _render_and_encode(
         self,
-        prefix: str,
+        paths: EditLayout,
         upstream: list[str],
-        outputs: dict[str, tuple[Path, Layout]],
+        outputs: dict[str, tuple[Path, VideoLayout]],
         fov: dict | None = None,
     ) -> None:
-        last = f"frames/{self.inversion.frames - 1:06d}.png"
-        render_name = f"{prefix}/render"
-        extra = {} if fov is None else {"expansion": fov["expansion"], "band": fov["band"]}
-        label = "render (fov)" if fov else "render (edit)"
+        extra = () if fov is None else (fov["expansion"], fov["band"])
         self.stage(
-            render_name,
+            paths.render,
             stage_render,
-            inputs={**extra, "label": label},
-            options={
-                "stage": render_name,
-                "ws": str(self.ws_path().relative_to(self.workdir_path)),
-                "fov": None if fov is None else fov["describe"],
+            inputs={
+                "generator": self.generator,
+                "render": self.render_job(*extra),
+                "device": self.device,
+                "batch": self.options.batch,
+                "label": "render (fov)" if fov else "render (edit)",
             },
+            options=RenderStageOptions(
+                stage=paths.render,
+                ws=self.layout.relative(self.ws_path()),
+                fov=None if fov is None else fov["describe"],
+            ),
             files={"generator": self.inversion.generator_path},
             upstream=upstream,
-            outputs=[last],
+            outputs=[FrameDir(paths.render_frames).file(self.inversion.frames - 1)],
         )
-        from dataclasses import asdict
-
         self.stage(
-            f"{prefix}/encode",
+            paths.encode,
             stage_encode,
-            options={
-                "frames": f"{render_name}/frames",
-                "outputs": {n: [str(p.resolve()), layout] for n, (p, layout) in outputs.items()},
-                "paste": asdict(self.paste),
-                "crf": self.options.crf,
-                "preset": self.options.preset,
-                "crop_offset": [0, 0] if fov is None else fov["offset"],
-                # absent for the default: earlier runs stay cached
-                **({"exact_size": True} if self.options.exact_size else {}),
-            },
+            options=EncodeStageOptions(
+                frames=self.layout.relative(paths.render_frames),
+                outputs={n: (str(p.resolve()), layout) for n, (p, layout) in outputs.items()},
+                paste=self.paste,
+                crf=self.options.crf,
+                preset=self.options.preset,
+                crop_offset=(0, 0) if fov is None else tuple(fov["offset"]),
+                exact_size=self.options.exact_size,
+            ),
             files={"clip": self.clip},
-            upstream=[render_name, "geometry", "decode"],
+            upstream=[paths.render, names.GEOMETRY, names.DECODE],
             outputs=[p.resolve() for p, _ in outputs.values()],
         )
 
-    def _summary(self, outputs: dict, prefix: str) -> EditSummary:
+    def _summary(self, outputs: dict) -> EditSummary:
         records = self.records
         size = tuple(records[-2].info.get("size", (0, 0))) if len(records) > 1 else (0, 0)
         return EditSummary(
@@ -506,10 +556,10 @@ class EditJob(Job):
         outputs = {
             n: (main if n == "video" else sibling(main, "sbs"), lay) for n, lay in layouts.items()
         }
-        with self.open(job=self):
+        with self.open(clip=self.clip):
             upstream = self._latents()
-            self._render_and_encode(self.edits_dir, upstream, outputs)
-        return self._summary(outputs, self.edits_dir)
+            self._render_and_encode(self.paths, upstream, outputs)
+        return self._summary(outputs)
 
     def run_fov(self, expansion: Expansion, band: int | None) -> EditSummary:
         """`ganvid expand-fov`: (latents) -> expanded render -> encode <clip>[_<tag>]_fov.mp4."""
@@ -521,7 +571,7 @@ class EditJob(Job):
         plan_views(expansion, resolution, band)  # too-large amounts fail before any work
         e = expansion
         amounts = f"l{e.left}r{e.right}t{e.top}b{e.bottom}w{band}"
-        prefix = f"fov/{self.tag or 'inverted'}_{amounts}"
+        paths = self.layout.fov(f"{self.tag or 'inverted'}_{amounts}")
         main = absolute(o.output) if o.output is not None else self.default_output("fov")
         layouts = {"video": "render", **({"side_by_side": "sbs_crop"} if o.side_by_side else {})}
         outputs = {
@@ -533,10 +583,10 @@ class EditJob(Job):
             "describe": {"expansion": [e.left, e.right, e.top, e.bottom], "band": band},
             "offset": [e.top, e.left],
         }
-        with self.open(job=self):
+        with self.open(clip=self.clip):
             upstream = self._latents()
-            self._render_and_encode(prefix, upstream, outputs, fov)
-        return self._summary(outputs, prefix)
+            self._render_and_encode(paths, upstream, outputs, fov)
+        return self._summary(outputs)
 
     def run_preview(self, count: int) -> Path:
         """Render `count` evenly spaced frames and save a contact sheet PNG (input crop | edited
@@ -546,7 +596,7 @@ class EditJob(Job):
         o = self.options
         main = absolute(o.output) if o.output is not None else self.default_output()
         path = sibling(main, "preview").with_suffix(".png")
-        with self.open(job=self):
+        with self.open(clip=self.clip):
             self._latents()
         frames = self.inversion.frames
         indices = sorted(set(np.linspace(0, frames - 1, min(count, frames)).round().astype(int)))

@@ -1,7 +1,8 @@
 """The `ganvid invert` job: a clip in, its StyleGAN3 reconstruction out, every step on disk.
 
-Stages (each a function `stage_x(workdir, inputs, options)`, run by `run_stage`, so a second run
-skips what is done and a killed run resumes):
+Stages (each a function `stage_x(workdir, inputs, options)`, run by `Job.stage`, so a second
+run skips what is done and a killed run resumes; `options` is the stage's frozen options
+dataclass, hashed into its key; names and paths are `ganvid.pipeline.layout.Layout`'s):
 
     decode    decode/video.json          frame count, pts, size (one streaming pass: a corrupt
                                          file fails here, before any model is loaded)
@@ -40,10 +41,13 @@ import numpy as np
 
 from ganvid.errors import WorkdirError
 from ganvid.files import absolute
+from ganvid.pipeline import layout as names
 from ganvid.pipeline.align import clip_images, track_geometry
 from ganvid.pipeline.job import Job, input_clip, resolve_weights
+from ganvid.pipeline.layout import Layout
 from ganvid.pipeline.paste_back import PasteConfig, paste_config
 from ganvid.pipeline.workdir import (
+    OMIT_DEFAULT,
     FrameDir,
     StageRecord,
     Workdir,
@@ -64,7 +68,7 @@ DEFAULT_LPIPS = "lpips-alex"
 WEIGHTS_GROUP = "invert"
 """`ganvid weights download invert` fetches everything this job needs."""
 
-STAGES = ("decode", "geometry", "invert", "smooth", "pti", "render", "encode")
+STAGES = names.INVERT_STAGES
 
 
 @dataclass(frozen=True)
@@ -145,32 +149,33 @@ class Inversion:
     smooth: bool
     fine_layer_mean: bool
 
-    def path(self, relative: str) -> Path:
-        return self.workdir / relative
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.workdir)
 
     @property
     def ws_raw(self) -> np.ndarray:
-        return np.load(self.path("invert/ws.npy"), mmap_mode="r")
+        return np.load(self.layout.invert_ws, mmap_mode="r")
 
     @property
     def ws(self) -> np.ndarray:
-        return np.load(self.path("smooth/ws.npy"), mmap_mode="r")
+        return np.load(self.layout.smooth_ws, mmap_mode="r")
 
     @property
     def transforms(self) -> np.ndarray:
-        return np.load(self.path("smooth/transforms.npy"))
+        return np.load(self.layout.smooth_transforms)
 
     @property
     def shot_ids(self) -> np.ndarray:
-        return np.load(self.path("geometry/geometry.npz"))["shot_ids"]
+        return np.load(self.layout.geometry_npz)["shot_ids"]
 
     @property
     def pts(self) -> list[int]:
-        return list(read_json(self.path("decode/video.json"))["pts"])
+        return list(read_json(self.layout.decode_json)["pts"])
 
     @property
     def crops(self) -> FrameDir:
-        return FrameDir(self.path("geometry/crops"))
+        return FrameDir(self.layout.crops)
 
     def generator(self, device, tuned: bool = True):
         """The generator the inversion used; with `tuned`, its PTI weights loaded."""
@@ -179,7 +184,7 @@ class Inversion:
 
         generator = load_generator(self.generator_path, device=device).eval()
         if tuned:
-            load_tuned(generator, self.path("pti/generator.pt"))
+            load_tuned(generator, self.layout.pti_generator)
         return generator.requires_grad_(False)
 
     def render_job(self, ws: np.ndarray | None = None, modifier=None):
@@ -192,12 +197,12 @@ class Inversion:
 def load_inversion(workdir: str | Path) -> Inversion:
     """The finished inversion in `workdir`, or WorkdirError telling the user to invert first."""
     workdir = Path(workdir)
-    record = read_json(workdir / "inversion.json")
+    record = read_json(Layout(workdir).inversion_json)
     if not record or record.get("version") != INVERSION_VERSION:
         raise WorkdirError(
             f"{workdir} holds no finished inversion; run `ganvid invert <clip>` first"
         )
-    for stage in ("decode", "geometry", "invert", "smooth", "pti"):
+    for stage in (names.DECODE, names.GEOMETRY, names.INVERT, names.SMOOTH, names.PTI):
         completed_manifest(workdir, stage)
     return Inversion(
         workdir=workdir,
@@ -231,7 +236,16 @@ def batches(indices: list[int], size: int) -> Iterator[list[int]]:
 
 
 def frame_count(workdir: Workdir) -> int:
-    return int(read_json(workdir.root / "decode" / "video.json")["frame_count"])
+    return int(read_json(workdir.layout.decode_json)["frame_count"])
+
+
+def run_decode(job: Job, clip: Path) -> int:
+    """Run (or skip) the decode stage in the job's open work dir: one stage, one key for every
+    video job, so the jobs of a work dir share it. Returns the frame count."""
+    layout = Layout(job.workdir_path)
+    files = {"clip": clip}
+    job.stage(names.DECODE, stage_decode, options={}, files=files, outputs=[layout.decode_json])
+    return int(read_json(layout.decode_json)["frame_count"])
 
 
 class Models:
@@ -263,6 +277,48 @@ class Models:
         return build_lpips("alex", backbone=self.weights["lpips"]).to(self.device)
 
 
+# ----------------------------------------------------------------------------- stage options
+
+
+@dataclass(frozen=True)
+class GeometryOptions:
+    face: dict
+    """Options for `ganvid.face` (detector backend, face choice, window size...)."""
+    aligned_size: int
+    crop_size: int
+    """The generator's resolution."""
+    unaligned_fill: str
+
+
+@dataclass(frozen=True)
+class EncoderOptions:
+    n_iters: int | None
+    """ReStyle iterations (None: the encoder's own)."""
+
+
+@dataclass(frozen=True)
+class SmoothOptions:
+    smooth: bool
+    fine_layer_mean: bool
+
+
+@dataclass(frozen=True)
+class PtiOptions:
+    pti: Any
+    """A `ganvid.pipeline.pti.PTIConfig` (that module imports torch)."""
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    outputs: dict[str, str]
+    """{'video' | 'crop' | 'side_by_side': absolute path}."""
+    crf: int
+    preset: str
+    paste_back: bool
+    exact_size: bool = field(default=False, metadata=OMIT_DEFAULT)
+    mask: str = field(default="hull", metadata=OMIT_DEFAULT)
+
+
 # ----------------------------------------------------------------------------- stages
 
 
@@ -286,7 +342,7 @@ def stage_decode(workdir: Workdir, inputs: dict, options: dict) -> dict:
         "height": info.height,
         "has_audio": info.has_audio,
     }
-    atomic_write_json(workdir.stage_dir("decode") / "video.json", video)
+    atomic_write_json(workdir.layout.decode_json, video)
     return {"frames": len(pts), "fps": float(info.fps), "size": [info.width, info.height]}
 
 
@@ -294,18 +350,18 @@ ALIGNED_SIZE = 256
 """Side of the stored aligned crops: the published ReStyle encoders' input (others resize)."""
 
 
-def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_geometry(workdir: Workdir, inputs: dict, options: GeometryOptions) -> dict:
     """Landmarks, tracking, shots, windows and transforms; then the two crops of every frame."""
     from ganvid.face.align import CropConfig, ffhq_crop
 
     clip = Path(inputs["clip"])
     count = frame_count(workdir)
-    out = workdir.stage_dir("geometry")
-    records, _ = track_geometry(clip, count, out, options["face"])
-    aligned = FrameDir(out / "aligned")
-    crops = FrameDir(out / "crops")
-    aligned_config = CropConfig(options["aligned_size"], "ffhq")
-    crop_config = CropConfig(options["crop_size"], options["unaligned_fill"])
+    layout = workdir.layout
+    records, _ = track_geometry(clip, count, layout, layout.geometry_json, options.face)
+    aligned = FrameDir(layout.aligned)
+    crops = FrameDir(layout.crops)
+    aligned_config = CropConfig(options.aligned_size, "ffhq")
+    crop_config = CropConfig(options.crop_size, options.unaligned_fill)
     todo = set(aligned.missing(count)) | set(crops.missing(count))
     with stage_bar("crops", count, count - len(todo)) as update:
         for index, frame in enumerate(clip_images(clip)):
@@ -321,7 +377,7 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
         "detected": np.array([r.detected for r in records], dtype=bool),
         "interpolated": np.array([r.interpolated for r in records], dtype=bool),
     }
-    atomic_save_npz(out / "geometry.npz", arrays)
+    atomic_save_npz(layout.geometry_npz, arrays)
     return {
         "frames": count,
         "shots": int(len(np.unique(arrays["shot_ids"]))),
@@ -329,7 +385,7 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
     }
 
 
-def stage_invert(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_invert(workdir: Workdir, inputs: dict, options: EncoderOptions) -> dict:
     """ReStyle inversion of every aligned crop -> invert/ws.npy [N,num_ws,w_dim]."""
     import torch
 
@@ -337,10 +393,10 @@ def stage_invert(workdir: Workdir, inputs: dict, options: dict) -> dict:
 
     models: Models = inputs["models"]
     count = frame_count(workdir)
-    aligned = FrameDir(workdir.root / "geometry" / "aligned")
-    per_frame = FrameDir(workdir.stage_dir("invert") / "ws", ".npy")
+    aligned = FrameDir(workdir.layout.aligned)
+    per_frame = FrameDir(workdir.layout.invert_frames, ".npy")
     todo = per_frame.missing(count)
-    inverter = models.restyle.inverter(n_iters=options["n_iters"], generator=models.base_generator)
+    inverter = models.restyle.inverter(n_iters=options.n_iters, generator=models.base_generator)
     with stage_bar("invert (encoder)", count, count - len(todo)) as update:
         for chunk in batches(todo, inputs["batch"]):
             images = to_float([aligned.read(i) for i in chunk], models.device)
@@ -349,44 +405,44 @@ def stage_invert(workdir: Workdir, inputs: dict, options: dict) -> dict:
             for index, w in zip(chunk, ws, strict=True):
                 per_frame.write(index, w)
             update(len(chunk))
-    gather_arrays(per_frame, count, workdir.root / "invert" / "ws.npy")
+    gather_arrays(per_frame, count, workdir.layout.invert_ws)
     return {"frames": count, "iterations": inverter.n_iters}
 
 
-def stage_smooth(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_smooth(workdir: Workdir, inputs: dict, options: SmoothOptions) -> dict:
     """Smooth latents and transforms (N in, N out) -> smooth/{ws,params,transforms}.npy."""
     from ganvid.face.transforms import input_transforms
     from ganvid.pipeline.smoothing import smooth_transform_params, smooth_ws_file
 
-    geometry = np.load(workdir.root / "geometry" / "geometry.npz")
+    layout = workdir.layout
+    geometry = np.load(layout.geometry_npz)
     shot_ids = geometry["shot_ids"]
-    out = workdir.stage_dir("smooth")
     smooth_ws_file(
-        workdir.root / "invert" / "ws.npy",
-        out / "ws.npy",
+        layout.invert_ws,
+        layout.smooth_ws,
         shot_ids,
-        fine_layer_mean=options["fine_layer_mean"],
-        smooth=options["smooth"],
+        fine_layer_mean=options.fine_layer_mean,
+        smooth=options.smooth,
     )
     params = geometry["params"]
-    if options["smooth"]:
+    if options.smooth:
         params = smooth_transform_params(params, shot_ids)
-    atomic_save_npy(out / "params.npy", params)
-    atomic_save_npy(out / "transforms.npy", input_transforms(params))
+    atomic_save_npy(layout.smooth_params, params)
+    atomic_save_npy(layout.smooth_transforms, input_transforms(params))
     return {"frames": len(params), "shots": int(len(np.unique(shot_ids)))}
 
 
-def stage_pti(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_pti(workdir: Workdir, inputs: dict, options: PtiOptions) -> dict:
     """Tune the generator on the unaligned crops -> pti/generator.pt, pti/log.json."""
-    from ganvid.pipeline.pti import PivotalTuner, PTIConfig, TargetFrames, save_tuned
+    from ganvid.pipeline.pti import PivotalTuner, TargetFrames, save_tuned
 
     models: Models = inputs["models"]
-    config = PTIConfig(**options["pti"])
-    out = workdir.stage_dir("pti")
+    config = options.pti
+    layout = workdir.layout
     count = frame_count(workdir)
     generator = models.generator()
     targets = TargetFrames(
-        FrameDir(workdir.root / "geometry" / "crops"),
+        FrameDir(layout.crops),
         count,
         generator.img_resolution,
         config.cache_frames,
@@ -394,20 +450,20 @@ def stage_pti(workdir: Workdir, inputs: dict, options: dict) -> dict:
     tuner = PivotalTuner(
         generator,
         models.lpips,
-        np.load(workdir.root / "smooth" / "ws.npy", mmap_mode="r"),
-        np.load(workdir.root / "smooth" / "transforms.npy"),
+        np.load(layout.smooth_ws, mmap_mode="r"),
+        np.load(layout.smooth_transforms),
         targets,
         config,
         models.device,
-        out / "checkpoint.pt",
+        layout.pti_checkpoint,
     )
     with stage_bar("pti", config.steps) as update:
         for step in tuner.steps():
             update(completed=step)
     result = tuner.result()
-    save_tuned(generator, out / "generator.pt")
-    atomic_write_json(out / "log.json", asdict(result))
-    (out / "checkpoint.pt").unlink(missing_ok=True)
+    save_tuned(generator, layout.pti_generator)
+    atomic_write_json(layout.pti_log, asdict(result))
+    layout.pti_checkpoint.unlink(missing_ok=True)
     summary = asdict(result)
     summary.pop("log")
     return summary
@@ -419,20 +475,18 @@ def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
     from ganvid.pipeline.render import RenderJob, render_to_dir
 
     models: Models = inputs["models"]
+    layout = workdir.layout
     generator = models.generator()
-    load_tuned(generator, workdir.root / "pti" / "generator.pt")
-    job = RenderJob(
-        np.load(workdir.root / "smooth" / "ws.npy", mmap_mode="r"),
-        np.load(workdir.root / "smooth" / "transforms.npy"),
-    )
-    frames = FrameDir(workdir.stage_dir("render") / "frames")
+    load_tuned(generator, layout.pti_generator)
+    job = RenderJob(np.load(layout.smooth_ws, mmap_mode="r"), np.load(layout.smooth_transforms))
+    frames = FrameDir(layout.render_frames)
     done = len(job) - len(frames.missing(len(job)))
     with stage_bar("render", len(job), done) as update:
         render_to_dir(generator, job, frames, models.device, inputs["batch"], lambda _: update())
     return {"frames": len(job), "resolution": int(generator.img_resolution)}
 
 
-def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_encode(workdir: Workdir, inputs: dict, options: EncodeOptions) -> dict:
     """Write the output videos with the source's pts and sound (the reconstruction pasted back
     into the frames, or the crop); measure LPIPS / PSNR against the crops."""
     from ganvid.pipeline.compose import (
@@ -443,26 +497,23 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
     )
 
     models: Models = inputs["models"]
-    renders = FrameDir(workdir.root / "render" / "frames")
+    renders = FrameDir(workdir.layout.render_frames)
     sources = ComposeSources(Path(inputs["clip"]), workdir.root, renders)
-    side_by_side = "side_by_side" in options["outputs"]
-    layouts = {**main_layouts(options["paste_back"], side_by_side), "crop": "crop"}
-    outputs = {name: (Path(path), layouts[name]) for name, path in options["outputs"].items()}
+    side_by_side = "side_by_side" in options.outputs
+    layouts = {**main_layouts(options.paste_back, side_by_side), "crop": "crop"}
+    outputs = {name: (Path(path), layouts[name]) for name, path in options.outputs.items()}
     meter = ReconstructionMeter(models, inputs["batch"])
 
     def measure(index: int, render: np.ndarray, crop: np.ndarray) -> None:
         meter.add(render, crop if crop.shape == render.shape else _resize(crop, render.shape[0]))
 
-    paste = PasteConfig(mask=options.get("mask", "hull"))
+    paste = PasteConfig(mask=options.mask)
     config = ComposeConfig(
-        paste=paste,
-        crf=options["crf"],
-        preset=options["preset"],
-        exact_size=options.get("exact_size", False),
+        paste=paste, crf=options.crf, preset=options.preset, exact_size=options.exact_size
     )
     compose_videos(sources, outputs, config, on_frame=measure)
     metrics = meter.finish()
-    atomic_write_json(workdir.stage_dir("encode") / "metrics.json", metrics)
+    atomic_write_json(workdir.layout.metrics, metrics)
     return {
         "lpips": metrics["lpips_mean"],
         "psnr_db": metrics["psnr_mean_db"],
@@ -550,7 +601,7 @@ class InvertJob(Job):
             "fine_layer_mean": self.options.fine_layer_mean,
             "outputs": {k: str(v.resolve()) for k, v in self.outputs.items()},
         }
-        atomic_write_json(self.workdir_path / "inversion.json", record)
+        atomic_write_json(Layout(self.workdir_path).inversion_json, record)
 
     def _limit_cuda_memory(self) -> None:
         """Make CUDA allocations beyond --max-memory fail, so PTI's OOM handling halves the
@@ -563,7 +614,8 @@ class InvertJob(Job):
         total = torch.cuda.get_device_properties(self.device).total_memory
         torch.cuda.set_per_process_memory_fraction(min(1.0, budget / total), self.device)
 
-    def pti_config(self) -> dict:
+    def pti_config(self):
+        """The PTIConfig of this run (steps default to the device's)."""
         from ganvid.pipeline.pti import PTIConfig, default_steps
 
         o = self.options
@@ -585,86 +637,77 @@ class InvertJob(Job):
             amp=self.device.type == "cuda",
             max_memory_bytes=o.max_memory_bytes,
         )
-        return asdict(config)
+        return config
 
-    def geometry_options(self) -> dict:
-        return {
-            "face": dict(self.options.face),
-            "aligned_size": ALIGNED_SIZE,
-            "crop_size": int(self.models.base_generator.img_resolution),
-            "unaligned_fill": "ffhq",
-        }
+    def geometry_options(self) -> GeometryOptions:
+        return GeometryOptions(
+            face=dict(self.options.face),
+            aligned_size=ALIGNED_SIZE,
+            crop_size=int(self.models.base_generator.img_resolution),
+            unaligned_fill="ffhq",
+        )
 
     def run(self) -> InvertSummary:
         o = self.options
         # not hashed: the clip's content is (files=), so moving or renaming it costs nothing
         weights = self.weights
         with self.open(models=self.models, batch=o.batch, clip=self.clip) as wd:
+            layout = wd.layout
             clip = {"clip": self.clip}
+            last = run_decode(self, self.clip) - 1
             self.stage(
-                "decode",
-                stage_decode,
-                options={},
-                files=clip,
-                outputs=["video.json"],
-            )
-            last = f"{frame_count(wd) - 1:06d}"
-            self.stage(
-                "geometry",
+                names.GEOMETRY,
                 stage_geometry,
                 options=self.geometry_options(),
                 files=clip,
-                upstream=["decode"],
-                outputs=["geometry.npz", f"crops/{last}.png"],
+                upstream=[names.DECODE],
+                outputs=[layout.geometry_npz, FrameDir(layout.crops).file(last)],
             )
             self.stage(
-                "invert",
+                names.INVERT,
                 stage_invert,
-                options={"n_iters": o.encoder_iters},
+                options=EncoderOptions(o.encoder_iters),
                 files={"encoder": weights["encoder"], "generator": weights["generator"]},
-                upstream=["geometry"],
-                outputs=["ws.npy"],
+                upstream=[names.GEOMETRY],
+                outputs=[layout.invert_ws],
             )
             self.stage(
-                "smooth",
+                names.SMOOTH,
                 stage_smooth,
-                options={"smooth": o.smooth, "fine_layer_mean": o.fine_layer_mean},
-                upstream=["invert", "geometry"],
-                outputs=["ws.npy", "transforms.npy"],
+                options=SmoothOptions(o.smooth, o.fine_layer_mean),
+                upstream=[names.INVERT, names.GEOMETRY],
+                outputs=[layout.smooth_ws, layout.smooth_transforms],
             )
             pti = self.stage(
-                "pti",
+                names.PTI,
                 stage_pti,
-                options={"pti": self.pti_config()},
+                options=PtiOptions(self.pti_config()),
                 files={"generator": weights["generator"], "lpips": weights["lpips"]},
-                upstream=["smooth", "geometry"],
-                outputs=["generator.pt"],
+                upstream=[names.SMOOTH, names.GEOMETRY],
+                outputs=[layout.pti_generator],
             )
             self.stage(
-                "render",
+                names.RENDER,
                 stage_render,
                 options={},
                 files={"generator": weights["generator"]},
-                upstream=["pti", "smooth"],
-                outputs=[f"frames/{last}.png"],
+                upstream=[names.PTI, names.SMOOTH],
+                outputs=[FrameDir(layout.render_frames).file(last)],
             )
-            encode_options = {
-                "outputs": {k: str(v) for k, v in self.outputs.items()},
-                "crf": o.crf,
-                "preset": o.preset,
-                "paste_back": o.paste_back,
-            }
-            if o.exact_size:  # absent for the default: earlier runs stay cached
-                encode_options["exact_size"] = True
-            if self.paste.mask != "hull":  # absent for the default: earlier runs stay cached
-                encode_options["mask"] = self.paste.mask
             encode = self.stage(
-                "encode",
+                names.ENCODE,
                 stage_encode,
-                options=encode_options,
+                options=EncodeOptions(
+                    outputs={k: str(v) for k, v in self.outputs.items()},
+                    crf=o.crf,
+                    preset=o.preset,
+                    paste_back=o.paste_back,
+                    exact_size=o.exact_size,
+                    mask=self.paste.mask,
+                ),
                 files={**clip, "lpips": weights["lpips"]},
-                upstream=["render", "decode", "geometry"],
-                outputs=["metrics.json", *self.outputs.values()],
+                upstream=[names.RENDER, names.DECODE, names.GEOMETRY],
+                outputs=[layout.metrics, *self.outputs.values()],
             )
             count = frame_count(wd)
             self._record_inversion(count)

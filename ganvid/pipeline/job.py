@@ -4,7 +4,7 @@ one grouped error when several are missing), and the stage runner over a work di
     class InvertJob(Job):                    # sets self.workdir_path, then:
         def run(self):
             with self.open(clip=self.clip) as wd:    # the locked work dir; inputs for every stage
-                self.stage("decode", stage_decode, options={}, files={"clip": self.clip}, ...)
+                self.stage(DECODE, stage_decode, options={}, files={"clip": self.clip}, ...)
             self.records                     # one StageRecord per stage run or skipped, in order
 
 `Job.stage` is `workdir.run_stage` in the open work dir, with the job's `--fresh` and a record of
@@ -81,15 +81,16 @@ def resolve_weights(
 class Job:
     """The device, the batch size and `--fresh` of a job, and its stage runner.
 
-    Subclasses set `workdir_path` (the work dir, absolute) before `open()`.
+    Subclasses set `workdir_path` (the work dir, absolute) before `open()`. `device` None: a
+    job without networks (align, faces), which then does not import torch.
     """
 
     workdir_path: Path
 
-    def __init__(self, device: str, batch: int, fresh: bool) -> None:
+    def __init__(self, device: str | None, batch: int, fresh: bool) -> None:
         if batch < 1:
             raise InputError("--batch must be at least 1")
-        self.device = resolve_device(device)
+        self.device = None if device is None else resolve_device(device)
         self.fresh = fresh
         self.records: list[StageRecord] = []
         self._open: tuple[Workdir, dict[str, Any]] | None = None

@@ -1,4 +1,4 @@
-"""Temporal smoothing of per-frame latents and transforms.
+"""Temporal smoothing of per-frame latents and transforms; w+ per shot for the StyleGANEX jobs.
 
 The filter is the stylegan3-editing video filter: taps [0.25, 0.75, 1, 0.75, 0.25] / 3 over
 frames i-2..i+2. Unlike that code (which returns N-4 frames), ganvid keeps every frame: at the
@@ -13,17 +13,29 @@ are exact rotations (orthonormal) and a wrap from 179 to -179 degrees does not a
 
 Everything streams: `smooth_ws_file` reads a [N,16,512] .npy through a memmap in chunks, so
 memory does not grow with the clip.
+
+w+ per shot (the StyleGANEX jobs: `wplus_samples`, `shot_wplus`). "mean" (default): one w+
+per shot, the mean over up to 32 of the shot's frames with a detected face, evenly spread (over
+all of its frames if none has one). This is the official fixed w+ (only the first-layer feature
+varies, which the video models were trained for with their temporal loss), made robust: it does
+not hang on one frame's expression or blur, and a cut gets a new w+; the encoder runs 32 times
+per shot, not once per frame. "smooth": the per-frame w+ through the 5-tap filter above within
+each shot (follows slow changes of the face's appearance, at the price of some texture flicker).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from ganvid.errors import InputError
 from ganvid.face.track import shot_ranges
-from ganvid.pipeline.workdir import atomic_path
+from ganvid.pipeline.workdir import FrameDir, atomic_path, gather_arrays
+
+WplusMode = Literal["mean", "smooth"]
 
 TEMPORAL_TAPS = np.array([0.25, 0.75, 1.0, 0.75, 0.25]) / 3.0
 """Weights for frames i-2, i-1, i, i+1, i+2 (sum 1)."""
@@ -148,5 +160,69 @@ def smooth_ws_file(
             else:
                 rows = rows[lo - lo_read : hi - lo_read]
             out[lo:hi] = rows.astype(np.float32)
+        out.flush()
+        del out
+
+
+# ----------------------------------------------------------------------------- w+ per shot
+
+MEAN_SAMPLES = 32
+"""Frames per shot whose w+ the "mean" mode averages, evenly spread over the shot: the w+ of
+one face varies little, so 32 give the mean of all to within a small fraction of its spread
+while the encoder runs once per sample, not once per frame."""
+
+
+def wplus_samples(
+    shot_ids: np.ndarray, detected: np.ndarray, mode: WplusMode, per_shot: int = MEAN_SAMPLES
+) -> list[int]:
+    """Frames whose aligned face goes through the encoder: "smooth" all of them; "mean" up to
+    `per_shot` per shot, evenly spread over its frames with a detected face (over all of its
+    frames if it has none)."""
+    shot_ids = np.asarray(shot_ids).reshape(-1)
+    if mode == "smooth":
+        return list(range(len(shot_ids)))
+    if mode != "mean":
+        raise InputError(f"unknown w+ mode {mode!r}: use mean or smooth")
+    detected = np.asarray(detected, dtype=bool).reshape(-1)
+    samples: list[int] = []
+    for start, stop in shot_ranges(len(shot_ids), shot_ids):
+        frames = np.arange(start, stop)
+        pool = frames[detected[start:stop]] if detected[start:stop].any() else frames
+        if len(pool) > per_shot:
+            pool = pool[np.round(np.linspace(0, len(pool) - 1, per_shot)).astype(int)]
+        samples.extend(int(i) for i in pool)
+    return samples
+
+
+def shot_wplus(
+    per_frame: FrameDir,
+    target: Path,
+    shot_ids: np.ndarray,
+    samples: list[int],
+    mode: WplusMode = "mean",
+) -> None:
+    """Per-frame w+ files (those of `samples`) -> the w+ to render, [N,18,512] float32 .npy:
+    "mean" = each shot's mean over its samples; "smooth" = every frame through the 5-tap
+    temporal filter within its shot (raw values kept beside `target` as raw.npy). Streams:
+    memory holds one shot's mean (or one chunk of frames), never the clip."""
+    shot_ids = np.asarray(shot_ids).reshape(-1)
+    count = len(shot_ids)
+    if mode == "smooth":
+        raw = target.with_name("raw.npy")
+        gather_arrays(per_frame, count, raw)
+        smooth_ws_file(raw, target, shot_ids, smooth=True)
+        return
+    sampled = np.asarray(samples)
+    first = per_frame.read(int(sampled[0]))
+    with atomic_path(target) as tmp:
+        out = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.float32, shape=(count, *first.shape)
+        )
+        for start, stop in shot_ranges(count, shot_ids):
+            members = sampled[(sampled >= start) & (sampled < stop)]
+            total = np.zeros(first.shape, dtype=np.float64)
+            for index in members:
+                total += per_frame.read(int(index))
+            out[start:stop] = (total / len(members)).astype(np.float32)
         out.flush()
         del out

@@ -6,7 +6,8 @@ the first-layer feature f (1/8 of the crop) from the crop itself, and the decode
 face only; here the window follows the tracked face, and w+ is taken per shot.
 
 Stages (a work dir, default `<clip>.ganvid/`, shared with `ganvid invert`: the decode stage is the
-same one, so it is reused):
+same one, so it is reused; names and paths are `ganvid.pipeline.layout.Layout`'s, each stage gets
+its frozen options, hashed, and the loaded network, never the job):
 
     decode         decode/video.json             frame count, pts, size
     sgx_geometry   sgx_geometry/geometry.json    tracked, smoothed, gap-filled landmarks, shots
@@ -25,21 +26,18 @@ model-independent stages of one work dir without clearing each other.
 
 Crop windows: `ganvid.face.windows` (the official rule, per shot).
 
-w+ (`wplus_samples`, `shot_wplus`). "mean" (default): one w+ per shot, the mean over up to 32
-of the shot's frames with a detected face, evenly spread (over all of its frames if none has
-one). This is the official fixed w+ (only f varies, which the video models were trained for
-with their temporal loss), made robust: it does not hang on one frame's expression or blur,
-and a cut gets a new w+; the encoder runs 32 times per shot, not once per frame. "smooth": the
-per-frame w+ through the 5-tap temporal filter of `ganvid.pipeline.smoothing` (follows slow
-changes of the face's appearance, at the price of some texture flicker).
+w+ per shot: `ganvid.pipeline.smoothing` ("mean", the default: one w+ per shot, the official
+fixed w+ made robust; "smooth": per frame through the temporal filter).
 
-Output. Default: each render is resized into its window and blended into the source frame at
-the source resolution with a feathered mask: "full" (toonify: the whole window is restyled;
-edges feathered except where the window touches the frame's border) or "hull" (edits: the window
-times the face-and-hair mask of `ganvid.pipeline.paste_back.face_mask`). Pixels outside the mask
-are the input's, bit for bit; frames of shots where the face was never detected pass through.
-`crop_only` writes the renders themselves (4 W_in x 4 H_in). Frame count, timestamps and sound
-are kept.
+Output. Default: each render is pasted into its frame at the source resolution by
+`ganvid.pipeline.paste_back.PasteBack.window` (resized into its window, feathered edges except
+where the window touches the frame's border). Toonify pastes the whole window ("full": the
+restyle is the point, so no colour match; `--mask hull|parsing` keeps the rest of the window
+as it was); edits paste face and hair ("hull", or "parsing" with `--mask parsing`), colour
+matched in the seam and smoothed over time within a shot, like `ganvid edit`. Pixels outside
+the mask are the input's, bit for bit; frames of shots where the face was never detected pass
+through. `crop_only` writes the renders themselves (4 W_in x 4 H_in). Frame count, timestamps
+and sound are kept.
 
 Editing (`EditSpec`): the decoder adds strength(t) * v to every w+ row and feeds the same vector
 to the edit models' fusion attention; v is the checkpoint's `editing_w[0]` (styleganex-edit-age,
@@ -50,8 +48,7 @@ to the edit models' fusion attention; v is the checkpoint's `editing_w[0]` (styl
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -69,35 +66,43 @@ from ganvid.face.windows import (
     shot_segments,
 )
 from ganvid.files import absolute
+from ganvid.pipeline import layout as names
 from ganvid.pipeline.align import track_geometry, write_aligned_faces
 from ganvid.pipeline.invert import (
     ALIGNED_SIZE,
+    batches,
     frame_count,
-    stage_decode,
+    run_decode,
 )
 from ganvid.pipeline.job import Job, input_clip
+from ganvid.pipeline.layout import Layout, Tagged
+from ganvid.pipeline.paste_back import (
+    RESTYLE_MASK_CHOICES,
+    PasteBack,
+    PasteConfig,
+    paste_config,
+    require_mask,
+)
+from ganvid.pipeline.smoothing import WplusMode, shot_wplus, wplus_samples
 from ganvid.pipeline.workdir import (
+    OMIT_DEFAULT,
     FrameDir,
     StageRecord,
     Workdir,
-    atomic_path,
     atomic_save_npz,
     atomic_write_json,
     default_workdir,
-    gather_arrays,
     output_folder,
     read_json,
 )
 from ganvid.ui import stage_bar
 
-WplusMode = Literal["mean", "smooth"]
-MaskMode = Literal["full", "hull"]
 RenderFormat = Literal[".jpg", ".png"]
 WRITER_THREADS = 4
 """Threads encoding render files while the network works."""
 STYLES = ("cartoon", "pixar", "arcane")
-GEOMETRY_STAGE = "sgx_geometry"
-WINDOWS_STAGE = "sgx_windows"
+WINDOW_FEATHER = 0.06
+"""Soft edge of a pasted window, as a fraction of its shorter side."""
 
 EDIT_SIGN_HELP = (
     "StyleGANEX edits add strength x v to every w+ row (and feed it to the edit model's "
@@ -112,156 +117,6 @@ def toonify_weights_name(style: str) -> str:
     if style not in STYLES:
         raise InputError(f"unknown toonify style {style!r}: use {', '.join(STYLES)}")
     return f"styleganex-toonify-{style}"
-
-
-# ----------------------------------------------------------------------------- paste-back
-
-
-@dataclass(frozen=True)
-class PasteOptions:
-    mask: MaskMode = "full"
-    """full: the whole window (toonify); hull: window x face-and-hair mask (edits)."""
-    feather: float = 0.06
-    """Width of the window's soft edge, as a fraction of its shorter side."""
-
-
-def _edge_ramp(
-    lo: int, hi: int, start: float, length: float, limit: int, ramp: float
-) -> np.ndarray:
-    """Per pixel lo..hi-1: 0 outside [start, start+length], rising to 1 over `ramp` px inside;
-    an edge lying on the frame border (0 or `limit`) is not feathered."""
-    centres = np.arange(lo, hi, dtype=np.float64) + 0.5
-    before = centres - start if start > 1e-6 else np.full_like(centres, np.inf)
-    end = start + length
-    after = end - centres if end < limit - 1e-6 else np.full_like(centres, np.inf)
-    return np.clip(np.minimum(before, after) / max(ramp, 1e-6), 0.0, 1.0)
-
-
-def paste_window(
-    frame: np.ndarray,
-    render: np.ndarray,
-    box: np.ndarray,
-    options: PasteOptions = PasteOptions(),
-    landmarks: np.ndarray | None = None,
-) -> np.ndarray:
-    """Blend render uint8 [R_h,R_w,3] (the picture of window `box` = (x0, y0, w, h)) into frame
-    uint8 [H,W,3] -> uint8 [H,W,3]; pixels where the mask is 0 are the frame's, bit for bit.
-
-    The render is first resized to about the window's size in frame pixels (area filter when
-    shrinking), then placed with the window's sub-pixel offset.
-    """
-    import cv2
-
-    height, width = frame.shape[:2]
-    x0, y0, w, h = (float(v) for v in box)
-    rx0, ry0 = max(0, math.floor(x0)), max(0, math.floor(y0))
-    rx1, ry1 = min(width, math.ceil(x0 + w)), min(height, math.ceil(y0 + h))
-    if rx1 <= rx0 or ry1 <= ry0:
-        return frame
-    size = (max(1, round(w)), max(1, round(h)))
-    shrinking = size[0] < render.shape[1]
-    resized = cv2.resize(
-        render, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    )
-    sx, sy = w / size[0], h / size[1]
-    matrix = np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5 - rx0], [0.0, sy, y0 + 0.5 * sy - 0.5 - ry0]])
-    placed = cv2.warpAffine(
-        resized,
-        matrix,
-        (rx1 - rx0, ry1 - ry0),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    ).astype(np.float32)
-    ramp = options.feather * min(w, h)
-    alpha = np.outer(
-        _edge_ramp(ry0, ry1, y0, h, height, ramp), _edge_ramp(rx0, rx1, x0, w, width, ramp)
-    ).astype(np.float32)
-    if options.mask == "hull" and landmarks is not None:
-        from ganvid.pipeline.paste_back import PasteConfig, face_mask
-
-        alpha *= face_mask((height, width), landmarks, PasteConfig())[ry0:ry1, rx0:rx1]
-    alpha[alpha < 0.5 / 255] = 0.0
-    alpha[alpha > 1 - 0.5 / 255] = 1.0
-    out = frame.copy()
-    region = frame[ry0:ry1, rx0:rx1]
-    blended = region + alpha[..., None] * (placed - region)
-    mixed = np.clip(np.round(blended), 0, 255).astype(np.uint8)
-    keep = alpha == 0
-    mixed[keep] = region[keep]
-    out[ry0:ry1, rx0:rx1] = mixed
-    return out
-
-
-# ----------------------------------------------------------------------------- w+ per shot
-
-
-def _chunks(count: int, size: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, count, size):
-        yield start, min(count, start + size)
-
-
-MEAN_SAMPLES = 32
-"""Frames per shot whose w+ the "mean" mode averages, evenly spread over the shot: the w+ of
-one face varies little, so 32 give the mean of all to within a small fraction of its spread
-while the encoder runs once per sample, not once per frame."""
-
-
-def wplus_samples(
-    shot_ids: np.ndarray, detected: np.ndarray, mode: WplusMode, per_shot: int = MEAN_SAMPLES
-) -> list[int]:
-    """Frames whose aligned face goes through the encoder: "smooth" all of them; "mean" up to
-    `per_shot` per shot, evenly spread over its frames with a detected face (over all of its
-    frames if it has none)."""
-    shot_ids = np.asarray(shot_ids).reshape(-1)
-    if mode == "smooth":
-        return list(range(len(shot_ids)))
-    if mode != "mean":
-        raise InputError(f"unknown w+ mode {mode!r}: use mean or smooth")
-    detected = np.asarray(detected, dtype=bool).reshape(-1)
-    samples: list[int] = []
-    for start, stop in shot_segments(shot_ids):
-        frames = np.arange(start, stop)
-        pool = frames[detected[start:stop]] if detected[start:stop].any() else frames
-        if len(pool) > per_shot:
-            pool = pool[np.round(np.linspace(0, len(pool) - 1, per_shot)).astype(int)]
-        samples.extend(int(i) for i in pool)
-    return samples
-
-
-def shot_wplus(
-    per_frame: FrameDir,
-    target: Path,
-    shot_ids: np.ndarray,
-    samples: list[int],
-    mode: WplusMode = "mean",
-) -> None:
-    """Per-frame w+ files (those of `samples`) -> the w+ to render, [N,18,512] float32 .npy:
-    "mean" = each shot's mean over its samples; "smooth" = every frame through the 5-tap
-    temporal filter within its shot (raw values kept beside `target` as raw.npy). Streams:
-    memory holds one shot's mean (or one chunk of frames), never the clip."""
-    from ganvid.pipeline.smoothing import smooth_ws_file
-
-    shot_ids = np.asarray(shot_ids).reshape(-1)
-    count = len(shot_ids)
-    if mode == "smooth":
-        raw = target.with_name("raw.npy")
-        gather_arrays(per_frame, count, raw)
-        smooth_ws_file(raw, target, shot_ids, smooth=True)
-        return
-    sampled = np.asarray(samples)
-    first = per_frame.read(int(sampled[0]))
-    with atomic_path(target) as tmp:
-        out = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.float32, shape=(count, *first.shape)
-        )
-        for start, stop in shot_segments(shot_ids):
-            members = sampled[(sampled >= start) & (sampled < stop)]
-            total = np.zeros(first.shape, dtype=np.float64)
-            for index in members:
-                total += per_frame.read(int(index))
-            out[start:stop] = (total / len(members)).astype(np.float32)
-        out.flush()
-        del out
 
 
 # ----------------------------------------------------------------------------- options
@@ -306,7 +161,8 @@ class StyleganexVideoOptions:
     device: str = "auto"
     batch: int = 4
     crop_only: bool = False
-    paste: PasteOptions = PasteOptions()
+    paste: PasteConfig = paste_config("full", restyle=True, edge_feather_px=WINDOW_FEATHER)
+    """The paste-back (`ganvid.pipeline.paste_back`); the entry points pick each task's."""
     edit: EditSpec | None = None
     wplus: WplusMode = "mean"
     crop: CropRule = CropRule()
@@ -346,19 +202,57 @@ def default_output(clip: Path, tag: str, crop_only: bool, folder: Path | None = 
 # ----------------------------------------------------------------------------- stages
 
 
-def decode_clip(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """`ganvid invert`'s decode stage (same name and key, so one work dir shares it); the clip
-    is handed over both ways that stage has read it (inputs, and options outside the key)."""
-    return stage_decode(workdir, inputs, {**options, "clip": str(inputs["clip"])})
+@dataclass(frozen=True)
+class GeometryOptions:
+    face: dict
+    """`face_options(...)`: detector, cnn, face_index, rule."""
 
 
-def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
+@dataclass(frozen=True)
+class WindowsOptions:
+    crop: CropRule
+    """The window rule (eye distance, window size...)."""
+
+
+@dataclass(frozen=True)
+class WplusOptions:
+    stage: str
+    """`<model tag>_wplus`, hashed since the first runs (earlier work dirs stay cached)."""
+    mode: WplusMode
+
+
+@dataclass(frozen=True)
+class RenderStageOptions:
+    stage: str
+    wplus: str
+    """The w+ rendered, relative to the work dir."""
+    edit: dict | None
+    """`EditSpec.describe()`, or None."""
+    ext: RenderFormat
+
+
+@dataclass(frozen=True)
+class EncodeStageOptions:
+    renders: str
+    """The renders, relative to the work dir."""
+    ext: RenderFormat
+    output: str
+    crop_only: bool
+    paste: PasteConfig
+    crf: int
+    preset: str
+    exact_size: bool = field(default=False, metadata=OMIT_DEFAULT)
+
+
+def stage_geometry(workdir: Workdir, inputs: dict, options: GeometryOptions) -> dict:
     """Tracked, smoothed landmarks and the FFHQ-aligned faces at 256 (the w+ input)."""
     clip = Path(inputs["clip"])
     count = frame_count(workdir)
-    out = workdir.stage_dir(GEOMETRY_STAGE)
-    records, detections = track_geometry(clip, count, out, options["face"])
-    write_aligned_faces(clip, records, FrameDir(out / "aligned"), ALIGNED_SIZE)
+    layout = workdir.layout
+    records, detections = track_geometry(
+        clip, count, layout, layout.sgx_geometry_json, options.face
+    )
+    write_aligned_faces(clip, records, FrameDir(layout.sgx_aligned), ALIGNED_SIZE)
     track = {
         "landmarks": np.stack([r.landmarks for r in records]),
         "shot_ids": np.array([r.shot for r in records], dtype=np.int64),
@@ -366,22 +260,22 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
         "present": np.array([not r.absent for r in records], dtype=bool),
         "frame_size": np.array([detections.width, detections.height], dtype=np.int64),
     }
-    atomic_save_npz(out / "track.npz", track)
+    atomic_save_npz(layout.sgx_track, track)
     return {"frames": count, "shots": len(shot_segments(np.array([r.shot for r in records])))}
 
 
 def load_track(workdir: Path) -> dict[str, np.ndarray]:
     """sgx_geometry/track.npz: landmarks [N,68,2], shot_ids [N], detected [N], present [N],
     frame_size."""
-    with np.load(Path(workdir) / GEOMETRY_STAGE / "track.npz") as data:
+    with np.load(Layout(workdir).sgx_track) as data:
         return {key: data[key] for key in data.files}
 
 
 def load_windows(workdir: Path) -> CropWindows:
-    return CropWindows.from_json(read_json(Path(workdir) / WINDOWS_STAGE / "windows.json"))
+    return CropWindows.from_json(read_json(Layout(workdir).sgx_windows))
 
 
-def stage_windows(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_windows(workdir: Workdir, inputs: dict, options: WindowsOptions) -> dict:
     """One crop window per frame -> sgx_windows/windows.json."""
     track = load_track(workdir.root)
     width, height = (int(v) for v in track["frame_size"])
@@ -390,64 +284,68 @@ def stage_windows(workdir: Workdir, inputs: dict, options: dict) -> dict:
         track["shot_ids"],
         track["detected"],
         (width, height),
-        CropRule(**options["crop"]),
+        options.crop,
         track.get("present"),
     )
-    atomic_write_json(workdir.stage_dir(WINDOWS_STAGE) / "windows.json", windows.to_json())
+    atomic_write_json(workdir.layout.sgx_windows, windows.to_json())
     return {"input_size": list(windows.input_size), "frames": len(windows.boxes)}
 
 
-def stage_wplus(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Encoder w+ of the sampled aligned faces -> frames/*.npy; per-shot w+ -> wplus.npy."""
+def stage_wplus(workdir: Workdir, inputs: dict, options: WplusOptions) -> dict:
+    """Encoder w+ of the sampled aligned faces -> frames/*.npy; per-shot w+ -> wplus.npy.
+
+    inputs: networks (StyleganexNetworks), paths (the stage's Tagged), batch.
+    """
     import torch
 
     from ganvid.pipeline.render import to_float
 
-    job: StyleganexVideoJob = inputs["job"]
-    out = workdir.stage_dir(options["stage"])
+    networks: StyleganexNetworks = inputs["networks"]
+    paths: Tagged = inputs["paths"]
     track = load_track(workdir.root)
-    samples = wplus_samples(track["shot_ids"], track["detected"], options["mode"])
-    aligned = FrameDir(workdir.root / GEOMETRY_STAGE / "aligned")
-    per_frame = FrameDir(out / "frames", ".npy")
+    samples = wplus_samples(track["shot_ids"], track["detected"], options.mode)
+    aligned = FrameDir(workdir.layout.sgx_aligned)
+    per_frame = FrameDir(paths.wplus_frames, ".npy")
     todo = [i for i in samples if not per_frame.has(i)]
     with stage_bar("w+ (encoder)", len(samples), len(samples) - len(todo)) as update:
-        for start, stop in _chunks(len(todo), job.options.batch):
-            chunk = todo[start:stop]
-            images = to_float([aligned.read(i) for i in chunk], job.device)
+        for chunk in batches(todo, inputs["batch"]):
+            images = to_float([aligned.read(i) for i in chunk], networks.device)
             with torch.no_grad():
-                wplus = job.model.encode_wplus(images).float().cpu().numpy()
+                wplus = networks.model.encode_wplus(images).float().cpu().numpy()
             for index, row in zip(chunk, wplus, strict=True):
                 per_frame.write(index, row)
             update(len(chunk))
-    shot_wplus(per_frame, out / "wplus.npy", track["shot_ids"], samples, options["mode"])
-    return {"frames": frame_count(workdir), "encoded": len(samples), "mode": options["mode"]}
+    shot_wplus(per_frame, paths.wplus_npy, track["shot_ids"], samples, options.mode)
+    return {"frames": frame_count(workdir), "encoded": len(samples), "mode": options.mode}
 
 
-def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_render(workdir: Workdir, inputs: dict, options: RenderStageOptions) -> dict:
     """Decode every frame's crop -> <tag>_render/frames/* (4x the crop), in batches.
 
     Files are encoded by a pool of threads while the network draws the next batch (at 2048 px
     an image file takes about as long as a GPU render); at most a few batches wait in memory.
+    inputs: networks, strengths (edit strength per frame, or None), clip, batch.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from ganvid.io.video import read_frames
 
-    job: StyleganexVideoJob = inputs["job"]
+    networks: StyleganexNetworks = inputs["networks"]
     count = frame_count(workdir)
     windows = load_windows(workdir.root)
-    renders = FrameDir(workdir.stage_dir(options["stage"]) / "frames", options["ext"])
+    renders = FrameDir(workdir.layout.frames(options.stage), options.ext)
     todo = set(renders.missing(count))
-    render = job.renderer(np.load(workdir.root / options["wplus"], mmap_mode="r"))
+    wplus = np.load(workdir.root / options.wplus, mmap_mode="r")
+    render = networks.renderer(wplus, inputs["strengths"])
     last = max(todo, default=-1)
-    batch = job.options.batch
+    batch = inputs["batch"]
     with (
         stage_bar("render", count, count - len(todo)) as update,
         ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool,
     ):
         pending: list[tuple[int, np.ndarray]] = []
         writing: list = []
-        for frame in read_frames(job.clip) if todo else ():
+        for frame in read_frames(inputs["clip"]) if todo else ():
             if frame.index in todo:
                 crop = cut_window(frame.image, windows.boxes[frame.index], windows.input_size)
                 pending.append((frame.index, crop))
@@ -464,53 +362,114 @@ def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
     return {"frames": count, "input_size": list(windows.input_size)}
 
 
-def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_encode(workdir: Workdir, inputs: dict, options: EncodeStageOptions) -> dict:
     """Paste every render into its frame (or keep the crops) and encode with the source's pts
     and sound."""
     from ganvid.io.video import VideoWriter, probe, read_frames
 
-    job: StyleganexVideoJob = inputs["job"]
-    clip = job.clip
+    clip = Path(inputs["clip"])
     info = probe(clip)
-    pts = read_json(workdir.root / "decode" / "video.json")["pts"]
-    renders = FrameDir(workdir.root / options["renders"], options["ext"])
+    pts = read_json(workdir.layout.decode_json)["pts"]
+    renders = FrameDir(workdir.root / options.renders, options.ext)
     windows = load_windows(workdir.root)
-    landmarks = load_track(workdir.root)["landmarks"]
-    paste = PasteOptions(**options["paste"])
-    if options["crop_only"]:
+    track = load_track(workdir.root)
+    paste = None if options.crop_only else PasteBack(options.paste)
+    if options.crop_only:
         height, width = renders.read(0).shape[:2]
     else:
         width, height = info.width, info.height
-    output = Path(options["output"])
+    output = Path(options.output)
     with (
         VideoWriter(
             output,
             info,
-            crf=options["crf"],
-            preset=options["preset"],
+            crf=options.crf,
+            preset=options.preset,
             audio_from=clip if info.has_audio else None,
             width=width,
             height=height,
-            exact_size=options.get("exact_size", False),
+            exact_size=options.exact_size,
         ) as writer,
         stage_bar("encode", len(pts)) as update,
     ):
         for frame in read_frames(clip):
             index = frame.index
             render = renders.read(index)
-            if options["crop_only"]:
+            if paste is None:
                 image = render
-            elif windows.active[index]:
-                box = windows.boxes[index]
-                image = paste_window(frame.image, render, box, paste, landmarks[index])
-            else:
-                image = frame.image
+            else:  # frames of shots without a face (no landmarks) pass through
+                face = track["landmarks"][index] if windows.active[index] else None
+                box, shot = windows.boxes[index], track["shot_ids"][index]
+                image = paste.window(frame.image, render, box, face, shot)
             writer.write(image, pts[index])
             update()
     return {"output": str(output), "size": [width, height], "frames": len(pts)}
 
 
 # ----------------------------------------------------------------------------- the job
+
+
+class StyleganexNetworks:
+    """The StyleGANEX network of a job and its edit, loaded on first use (a fully cached run
+    loads nothing): what the w+ and render stages need."""
+
+    def __init__(self, checkpoint: Path, device, edit: EditSpec | None) -> None:
+        self.checkpoint, self.device, self.edit = checkpoint, device, edit
+
+    @cached_property
+    def model(self):
+        """The StyleGANEX network."""
+        from ganvid.nn.styleganex_checkpoints import load_styleganex
+
+        model = load_styleganex(self.checkpoint, device=self.device)
+        if self.edit is not None and self.edit.direction is None:
+            model.edit_vector(1.0)  # InputError when the checkpoint has no editing_w
+        return model
+
+    def edit_vector(self):
+        """v [n_styles, w_dim] on the device, or None (no edit)."""
+        import torch
+
+        edit = self.edit
+        if edit is None:
+            return None
+        model = self.model
+        if edit.direction is None:
+            return model.edit_vector(1.0)[0]
+        from ganvid.edit.directions import as_direction, load_direction_file
+
+        n_styles, w_dim = model.config.encoder.n_styles, model.config.encoder.style_dim
+        if isinstance(edit.direction, Path):
+            vector = load_direction_file(edit.direction, n_styles, w_dim)
+        else:
+            vector = as_direction(np.asarray(edit.direction), n_styles, w_dim, "--direction")
+        return torch.tensor(vector, dtype=torch.float32, device=self.device)
+
+    def renderer(self, wplus: np.ndarray, strengths: np.ndarray | None) -> Callable[[list], list]:
+        """render([(frame index, crop uint8 [H_in,W_in,3]), ...]) -> [(frame index, uint8
+        [4 H_in, 4 W_in, 3]), ...] with w+ rows `wplus[index]` and the edit, if any, at
+        `strengths[index]`."""
+        import torch
+
+        from ganvid.pipeline.render import to_float, to_tensor, to_uint8
+
+        model, device = self.model, self.device
+        vector = self.edit_vector()
+
+        def render(batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
+            indices = [index for index, _ in batch]
+            crops = to_float([crop for _, crop in batch], device)
+            rows = to_tensor(wplus[indices], device)
+            editing_w = None
+            if vector is not None:
+                scale = to_tensor(strengths[indices], device)
+                editing_w = scale[:, None, None] * vector[None]
+            with torch.no_grad():
+                features = model.encode_features(crops)
+                images = model.decode(rows, features, editing_w, noise_mode="none")
+            return list(zip(indices, to_uint8(images.clamp(-1.0, 1.0)), strict=True))
+
+        return render
 
 
 class StyleganexVideoJob(Job):
@@ -529,152 +488,103 @@ class StyleganexVideoJob(Job):
             raise InputError(f"unknown w+ mode {options.wplus!r}: use mean or smooth")
         if options.crop.eye_px <= 0 or options.crop.window_eyes <= 0:
             raise InputError("the eye distance and the window size must be positive")
+        if not options.crop_only:
+            require_mask(options.paste.mask, RESTYLE_MASK_CHOICES)
         self.checkpoint = resolve(options.checkpoint)
         self.workdir_path = absolute(options.workdir or default_workdir(self.clip))
         folder = output_folder(self.clip, self.workdir_path)
         self.output = absolute(
             options.output or default_output(self.clip, options.tag, options.crop_only, folder)
         )
+        self.networks = StyleganexNetworks(self.checkpoint, self.device, options.edit)
 
-    @cached_property
+    @property
     def model(self):
         """The StyleGANEX network, loaded on first use (a fully cached run loads nothing)."""
-        from ganvid.nn.styleganex_checkpoints import load_styleganex
-
-        model = load_styleganex(self.checkpoint, device=self.device)
-        if self.options.edit is not None and self.options.edit.direction is None:
-            model.edit_vector(1.0)  # InputError when the checkpoint has no editing_w
-        return model
+        return self.networks.model
 
     def edit_vector(self):
         """v [n_styles, w_dim] on the device, or None (no edit)."""
-        import torch
-
-        edit = self.options.edit
-        if edit is None:
-            return None
-        model = self.model
-        if edit.direction is None:
-            return model.edit_vector(1.0)[0]
-        from ganvid.edit.directions import as_direction, load_direction_file
-
-        n_styles, w_dim = model.config.encoder.n_styles, model.config.encoder.style_dim
-        if isinstance(edit.direction, Path):
-            vector = load_direction_file(edit.direction, n_styles, w_dim)
-        else:
-            vector = as_direction(np.asarray(edit.direction), n_styles, w_dim, "--direction")
-        return torch.tensor(vector, dtype=torch.float32, device=self.device)
+        return self.networks.edit_vector()
 
     def strengths(self, workdir: Path) -> np.ndarray | None:
         """Edit strength per frame [N] from the frames' times (s from the first frame)."""
         if self.options.edit is None:
             return None
-        video = read_json(workdir / "decode" / "video.json")
+        video = read_json(Layout(workdir).decode_json)
         numerator, denominator = video["time_base"]
         pts = np.asarray(video["pts"], dtype=np.float64)
         return self.options.edit.strength.at((pts - pts[0]) * numerator / denominator)
-
-    def renderer(self, wplus: np.ndarray) -> Callable[[list], list]:
-        """render([(frame index, crop uint8 [H_in,W_in,3]), ...]) -> [(frame index, uint8
-        [4 H_in, 4 W_in, 3]), ...] with w+ rows `wplus[index]` and the edit, if any."""
-        import torch
-
-        from ganvid.pipeline.render import to_float, to_tensor, to_uint8
-
-        model, device = self.model, self.device
-        vector = self.edit_vector()
-        strengths = self.strengths(self.workdir_path)
-
-        def render(batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
-            indices = [index for index, _ in batch]
-            crops = to_float([crop for _, crop in batch], device)
-            rows = to_tensor(wplus[indices], device)
-            editing_w = None
-            if vector is not None:
-                scale = to_tensor(strengths[indices], device)
-                editing_w = scale[:, None, None] * vector[None]
-            with torch.no_grad():
-                features = model.encode_features(crops)
-                images = model.decode(rows, features, editing_w, noise_mode="none")
-            return list(zip(indices, to_uint8(images.clamp(-1.0, 1.0)), strict=True))
-
-        return render
 
     def run(self) -> StyleganexSummary:
         o = self.options
         # the clip's path is not hashed, its content is (files=): moving the clip costs nothing
         clip_file = {"clip": self.clip}
-        with self.open(job=self, clip=self.clip) as wd:
+        with self.open(clip=self.clip, networks=self.networks, batch=o.batch) as wd:
+            layout = wd.layout
+            last = run_decode(self, self.clip) - 1
             self.stage(
-                "decode",
-                decode_clip,
-                options={},
-                files=clip_file,
-                outputs=["video.json"],
-            )
-            last = f"{frame_count(wd) - 1:06d}"
-            self.stage(
-                GEOMETRY_STAGE,
+                names.SGX_GEOMETRY,
                 stage_geometry,
-                options={"face": face_options(o.face)},
+                options=GeometryOptions(face_options(o.face)),
                 files=clip_file,
-                upstream=["decode"],
-                outputs=["track.npz", f"aligned/{last}.png"],
+                upstream=[names.DECODE],
+                outputs=[layout.sgx_track, FrameDir(layout.sgx_aligned).file(last)],
             )
             self.stage(
-                WINDOWS_STAGE,
+                names.SGX_WINDOWS,
                 stage_windows,
-                options={"crop": asdict(o.crop)},
-                upstream=[GEOMETRY_STAGE],
-                outputs=["windows.json"],
+                options=WindowsOptions(o.crop),
+                upstream=[names.SGX_GEOMETRY],
+                outputs=[layout.sgx_windows],
             )
-            wplus_stage = f"{o.model_tag or o.tag}_wplus"
-            render_stage = f"{o.tag}_render"
+            model, task = layout.tagged(o.model_tag or o.tag), layout.tagged(o.tag)
             self.stage(
-                wplus_stage,
+                model.wplus,
                 stage_wplus,
-                options={"stage": wplus_stage, "mode": o.wplus},
+                inputs={"paths": model},
+                options=WplusOptions(model.wplus, o.wplus),
                 files={"checkpoint": self.checkpoint},
-                upstream=[GEOMETRY_STAGE],
-                outputs=["wplus.npy"],
+                upstream=[names.SGX_GEOMETRY],
+                outputs=[model.wplus_npy],
             )
             edit_files = {}
             if o.edit is not None and isinstance(o.edit.direction, Path):
                 edit_files["direction"] = o.edit.direction
+            renders = FrameDir(task.render_frames, o.render_format)
             self.stage(
-                render_stage,
+                task.render,
                 stage_render,
-                options={
-                    "stage": render_stage,
-                    "wplus": f"{wplus_stage}/wplus.npy",
-                    "edit": None if o.edit is None else o.edit.describe(),
-                    "ext": o.render_format,
-                },
+                inputs={"strengths": self.strengths(wd.root)},
+                options=RenderStageOptions(
+                    stage=task.render,
+                    wplus=layout.relative(model.wplus_npy),
+                    edit=None if o.edit is None else o.edit.describe(),
+                    ext=o.render_format,
+                ),
                 files={"checkpoint": self.checkpoint, **edit_files},
-                upstream=[wplus_stage, WINDOWS_STAGE, "decode"],
-                outputs=[f"frames/{last}{o.render_format}"],
+                upstream=[model.wplus, names.SGX_WINDOWS, names.DECODE],
+                outputs=[renders.file(last)],
             )
             self.stage(
-                f"{o.tag}_encode",
+                task.encode,
                 stage_encode,
-                options={
-                    "renders": f"{render_stage}/frames",
-                    "ext": o.render_format,
-                    "output": str(self.output.resolve()),
-                    "crop_only": o.crop_only,
-                    "paste": asdict(o.paste),
-                    "crf": o.crf,
-                    "preset": o.preset,
-                    # absent for the default: earlier runs stay cached
-                    **({"exact_size": True} if o.exact_size else {}),
-                },
+                options=EncodeStageOptions(
+                    renders=layout.relative(task.render_frames),
+                    ext=o.render_format,
+                    output=str(self.output.resolve()),
+                    crop_only=o.crop_only,
+                    paste=o.paste,
+                    crf=o.crf,
+                    preset=o.preset,
+                    exact_size=o.exact_size,
+                ),
                 files=clip_file,
-                upstream=[render_stage, WINDOWS_STAGE, GEOMETRY_STAGE, "decode"],
+                upstream=[task.render, names.SGX_WINDOWS, names.SGX_GEOMETRY, names.DECODE],
                 outputs=[self.output.resolve()],
             )
             count = frame_count(wd)
             windows = load_windows(wd.root)
-            renders = FrameDir(wd.root / render_stage / "frames", o.render_format)
             render_size = renders.read(0).shape[:2]
         return StyleganexSummary(
             self.workdir_path,
@@ -704,23 +614,26 @@ def toonify_video(
     clip: str | Path,
     style: str = "cartoon",
     checkpoint: str | Path | None = None,
+    mask: str = "full",
     **options: Any,
 ) -> StyleganexSummary:
     """Toonify a face video with a StyleGANEX toonify checkpoint.
 
     style: cartoon | pixar | arcane (names the weights `styleganex-toonify-<style>` and the
     output `<clip>_toon_<style>.mp4`); checkpoint: a file instead of the named weights.
+    mask: full (default: the whole window is restyled, its edges feathered), hull or parsing
+    (only face and hair); never colour-matched: the style is the point (`paste_config`).
     options: the other fields of `StyleganexVideoOptions` (output, workdir, device, batch,
-    crop_only, wplus, crop, crf, preset, fresh, face). The window is pasted back whole
-    (feathered "full" mask) unless `paste` says otherwise.
+    crop_only, wplus, crop, crf, preset, fresh, face; `paste` instead of mask).
     """
     name = toonify_weights_name(style)
+    paste = paste_config(mask, restyle=True, edge_feather_px=WINDOW_FEATHER)
     job = StyleganexVideoJob(
         StyleganexVideoOptions(
             clip=Path(clip),
             checkpoint=str(checkpoint) if checkpoint is not None else name,
             tag=f"toon_{style}",
-            **{"paste": PasteOptions(mask="full"), **options},
+            **{"paste": paste, **options},
         )
     )
     return job.run()
@@ -731,6 +644,7 @@ def styleganex_edit_video(
     checkpoint: str | Path = "styleganex-edit-age",
     strength: float | str | Strength = 1.0,
     direction: np.ndarray | str | Path | None = None,
+    mask: str = "hull",
     **options: Any,
 ) -> StyleganexSummary:
     """Edit a face video with StyleGANEX (`ganvid edit --backend styleganex`).
@@ -743,8 +657,10 @@ def styleganex_edit_video(
     Sign: the decoder renders w+ + strength x v (every row; the edit models' attention sees the
     same vector). +strength applies v as the official video_editing.py does with
     `--scale_factor strength`; its web demo uses the opposite sign, ganvid does not.
-    options: the other fields of `StyleganexVideoOptions`; by default the face-and-hair region
-    (mask "hull") is pasted back, and the output is `<clip>_edit_<name>_<strength>.mp4`.
+    mask: hull (default) or parsing, as `ganvid edit --mask`: the face-and-hair region is pasted
+    back, its colour matched to the frame's in the seam and the mask smoothed over time.
+    options: the other fields of `StyleganexVideoOptions` (`paste` instead of mask); the output
+    is `<clip>_edit_<name>_<strength>.mp4`.
     """
     if not isinstance(strength, Strength):
         strength = Strength.parse(str(strength))
@@ -762,7 +678,7 @@ def styleganex_edit_video(
             tag=f"edit_{name}_{strength.label()}",
             model_tag=f"edit_{name}",
             edit=EditSpec(strength, direction),
-            **{"paste": PasteOptions(mask="hull"), **options},
+            **{"paste": paste_config(mask, edge_feather_px=WINDOW_FEATHER), **options},
         )
     )
     return job.run()

@@ -1,7 +1,8 @@
 """StyleMapGAN local editing of a video: `ganvid stylemap video clip.mp4 -r ref.png --part hair`.
 
 Stages (a work dir, default `<clip>.ganvid/`, shared with the other jobs: the decode stage is
-`ganvid invert`'s, so it is reused):
+`ganvid invert`'s, so it is reused; names and paths are `ganvid.pipeline.layout.Layout`'s, each
+stage gets its frozen options, hashed, and the loaded networks, never the job):
 
     decode             decode/video.json            frame count, pts, size
     smgan_geometry     smgan_geometry/geometry.json tracked, smoothed landmarks, FFHQ quads
@@ -39,12 +40,14 @@ from ganvid.edit import stylemap as ops
 from ganvid.edit.keyframes import Strength
 from ganvid.errors import InputError
 from ganvid.files import absolute
+from ganvid.pipeline import layout as names
 from ganvid.pipeline.align import track_geometry, write_aligned_faces
 from ganvid.pipeline.compose import ComposeConfig, ComposeSources, compose_videos
-from ganvid.pipeline.invert import batches, frame_count
+from ganvid.pipeline.invert import batches, frame_count, run_decode
 from ganvid.pipeline.job import Job, input_clip
+from ganvid.pipeline.layout import Layout, Tagged
 from ganvid.pipeline.paste_back import paste_config
-from ganvid.pipeline.styleganex_video import decode_clip, face_options
+from ganvid.pipeline.styleganex_video import face_options
 from ganvid.pipeline.stylemapgan import DEFAULT_CHECKPOINT, PART_HELP
 from ganvid.pipeline.workdir import (
     FrameDir,
@@ -56,11 +59,6 @@ from ganvid.pipeline.workdir import (
     read_json,
 )
 from ganvid.ui import stage_bar
-
-GEOMETRY_STAGE = "smgan_geometry"
-ENCODE_STAGE = "smgan_encode"
-SMOOTH_STAGE = "smgan_smooth"
-MASKS_STAGE = "smgan_masks"
 
 
 @dataclass(frozen=True)
@@ -109,7 +107,7 @@ class AlignedSources(ComposeSources):
     def records(self) -> list:
         from ganvid.face.geometry import load_geometry
 
-        geometry = load_geometry(self.workdir / GEOMETRY_STAGE / "geometry.json")
+        geometry = load_geometry(Layout(self.workdir).smgan_geometry_json)
         return [
             dataclasses.replace(r, unaligned_quad=exact_parallelogram(r.aligned_quad))
             for r in geometry.records
@@ -128,13 +126,54 @@ def exact_parallelogram(quad: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- stages
 
 
-def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
+@dataclass(frozen=True)
+class GeometryOptions:
+    face: dict
+    """`face_options(...)`: detector, cnn, face_index, rule."""
+    size: int
+    """The model's resolution: the side of the aligned faces."""
+
+
+@dataclass(frozen=True)
+class SmoothOptions:
+    smooth: bool
+    """False: the encoder's stylemaps as they are."""
+
+
+@dataclass(frozen=True)
+class MasksOptions:
+    part: str
+    """The face part found in every aligned face (`ganvid.edit.stylemap.PARTS`)."""
+
+
+@dataclass(frozen=True)
+class RenderStageOptions:
+    """The render key: the tag's stage name (hashed since the first runs), the part or painted
+    mask (a file, hashed as such), the keyframed strength and the reference's alignment."""
+
+    stage: str
+    part: str | None
+    strength: Strength
+    align_reference: bool
+
+
+@dataclass(frozen=True)
+class EncodeStageOptions:
+    renders: str
+    """The renders, relative to the work dir."""
+    output: str
+    paste_mask: str
+    crf: int
+    preset: str
+
+
+def stage_geometry(workdir: Workdir, inputs: dict, options: GeometryOptions) -> dict:
     """Tracked landmarks and the FFHQ-aligned face of every frame at the model's size."""
     clip = Path(inputs["clip"])
     count = frame_count(workdir)
-    out = workdir.stage_dir(GEOMETRY_STAGE)
-    records, _ = track_geometry(clip, count, out, options["face"])
-    write_aligned_faces(clip, records, FrameDir(out / "aligned"), options["size"])
+    layout = workdir.layout
+    records, _ = track_geometry(clip, count, layout, layout.smgan_geometry_json, options.face)
+    write_aligned_faces(clip, records, FrameDir(layout.smgan_aligned), options.size)
     shots = np.array([r.shot for r in records], dtype=np.int64)
     return {"frames": count, "shots": int(len(np.unique(shots)))}
 
@@ -142,91 +181,181 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: dict) -> dict:
 def _shot_ids(workdir: Path) -> np.ndarray:
     from ganvid.face.geometry import load_geometry
 
-    records = load_geometry(Path(workdir) / GEOMETRY_STAGE / "geometry.json").records
+    records = load_geometry(Layout(workdir).smgan_geometry_json).records
     return np.array([r.shot for r in records], dtype=np.int64)
 
 
 def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Encoder stylemap of every aligned face -> smgan_encode/stylemaps.npy [N, C, S, S]."""
+    """Encoder stylemap of every aligned face -> smgan_encode/stylemaps.npy [N, C, S, S].
+
+    inputs: networks (StylemapNetworks), batch.
+    """
     from ganvid.pipeline.stylemapgan import encode
 
-    job: StylemapVideoJob = inputs["job"]
+    networks: StylemapNetworks = inputs["networks"]
+    layout = workdir.layout
     count = frame_count(workdir)
-    aligned = FrameDir(workdir.root / GEOMETRY_STAGE / "aligned")
-    per_frame = FrameDir(workdir.stage_dir(ENCODE_STAGE) / "frames", ".npy")
+    aligned = FrameDir(layout.smgan_aligned)
+    per_frame = FrameDir(layout.smgan_encode_frames, ".npy")
     todo = per_frame.missing(count)
     with stage_bar("stylemaps (encoder)", count, count - len(todo)) as update:
-        for chunk in batches(todo, job.options.batch):
-            stylemaps = encode(job.model, [aligned.read(i) for i in chunk]).float().cpu().numpy()
+        for chunk in batches(todo, inputs["batch"]):
+            images = [aligned.read(i) for i in chunk]
+            stylemaps = encode(networks.model, images).float().cpu().numpy()
             for index, stylemap in zip(chunk, stylemaps, strict=True):
                 per_frame.write(index, stylemap)
             update(len(chunk))
-    gather_arrays(per_frame, count, workdir.root / ENCODE_STAGE / "stylemaps.npy")
+    gather_arrays(per_frame, count, layout.smgan_stylemaps)
     return {"frames": count}
 
 
-def stage_smooth(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_smooth(workdir: Workdir, inputs: dict, options: SmoothOptions) -> dict:
     """Stylemaps smoothed over time within shots (N in, N out) -> smgan_smooth/stylemaps.npy."""
     from ganvid.pipeline.smoothing import smooth_ws_file
 
     smooth_ws_file(
-        workdir.root / ENCODE_STAGE / "stylemaps.npy",
-        workdir.stage_dir(SMOOTH_STAGE) / "stylemaps.npy",
+        workdir.layout.smgan_stylemaps,
+        workdir.layout.smgan_smooth_stylemaps,
         _shot_ids(workdir.root),
-        smooth=options["smooth"],
+        smooth=options.smooth,
     )
-    return {"smoothed": options["smooth"]}
+    return {"smoothed": options.smooth}
 
 
-def stage_masks(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """The part in every aligned face (face parsing) -> smgan_masks/<part>/*.png (0 / 255)."""
+def stage_masks(workdir: Workdir, inputs: dict, options: MasksOptions) -> dict:
+    """The part in every aligned face (face parsing) -> smgan_masks/<part>/*.png (0 / 255).
+
+    inputs: networks (StylemapNetworks), batch.
+    """
     from ganvid.pipeline.stylemapgan import part_masks
 
-    job: StylemapVideoJob = inputs["job"]
+    networks: StylemapNetworks = inputs["networks"]
     count = frame_count(workdir)
-    aligned = FrameDir(workdir.root / GEOMETRY_STAGE / "aligned")
-    masks = FrameDir(workdir.stage_dir(MASKS_STAGE) / options["part"])
+    aligned = FrameDir(workdir.layout.smgan_aligned)
+    masks = FrameDir(workdir.layout.smgan_masks(options.part))
     todo = masks.missing(count)
-    with stage_bar(f"{options['part']} masks", count, count - len(todo)) as update:
-        for chunk in batches(todo, job.options.batch):
+    with stage_bar(f"{options.part} masks", count, count - len(todo)) as update:
+        for chunk in batches(todo, inputs["batch"]):
             found = part_masks(
-                job.parser, np.stack([aligned.read(i) for i in chunk]), options["part"]
+                networks.parser, np.stack([aligned.read(i) for i in chunk]), options.part
             )
             for index, mask in zip(chunk, found[:, 0].numpy(), strict=True):
                 masks.write(index, np.repeat((mask * 255).astype(np.uint8)[..., None], 3, axis=2))
             update(len(chunk))
-    return {"frames": count, "part": options["part"]}
+    return {"frames": count, "part": options.part}
 
 
-def stage_render(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """The edited aligned face of every frame -> <tag>_render/frames/*.png."""
-    job: StylemapVideoJob = inputs["job"]
+def stage_render(workdir: Workdir, inputs: dict, options: RenderStageOptions) -> dict:
+    """The edited aligned face of every frame -> <tag>_render/frames/*.png.
+
+    inputs: renderer (stylemaps -> render(frame indices)), batch.
+    """
     count = frame_count(workdir)
-    stylemaps = np.load(workdir.root / SMOOTH_STAGE / "stylemaps.npy", mmap_mode="r")
-    renders = FrameDir(workdir.stage_dir(options["stage"]) / "frames")
+    stylemaps = np.load(workdir.layout.smgan_smooth_stylemaps, mmap_mode="r")
+    renders = FrameDir(workdir.layout.frames(options.stage))
     todo = renders.missing(count)
-    render = job.renderer(stylemaps)
+    render = inputs["renderer"](stylemaps)
     with stage_bar("render", count, count - len(todo)) as update:
-        for chunk in batches(todo, job.options.batch):
+        for chunk in batches(todo, inputs["batch"]):
             for index, image in zip(chunk, render(chunk), strict=True):
                 renders.write(index, image)
             update(len(chunk))
     return {"frames": count}
 
 
-def stage_encode_video(workdir: Workdir, inputs: dict, options: dict) -> dict:
+def stage_encode_video(workdir: Workdir, inputs: dict, options: EncodeStageOptions) -> dict:
     """Paste every render into its frame and encode with the source's pts and sound."""
-    job: StylemapVideoJob = inputs["job"]
-    sources = AlignedSources(job.clip, workdir.root, FrameDir(workdir.root / options["renders"]))
+    renders = FrameDir(workdir.root / options.renders)
+    sources = AlignedSources(Path(inputs["clip"]), workdir.root, renders)
     config = ComposeConfig(
-        paste=paste_config(options["paste_mask"]), crf=options["crf"], preset=options["preset"]
+        paste=paste_config(options.paste_mask), crf=options.crf, preset=options.preset
     )
-    output = Path(options["output"])
+    output = Path(options.output)
     compose_videos(sources, {"video": (output, "frame")}, config)
     return {"output": str(output)}
 
 
+class StylemapNetworks:
+    """The StyleMapGAN model and the face parser of a job, loaded on first use."""
+
+    def __init__(self, checkpoint: Path, parsing_file: Path | None, device) -> None:
+        self.checkpoint, self.parsing_file, self.device = checkpoint, parsing_file, device
+
+    @cached_property
+    def model(self):
+        from ganvid.pipeline.stylemapgan import load_model
+
+        return load_model(self.checkpoint, self.device)
+
+    @cached_property
+    def parser(self):
+        from ganvid.nn.face_parsing import FaceParser
+
+        return FaceParser.load(self.parsing_file, device=self.device)
+
+
 # ----------------------------------------------------------------------------- the job
+
+
+@dataclass(frozen=True)
+class LocalEdit:
+    """What the render stage draws with besides the stylemaps: the networks, the reference, the
+    mask (a part found per frame in `masks`, or a painted one) and the strength per frame.
+    Not hashed: the render stage's options and files say the same."""
+
+    networks: StylemapNetworks
+    options: StylemapVideoOptions
+    strengths: np.ndarray
+    """Strength per frame [N]."""
+    masks: Path | None
+    """smgan_masks/<part> (None with a painted mask)."""
+
+    def reference(self):
+        """(reference stylemap [1, C, S, S], its aligned face) on the device."""
+        from ganvid.pipeline.stylemapgan import encode, find_face
+
+        o, model = self.options, self.networks.model
+        image = o.reference_image
+        if image is None:
+            from ganvid.io.image import read_rgb
+
+            image = read_rgb(o.reference)
+        face = find_face(image, model.config.size, o.align_reference, o.reference)
+        return encode(model, [face.aligned]), face.aligned
+
+    def renderer(self, stylemaps: np.ndarray) -> Callable[[list[int]], np.ndarray]:
+        """render(frame indices) -> uint8 [B, size, size, 3]: each frame's smoothed stylemap
+        blended with the reference's under the frame's union mask and strength."""
+        import torch
+
+        from ganvid.pipeline.render import to_tensor
+        from ganvid.pipeline.stylemapgan import local_edit, painted_mask, part_masks
+
+        o, device = self.options, self.networks.device
+        model = self.networks.model
+        size = model.config.size
+        reference, reference_face = self.reference()
+        strengths = self.strengths
+        if o.mask is not None:
+            painted = painted_mask(o.mask, size)
+            fixed = ops.union_mask(painted, painted)
+        else:
+            reference_part = part_masks(self.networks.parser, reference_face[None], o.part)
+            masks = FrameDir(self.masks)
+
+        def render(indices: list[int]) -> np.ndarray:
+            source = to_tensor(stylemaps[indices], device)
+            if o.mask is not None:
+                union = fixed
+            else:
+                frame_part = torch.stack(
+                    [torch.from_numpy(masks.read(i)[..., 0] > 127).float()[None] for i in indices]
+                )
+                union = ops.union_mask(frame_part, reference_part)
+            weight = torch.tensor(strengths[indices], dtype=torch.float32, device=device)
+            return local_edit(model, source, reference, union, weight)
+
+        return render
 
 
 class StylemapVideoJob(Job):
@@ -257,142 +386,90 @@ class StylemapVideoJob(Job):
         self.output = absolute(options.output or folder / f"{self.clip.stem}_stylemap_{label}.mp4")
         if self.output.resolve() in (self.clip.resolve(), Path(options.reference).resolve()):
             raise InputError(f"{self.output} is an input: choose another --output")
+        self.networks = StylemapNetworks(self.checkpoint, self.parsing_file, self.device)
 
-    @cached_property
-    def model(self):
-        from ganvid.pipeline.stylemapgan import load_model
-
-        return load_model(self.checkpoint, self.device)
-
-    @cached_property
-    def parser(self):
-        from ganvid.nn.face_parsing import FaceParser
-
-        return FaceParser.load(self.parsing_file, device=self.device)
-
-    def reference(self):
-        """(reference stylemap [1, C, S, S], its aligned face) on the device."""
-        from ganvid.pipeline.stylemapgan import encode, find_face
-
-        image = self.options.reference_image
-        if image is None:
-            from ganvid.io.image import read_rgb
-
-            image = read_rgb(self.options.reference)
-        o = self.options
-        face = find_face(image, self.model.config.size, o.align_reference, o.reference)
-        return encode(self.model, [face.aligned]), face.aligned
-
-    def strengths(self) -> np.ndarray:
+    def strengths(self, layout: Layout) -> np.ndarray:
         """Strength per frame [N] from the frames' times (s from the first frame)."""
         from ganvid.pipeline.edit import frame_times
 
-        video = read_json(self.workdir_path / "decode" / "video.json")
+        video = read_json(layout.decode_json)
         return self.strength.at(frame_times(video["pts"], tuple(video["time_base"])))
-
-    def renderer(self, stylemaps: np.ndarray) -> Callable[[list[int]], np.ndarray]:
-        """render(frame indices) -> uint8 [B, size, size, 3]: each frame's smoothed stylemap
-        blended with the reference's under the frame's union mask and strength."""
-        import torch
-
-        from ganvid.pipeline.render import to_tensor
-        from ganvid.pipeline.stylemapgan import local_edit, painted_mask, part_masks
-
-        model, size = self.model, self.model.config.size
-        reference, reference_face = self.reference()
-        strengths = self.strengths()
-        if self.options.mask is not None:
-            painted = painted_mask(self.options.mask, size)
-            fixed = ops.union_mask(painted, painted)
-        else:
-            reference_part = part_masks(self.parser, reference_face[None], self.options.part)
-            masks = FrameDir(self.workdir_path / MASKS_STAGE / self.options.part)
-
-        def render(indices: list[int]) -> np.ndarray:
-            source = to_tensor(stylemaps[indices], self.device)
-            if self.options.mask is not None:
-                union = fixed
-            else:
-                frame_part = torch.stack(
-                    [torch.from_numpy(masks.read(i)[..., 0] > 127).float()[None] for i in indices]
-                )
-                union = ops.union_mask(frame_part, reference_part)
-            weight = torch.tensor(strengths[indices], dtype=torch.float32, device=self.device)
-            return local_edit(model, source, reference, union, weight)
-
-        return render
 
     def run(self) -> StylemapVideoSummary:
         o = self.options
         clip_file = {"clip": self.clip}
-        with self.open(job=self, clip=self.clip) as wd:
-            self.stage("decode", decode_clip, options={}, files=clip_file, outputs=["video.json"])
-            last = f"{frame_count(wd) - 1:06d}"
-            size = self.model.config.size
+        with self.open(clip=self.clip, networks=self.networks, batch=o.batch) as wd:
+            layout = wd.layout
+            last = run_decode(self, self.clip) - 1
+            size = self.networks.model.config.size
             self.stage(
-                GEOMETRY_STAGE,
+                names.SMGAN_GEOMETRY,
                 stage_geometry,
-                options={"face": face_options(o.face), "size": size},
+                options=GeometryOptions(face_options(o.face), size),
                 files=clip_file,
-                upstream=["decode"],
-                outputs=["geometry.json", f"aligned/{last}.png"],
+                upstream=[names.DECODE],
+                outputs=[layout.smgan_geometry_json, FrameDir(layout.smgan_aligned).file(last)],
             )
             self.stage(
-                ENCODE_STAGE,
+                names.SMGAN_ENCODE,
                 stage_encode,
                 options={},
                 files={"checkpoint": self.checkpoint},
-                upstream=[GEOMETRY_STAGE],
-                outputs=["stylemaps.npy"],
+                upstream=[names.SMGAN_GEOMETRY],
+                outputs=[layout.smgan_stylemaps],
             )
             self.stage(
-                SMOOTH_STAGE,
+                names.SMGAN_SMOOTH,
                 stage_smooth,
-                options={"smooth": o.smooth},
-                upstream=[ENCODE_STAGE, GEOMETRY_STAGE],
-                outputs=["stylemaps.npy"],
+                options=SmoothOptions(o.smooth),
+                upstream=[names.SMGAN_ENCODE, names.SMGAN_GEOMETRY],
+                outputs=[layout.smgan_smooth_stylemaps],
             )
             edit_files = {"checkpoint": self.checkpoint, "reference": o.reference}
-            upstream = [SMOOTH_STAGE, "decode"]
+            upstream = [names.SMGAN_SMOOTH, names.DECODE]
+            masks = None
             if o.part is not None:
+                masks = layout.smgan_masks(o.part)
                 self.stage(
-                    MASKS_STAGE,
+                    names.SMGAN_MASKS,
                     stage_masks,
-                    options={"part": o.part},
+                    options=MasksOptions(o.part),
                     files={"parsing": self.parsing_file},
-                    upstream=[GEOMETRY_STAGE],
-                    outputs=[f"{o.part}/{last}.png"],
+                    upstream=[names.SMGAN_GEOMETRY],
+                    outputs=[FrameDir(masks).file(last)],
                 )
-                upstream.append(MASKS_STAGE)
+                upstream.append(names.SMGAN_MASKS)
                 edit_files["parsing"] = self.parsing_file
             else:
                 edit_files["mask"] = o.mask
-            render_stage = f"{self.tag}_render"
+            task: Tagged = layout.tagged(self.tag)
+            edit = LocalEdit(self.networks, o, self.strengths(layout), masks)
             self.stage(
-                render_stage,
+                task.render,
                 stage_render,
-                options={
-                    "stage": render_stage,
-                    "part": o.part,
-                    "strength": dataclasses.asdict(self.strength),
-                    "align_reference": o.align_reference,
-                },
+                inputs={"renderer": edit.renderer},
+                options=RenderStageOptions(
+                    stage=task.render,
+                    part=o.part,
+                    strength=self.strength,
+                    align_reference=o.align_reference,
+                ),
                 files=edit_files,
                 upstream=upstream,
-                outputs=[f"frames/{last}.png"],
+                outputs=[FrameDir(task.render_frames).file(last)],
             )
             self.stage(
-                f"{self.tag}_encode",
+                task.encode,
                 stage_encode_video,
-                options={
-                    "renders": f"{render_stage}/frames",
-                    "output": str(self.output.resolve()),
-                    "paste_mask": o.paste_mask,
-                    "crf": o.crf,
-                    "preset": o.preset,
-                },
+                options=EncodeStageOptions(
+                    renders=layout.relative(task.render_frames),
+                    output=str(self.output.resolve()),
+                    paste_mask=o.paste_mask,
+                    crf=o.crf,
+                    preset=o.preset,
+                ),
                 files=clip_file,
-                upstream=[render_stage, GEOMETRY_STAGE, "decode"],
+                upstream=[task.render, names.SMGAN_GEOMETRY, names.DECODE],
                 outputs=[self.output.resolve()],
             )
             count = frame_count(wd)

@@ -38,6 +38,7 @@ import numpy as np
 from ganvid.errors import InputError, WorkdirError
 from ganvid.files import absolute, atomic_path, atomic_write_bytes, sha256_file, writable_dir
 from ganvid.io.image import decode_rgb, encode_image
+from ganvid.pipeline.layout import Layout
 
 FRAME_DIGITS = 6
 """Per-frame files are named `000000.png`, `000001.png`, ... (0-based frame index)."""
@@ -166,10 +167,19 @@ class FileHasher:
         return value
 
 
+OMIT_DEFAULT = {"omit_default": True}
+"""Metadata of an option field added after work dirs were made with its default: the field is
+hashed only when it differs from the default, so those work dirs' stages stay cached."""
+
+
 def _jsonable(value: Any) -> Any:
     """Options -> plain JSON (dataclasses, paths, tuples, numpy scalars)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
+        value = {
+            f.name: getattr(value, f.name)
+            for f in dataclasses.fields(value)
+            if not (f.metadata.get("omit_default") and getattr(value, f.name) == f.default)
+        }
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -206,7 +216,7 @@ def completed_manifest(root: str | os.PathLike, name: str) -> dict:
 
     Read-only: takes no lock (for commands that only read a finished stage's outputs).
     """
-    manifest = read_json(Path(root) / f"{name}.json")
+    manifest = read_json(Layout(root).manifest(name))
     if not manifest or not manifest.get("complete"):
         raise WorkdirError(f"stage '{name}' has not completed in {root}")
     return manifest
@@ -233,7 +243,7 @@ def stage_manifests(root: Path) -> dict[str, dict]:
                 manifest = read_json(entry.path)
                 if isinstance(manifest, dict) and manifest.get("complete") and "key" in manifest:
                     found[str(Path(entry.path).relative_to(root).with_suffix(""))] = manifest
-            elif entry.is_dir() and f"{entry.name}.json" not in names:
+            elif entry.is_dir() and Layout(folder).manifest(entry.name).name not in names:
                 folders.append(Path(entry.path))
     return found
 
@@ -302,13 +312,14 @@ class Workdir:
                 f"the work dir {self.root} is read-only: pass --workdir with a folder you can "
                 "write to"
             )
-        self.hasher = FileHasher(self.root / "hashes.json")
+        self.layout = Layout(self.root)
+        self.hasher = FileHasher(self.layout.hashes)
         self._lock = None
 
     def __enter__(self) -> Workdir:
         from filelock import FileLock, Timeout
 
-        lock = FileLock(str(self.root / ".lock"))
+        lock = FileLock(str(self.layout.lock))
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -324,12 +335,12 @@ class Workdir:
             self._lock = None
 
     def stage_dir(self, name: str) -> Path:
-        path = self.root / name
+        path = self.layout.stage(name)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def manifest_path(self, name: str) -> Path:
-        return self.root / f"{name}.json"
+        return self.layout.manifest(name)
 
     def manifest(self, name: str) -> dict | None:
         return read_json(self.manifest_path(name))
@@ -359,7 +370,7 @@ class Workdir:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def clear_stage(self, name: str) -> None:
-        path = self.root / name
+        path = self.layout.stage(name)
         if path.exists():
             shutil.rmtree(path)
         self.manifest_path(name).unlink(missing_ok=True)
@@ -389,7 +400,7 @@ def run_stage(
     """
     key = workdir.stage_key(name, version, options, files or {}, upstream)
     manifest = workdir.manifest(name) or {}
-    stage_dir = workdir.root / name
+    stage_dir = workdir.layout.stage(name)
     output_paths = [stage_dir / p for p in outputs]
     same = manifest.get("key") == key and not fresh
     if same and manifest.get("complete") and all(p.exists() for p in output_paths):

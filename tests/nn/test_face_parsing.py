@@ -177,6 +177,35 @@ def test_parsing_mask_is_union_of_render_and_source_and_keeps_the_rest(tmp_path)
     assert not changed[centre[1] - 3 : centre[1] + 4, centre[0] - 3 : centre[0] + 4].any()
 
 
+def test_parsing_mask_of_a_wide_window_render_lands_where_each_image_is_red():
+    """Window placement: the render is 5:3, the parser's grid square; both parses must map
+    back to the right frame pixels (and nothing outside the window changes)."""
+    frame, _, _, _ = _scene()
+    x0, y0, w, h = box = np.array([30.3, 20.6, 100.0, 60.0])
+    render = np.full((240, 400, 3), 255, np.uint8)  # 4x the window
+    render[40:80, 40:100] = (255, 0, 0)  # the render's 'face': rows 10-20, columns 10-25 of w
+    render_spot = np.array([x0 + 17.5, y0 + 15.0]).astype(int)
+    source_spot = np.array([x0 + 80.0, y0 + 45.0]).astype(int)
+    x, y = source_spot
+    frame[y - 5 : y + 6, x - 5 : x + 6] = (255, 0, 0)
+    frame[2:8, 140:150] = (255, 0, 0)  # red outside the window: never pasted over
+    turn = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    landmarks = np.array([x0 + w / 2, y0 + h / 2]) + 15 * np.stack([np.cos(turn), np.sin(turn)], 1)
+    parser = _RedParser()
+    config = PasteConfig(mask="parsing", dilate=0.02, feather=0.02, temporal=0)
+    paste = PasteBack(config, parser=parser)
+    out = paste.window(frame, render, box, landmarks)
+    assert parser.calls == [(2, SIZE, SIZE, 3)]
+    outside = np.ones(frame.shape[:2], bool)
+    outside[int(y0) : int(np.ceil(y0 + h)), int(x0) : int(np.ceil(x0 + w))] = False
+    assert np.array_equal(out[outside], frame[outside])
+    changed = np.any(out != frame, axis=-1)
+    for x, y in (render_spot, source_spot):
+        assert changed[y - 2 : y + 3, x - 2 : x + 3].all()
+    middle = np.array([x0 + 50.0, y0 + 30.0]).astype(int)  # neither image is red there
+    assert not changed[middle[1] - 3 : middle[1] + 4, middle[0] - 3 : middle[0] + 4].any()
+
+
 def test_parsing_paste_with_the_network_keeps_frame_size_and_outside_pixels(published):
     path, _ = published
     frame, render, quad, landmarks = _scene()
@@ -225,5 +254,16 @@ def test_mask_choice_is_checked_before_any_work(tmp_path, cli):
     assert not (workdir / "decode").exists()  # nothing ran
     code, _, err = cli(*invert_args(assets, assets["clip"], workdir, "--mask", "blob"))
     assert code == 2 and "--mask 'blob'" in err
-    code, _, err = cli("edit", str(assets["clip"]), "--backend", "styleganex", "--mask", "parsing")
-    assert code == 2 and "--mask" in err
+    # the StyleGANEX commands check it the same way, before their own weights and any work
+    styleganex = (
+        ("edit", assets["clip"], "--backend", "styleganex", "--workdir", workdir),
+        ("toonify", assets["clip"], "--workdir", workdir),
+    )
+    for command in styleganex:
+        code, _, err = cli(*command, "--mask", "parsing", "--device", "cpu")
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 5 and len(lines) == 1
+        assert "ganvid weights download styleganex-faceparsing" in lines[0]
+        assert not (workdir / "decode").exists()
+    code, _, err = cli("toonify", assets["clip"], "--mask", "blob")
+    assert code == 2 and "--mask 'blob': use full, hull or parsing" in err

@@ -9,10 +9,13 @@ from ganvid.nn.sg3_transforms import user_matrix
 from ganvid.pipeline.smoothing import (
     TEMPORAL_TAPS,
     replace_fine_layers,
+    shot_wplus,
     smooth_along_time,
     smooth_transform_params,
     smooth_ws_file,
+    wplus_samples,
 )
+from ganvid.pipeline.workdir import FrameDir
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 12])
@@ -85,3 +88,27 @@ def test_streaming_file_version_matches_in_memory(tmp_path, fine):
     expected = replace_fine_layers(ws, shots) if fine else ws
     expected = smooth_along_time(expected, shots)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_wplus_is_one_mean_per_shot_or_smoothed(tmp_path):
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=(9, 18, 8)).astype(np.float32)
+    shots = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1])
+    detected = np.array([1, 0, 1, 1, 1, 1, 1, 0, 1], dtype=bool)
+    per_frame = FrameDir(tmp_path / "frames", ".npy")
+    for index, row in enumerate(raw):
+        per_frame.write(index, row)
+    # "mean": frames with a face only, evenly spread, at most per_shot of them per shot
+    assert wplus_samples(shots, detected, "mean") == [0, 2, 3, 4, 5, 6, 8]
+    samples = wplus_samples(shots, detected, "mean", per_shot=2)
+    assert samples == [0, 3, 4, 8]
+    shot_wplus(per_frame, tmp_path / "mean.npy", shots, samples, "mean")
+    mean = np.load(tmp_path / "mean.npy")
+    for rows, frames in ((slice(0, 4), [0, 3]), (slice(4, 9), [4, 8])):
+        expected = raw[frames].mean(0)[None].repeat(len(mean[rows]), 0)
+        np.testing.assert_allclose(mean[rows], expected, atol=1e-6)
+    # "smooth": every frame, the 5-tap filter within each shot
+    assert wplus_samples(shots, detected, "smooth") == list(range(9))
+    shot_wplus(per_frame, tmp_path / "smooth.npy", shots, list(range(9)), "smooth")
+    expected = smooth_along_time(raw, shots)
+    np.testing.assert_allclose(np.load(tmp_path / "smooth.npy"), expected, atol=1e-6)

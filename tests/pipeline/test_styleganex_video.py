@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -25,14 +24,7 @@ from support.videos import audio_packets
 
 from ganvid.cli import run as run_cli
 from ganvid.face.windows import CropRule, crop_windows, cut_window
-from ganvid.pipeline.styleganex_video import (
-    PasteOptions,
-    load_windows,
-    paste_window,
-    shot_wplus,
-    styleganex_edit_video,
-    wplus_samples,
-)
+from ganvid.pipeline.styleganex_video import load_windows, styleganex_edit_video
 from ganvid.pipeline.workdir import FrameDir, read_json
 
 FRAMES = 6
@@ -266,32 +258,6 @@ def test_edit_direction_files_and_keyframed_strength(assets, tmp_path):
 # ----------------------------------------------------------------------------- pieces
 
 
-def test_wplus_is_one_mean_per_shot_or_smoothed(tmp_path):
-    from ganvid.pipeline.smoothing import smooth_along_time
-
-    rng = np.random.default_rng(0)
-    raw = rng.normal(size=(9, 18, 8)).astype(np.float32)
-    shots = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1])
-    detected = np.array([1, 0, 1, 1, 1, 1, 1, 0, 1], dtype=bool)
-    per_frame = FrameDir(tmp_path / "frames", ".npy")
-    for index, row in enumerate(raw):
-        per_frame.write(index, row)
-    # "mean": frames with a face only, evenly spread, at most per_shot of them per shot
-    assert wplus_samples(shots, detected, "mean") == [0, 2, 3, 4, 5, 6, 8]
-    samples = wplus_samples(shots, detected, "mean", per_shot=2)
-    assert samples == [0, 3, 4, 8]
-    shot_wplus(per_frame, tmp_path / "mean.npy", shots, samples, "mean")
-    mean = np.load(tmp_path / "mean.npy")
-    for rows, frames in ((slice(0, 4), [0, 3]), (slice(4, 9), [4, 8])):
-        expected = raw[frames].mean(0)[None].repeat(len(mean[rows]), 0)
-        np.testing.assert_allclose(mean[rows], expected, atol=1e-6)
-    # "smooth": every frame, the 5-tap filter within each shot
-    assert wplus_samples(shots, detected, "smooth") == list(range(9))
-    shot_wplus(per_frame, tmp_path / "smooth.npy", shots, list(range(9)), "smooth")
-    expected = smooth_along_time(raw, shots)
-    np.testing.assert_allclose(np.load(tmp_path / "smooth.npy"), expected, atol=1e-6)
-
-
 def ramp_frame(width: int = 200, height: int = 120) -> np.ndarray:
     """uint8 frame whose channels are linear in x and y (bilinear sampling is exact on it)."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float64)
@@ -311,21 +277,6 @@ def test_cut_window_samples_the_window_exactly(box):
     assert np.abs(crop - expected).max() <= 1.6  # uint8 rounding of frame and crop
 
 
-def test_paste_round_trip_and_untouched_outside():
-    noise = np.random.default_rng(1).integers(0, 256, (120, 200, 3), np.uint8)
-    frame = cv2.GaussianBlur(noise, (0, 0), 3)
-    box = np.array([30.4, 0.0, 100.8, 84.0])  # touches the top border
-    crop = cut_window(frame, box, (48, 56))
-    render = cv2.resize(crop, (224, 192), interpolation=cv2.INTER_CUBIC)  # the "4x" render
-    out = paste_window(frame, render, box, PasteOptions(mask="full"))
-    x0, y0, w, h = box
-    outside = np.ones(frame.shape[:2], bool)
-    outside[: int(np.ceil(y0 + h)), int(x0) : int(np.ceil(x0 + w))] = False
-    assert np.array_equal(out[outside], frame[outside])
-    interior = (slice(0, 70), slice(45, 115))  # feathered only away from the frame border
-    assert np.abs(out[interior].astype(int) - frame[interior].astype(int)).mean() < 2.0
-
-
 def test_crop_windows_use_one_size_per_clip_and_stay_in_the_frame():
     points = np.zeros((4, 68, 2))
     eyes = [(40, 30), (60, 30), (150, 70), (170, 70)]  # two shots, eye distance 20 px
@@ -337,3 +288,58 @@ def test_crop_windows_use_one_size_per_clip_and_stay_in_the_frame():
     assert windows.input_size == (320, 512)
     np.testing.assert_allclose(windows.boxes[:, 2:], [[160.0, 100.0]] * 4)
     np.testing.assert_allclose(windows.boxes[:, :2], [[0, 0], [0, 0], [40, 0], [40, 0]])
+
+
+def test_edit_with_the_parsing_mask_changes_only_pixels_inside_the_windows(assets, tmp_path):
+    from ganvid.nn.face_parsing import BiSeNet
+    from ganvid.weights import manifest, weights_dir
+
+    torch.manual_seed(0)  # random weights in the published layout, where a download puts them
+    parsing = weights_dir() / manifest().entry("styleganex-faceparsing").file
+    parsing.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(BiSeNet().state_dict(), parsing)
+    run = dict(
+        strength=1.5,
+        output=tmp_path / "parsing.mp4",
+        workdir=assets["workdir"],
+        device="cpu",
+        crop=CropRule(eye_px=EYE_PX),
+        preset="ultrafast",
+        crf=0,  # lossless H.264: what the paste-back kept differs by colour conversion only
+        render_format=".png",
+        wplus="smooth",
+    )
+    summary = styleganex_edit_video(assets["clip"], assets["edit"], mask="parsing", **run)
+    _, source = decoded(assets["clip"])
+    pts, images = decoded(summary.output)
+    assert len(images) == FRAMES
+    windows = load_windows(assets["workdir"])
+    for k in range(FRAMES):
+        x0, y0, w, h = windows.boxes[k]
+        outside = np.ones(source[k].shape[:2], bool)
+        outside[max(0, int(y0) - 4) : int(y0 + h) + 5, max(0, int(x0) - 4) : int(x0 + w) + 5] = 0
+        diff = np.abs(images[k].astype(int) - source[k].astype(int)).max(axis=-1)
+        assert diff[outside].max() <= 12 and diff[outside].mean() < 2.5  # colour conversion
+        assert (diff[~outside] > 20).sum() > 50  # the edit shows inside the window
+    # the mask is part of the encode stage's key: the hull re-encodes (and only that stage)
+    names = ("encode", "render")
+    manifests = {n: read_json(assets["workdir"] / f"edit_edit_1.5_{n}.json") for n in names}
+    styleganex_edit_video(assets["clip"], assets["edit"], mask="hull", **run)
+    for name, before in manifests.items():
+        after = read_json(assets["workdir"] / f"edit_edit_1.5_{name}.json")
+        assert (after["key"] != before["key"]) == (name == "encode")
+
+
+def test_toonify_with_the_hull_mask_restyles_face_and_hair_only(assets, cli, tmp_path):
+    output = tmp_path / "hull.mp4"
+    code, _, err = cli(*toonify_args(assets, "--mask", "hull", "-o", output))
+    assert code == 0, err
+    _, source = decoded(assets["clip"])
+    _, whole = decoded(assets["clip"].with_name("talk_toon_cartoon.mp4"))  # the default: full
+    _, hull = decoded(output)
+    for k in range(FRAMES):
+        restyled = {
+            name: (np.abs(video[k].astype(int) - source[k].astype(int)).max(-1) > 20).sum()
+            for name, video in (("full", whole), ("hull", hull))
+        }
+        assert 50 < restyled["hull"] < 0.8 * restyled["full"]
