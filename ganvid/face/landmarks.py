@@ -18,10 +18,10 @@ Beyond `detect`, a detector may offer a second opinion and an identity (both opt
 `ganvid.face.tracks`): `recheck(image, face)` re-examines one candidate on an upright crop
 around it (dlib: the MMOD CNN detector; cheap because the crop is small) and refits it, and
 `describe(image, face)` returns an identity vector (dlib: the 128-d face-recognition ResNet;
-Euclidean distance < ~0.6 means the same person); `detect_small(image)` searches the
-full-resolution frame (small faces). `detect_upright` runs any detector on a region of the
-frame turned upright and scaled so that a face of a given size is easy to find (faces rolled
-beyond the frontal detector's range, small faces), and maps the result back.
+Euclidean distance < ~0.6 means the same person); `detect_small(image, region=None)` searches
+the full-resolution frame or a region of it (small faces). `detect_upright` runs any detector
+on a region of the frame turned upright and scaled so that a face of a given size is easy to
+find (faces rolled beyond the frontal detector's range, small faces), and maps the result back.
 """
 
 from __future__ import annotations
@@ -162,11 +162,25 @@ class DlibDetector:
     def detect(self, image: np.ndarray) -> list[Face]:
         return self._detect(image, self.config.max_side)
 
-    def detect_small(self, image: np.ndarray) -> list[Face]:
-        """`detect` on the full-resolution frame (finds ~40 px faces in a large frame that the
-        downscaled search misses; several times slower, so the tracker asks only now and then
-        and only while it follows no face)."""
-        return self._detect(image, 0)
+    def detect_small(
+        self, image: np.ndarray, region: tuple[int, int, int, int] | None = None
+    ) -> list[Face]:
+        """`detect` on the full-resolution frame, or on its `region` (x0, y0, x1, y1) only:
+        finds ~40 px faces in a large frame that the downscaled search misses. Several times
+        slower than `detect` on a whole frame, so the tracker asks for the whole frame only now
+        and then while it follows no face, and for one region at a time while it does. Nothing
+        ([]) for a frame that `detect` already searches at full size."""
+        max_side = self.config.max_side
+        if max_side <= 0 or max(image.shape[:2]) <= max_side:
+            return []
+        if region is None:
+            return self._detect(image, 0)
+        x0, y0, x1, y1 = region
+        offset = np.array([x0, y0], dtype=np.float64)
+        return [
+            Face(face.box + np.tile(offset, 2), face.score, face.points + offset)
+            for face in self._detect(np.ascontiguousarray(image[y0:y1, x0:x1]), 0)
+        ]
 
     def _detect(self, image: np.ndarray, max_side: int) -> list[Face]:
         import dlib

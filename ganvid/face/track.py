@@ -2,15 +2,18 @@
 
 - `smooth_series`: zero-lag temporal smoothing and gap filling of landmarks (or transform
   parameters): a 3-frame median (removes one-frame glitches), then at every frame the value of
-  a least-squares quadratic fitted to the detected frames of a `window`-frame neighbourhood
+  a least-squares polynomial fitted to the detected frames of a `window`-frame neighbourhood
   (the Savitzky-Golay filter when no frame is missing). A symmetric local polynomial fit
-  reproduces any motion that is linear or quadratic over the window exactly, so real motion is
-  not delayed (a causal filter such as an exponential average or a One-Euro filter always lags
-  a moving head), while independent per-frame jitter loses most of its variance (about 4x for
-  9 frames). Clip and shot edges use the fit of the first/last full window, so they do not lag
-  either. Short gaps (no detection) follow the fitted curve, longer ones a straight line, and
-  the ends of a shot are held. The median changes nothing where motion is monotone and shaves
-  at most part of one frame's step at a turning point. N frames in, N frames out.
+  reproduces any motion that is a polynomial of its degree over the window exactly, so real
+  motion is not delayed (a causal filter such as an exponential average or a One-Euro filter
+  always lags a moving head), while independent per-frame jitter loses much of its variance
+  (9 frames: about 4x at degree 2, 2.4x at degree 4). A quadratic cannot follow a head that
+  turns back within the window (+-12 deg in half a second: 4.6 px behind at p95); the geometry
+  uses degree 4, and degree 2 where a track is too short to average over 2 * 4 + 1 frames.
+  Clip and shot edges use the fit of the first/last full window, so they do not lag either.
+  Short gaps (no detection) follow the fitted curve, longer ones a straight line, and the ends
+  of a shot are held. The median changes nothing where motion is monotone and shaves at most
+  part of one frame's step at a turning point. N frames in, N frames out.
 - `fill_gaps`: frames still without landmarks (a whole shot without the face) are filled from
   the nearest frames; NoFaceError when the clip has no face at all.
 """
@@ -69,6 +72,8 @@ def _smooth_segment(x: np.ndarray, valid: np.ndarray, window: int, order: int) -
     """Local polynomial smoothing of one shot (rows where valid is False are ignored)."""
     length = len(x)
     span = min(window | 1, length if length % 2 else length - 1)
+    if span < 2 * order + 1:  # too few frames to average noise with a steep polynomial
+        order = min(order, 2)
     flat = x.reshape(length, -1)
     out = np.full_like(flat, np.nan)
     if span < 3:
@@ -107,7 +112,8 @@ def smooth_series(
 
     Rows containing NaN are missing (face not detected). Each frame gets the value at that frame
     of a least-squares polynomial of degree `order` fitted to the present frames of a `window`
-    (odd) frames long window around it: with every frame present this is the Savitzky-Golay
+    (odd) frames long window around it (degrees above 2 only where the window holds at least
+    2 * order + 1 frames, else 2): with every frame present this is the Savitzky-Golay
     filter (scipy's savgol_filter, mode "interp", edges fitted on the first/last full window).
     A missing frame with present frames on both sides within the window is fitted the same way
     (a short gap follows the curve of the motion); longer gaps are bridged by straight lines;
