@@ -36,6 +36,16 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
 
 
+def parse_part(text: str) -> tuple[int, int]:
+    """'2/3' -> (2, 3): part K of N, 1 <= K <= N."""
+    from ganvid.errors import InputError
+
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise InputError(f"--part {text!r}: give K/N with 1 <= K <= N, e.g. 1/2")
+    return int(match.group(1)), int(match.group(2))
+
+
 def invert(
     clip: Path = typer.Argument(..., help="The video to invert (any format FFmpeg reads)."),
     output: Path | None = typer.Option(
@@ -98,6 +108,16 @@ def invert(
     exact_size: bool = EXACT_SIZE,
     keep_frames: bool = KEEP_FRAMES,
     segment_frames: int = SEGMENT_FRAMES,
+    part: str | None = typer.Option(
+        None,
+        "--part",
+        metavar="K/N",
+        help="Share one clip among N workers (processes or machines that see the same work "
+        "dir): run the stages up to PTI, or wait while another part runs them, then render only "
+        "the K-th of N shares of the output segments, and stop. A run without --part then "
+        "renders whatever segment is still missing and joins them. `ganvid batch` does this for "
+        "jobs with split = N.",
+    ),
     fresh: bool = FRESH,
 ) -> None:
     """Invert a face video into StyleGAN3: landmarks, encoder, smoothing, PTI, render.
@@ -107,7 +127,11 @@ def invert(
     and keeps every step in the work
     directory, so a second run reuses it and an interrupted run resumes.
     """
+    from ganvid.errors import InputError
     from ganvid.pipeline.invert import InvertJob, InvertOptions
+
+    if part is not None and fresh:
+        raise InputError("--fresh would clear the other parts' work: run it without --part")
 
     options = InvertOptions(
         clip=clip,
@@ -135,10 +159,17 @@ def invert(
         exact_size=exact_size,
         keep_frames=keep_frames,
         segment_frames=segment_frames,
+        part=parse_part(part) if part is not None else None,
         fresh=fresh,
         face=face_options(detector, cnn, face),
     )
     summary = InvertJob(options).run()
+    if options.part is not None:
+        from ganvid.ui import info, stage_table
+
+        stage_table(f"ganvid invert --part {part}", summary.frames, summary.records)
+        info(f"part {part} done in {summary.workdir}; a run without --part joins the parts")
+        return
     show_summary(summary)
 
 

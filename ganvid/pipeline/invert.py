@@ -125,6 +125,9 @@ class InvertOptions:
     """Also keep the renders as PNGs (render/frames/) for inspection; the videos are the same."""
     segment_frames: int = SEGMENT_FRAMES
     """Frames per resumable output segment (`ganvid.pipeline.segments`)."""
+    part: tuple[int, int] | None = None
+    """(K, N): run the stages up to PTI (or wait for the part that runs them), render and
+    encode only the segments of part K of N, and stop before joining (`InvertJob.run_part`)."""
 
 
 @dataclass
@@ -540,6 +543,7 @@ def stage_render(workdir: Workdir, inputs: dict, options: RenderOptions) -> dict
         options.keep_frames,
         on_frame=measure,
         on_segment=segment_done,
+        part=inputs.get("part"),
     )
     return {"frames": len(job), "resolution": int(generator.img_resolution), **info}
 
@@ -718,71 +722,13 @@ class InvertJob(Job):
         )
 
     def run(self) -> InvertSummary:
+        if self.options.part is not None:
+            return self.run_part(self.options.part)
         o = self.options
-        # not hashed: the clip's content is (files=), so moving or renaming it costs nothing
-        weights = self.weights
         with self.open(models=self.models, batch=o.batch, clip=self.clip) as wd:
             layout = wd.layout
-            clip = {"clip": self.clip}
-            last = run_decode(self, self.clip) - 1
-            self.stage(
-                names.GEOMETRY,
-                stage_geometry,
-                options=self.geometry_options(),
-                files=clip,
-                upstream=[names.DECODE],
-                outputs=[layout.geometry_npz],
-                version="2",  # 2: crops cut on demand from the stored quads
-            )
-            self.stage(
-                names.INVERT,
-                stage_invert,
-                options=EncoderOptions(o.encoder_iters),
-                files={"encoder": weights["encoder"], "generator": weights["generator"]},
-                upstream=[names.GEOMETRY],
-                outputs=[layout.invert_ws],
-            )
-            self.stage(
-                names.SMOOTH,
-                stage_smooth,
-                options=SmoothOptions(o.smooth, o.fine_layer_mean),
-                upstream=[names.INVERT, names.GEOMETRY],
-                outputs=[layout.smooth_ws, layout.smooth_transforms],
-            )
-            pti = self.stage(
-                names.PTI,
-                stage_pti,
-                options=PtiOptions(self.pti_config()),
-                files={"generator": weights["generator"], "lpips": weights["lpips"]},
-                upstream=[names.SMOOTH, names.GEOMETRY],
-                outputs=[layout.pti_generator],
-            )
-            from ganvid.pipeline.compose import ComposeConfig, main_layouts
-            from ganvid.pipeline.segments import last_segments
-
-            layouts = {**main_layouts(o.paste_back, o.side_by_side), "crop": "crop"}
-            compose = ComposeConfig(
-                paste=PasteConfig(mask=self.paste.mask),
-                crf=o.crf,
-                preset=o.preset,
-                exact_size=o.exact_size,
-            )
-            render = RenderOptions(
-                layouts={name: layouts[name] for name in self.outputs},
-                compose=compose,
-                segment_frames=o.segment_frames,
-                keep_frames=o.keep_frames,
-            )
-            kept = [FrameDir(layout.render_frames).file(last)] if o.keep_frames else []
-            segments = last_segments(frame_count(wd), o.segment_frames, list(self.outputs))
-            self.stage(
-                names.RENDER,
-                stage_render,
-                options=render,
-                files={**clip, "generator": weights["generator"], "lpips": weights["lpips"]},
-                upstream=[names.PTI, names.SMOOTH, names.DECODE, names.GEOMETRY],
-                outputs=[layout.stage(names.RENDER) / p for p in segments] + kept,
-            )
+            pti = self._up_to_pti(wd)
+            self._render(wd)
             encode = self.stage(
                 names.ENCODE,
                 stage_encode,
@@ -795,7 +741,7 @@ class InvertJob(Job):
                     mask=self.paste.mask,
                     segment_frames=o.segment_frames,
                 ),
-                files=clip,
+                files={"clip": self.clip},
                 upstream=[names.RENDER, names.DECODE],
                 outputs=[layout.metrics, *self.outputs.values()],
             )
@@ -804,4 +750,95 @@ class InvertJob(Job):
         metrics = {"lpips": encode.info.get("lpips"), "psnr_db": encode.info.get("psnr_db")}
         return InvertSummary(
             self.workdir_path, count, self.records, self.outputs, pti.info, metrics
+        )
+
+    def run_part(self, part: tuple[int, int]) -> InvertSummary:
+        """One worker's share of the clip: the stages up to PTI under the work dir's lock,
+        waiting while another part holds it (so PTI runs once per clip and the other parts
+        find it done), then the render of part K of N of the segments outside the lock, beside
+        the other parts. A run without a part then finds the segments and joins them."""
+        o = self.options
+        inputs = {"models": self.models, "batch": o.batch, "clip": self.clip}
+        with self.open(lock="wait", **inputs) as wd:
+            pti = self._up_to_pti(wd)
+        with self.open(lock="none", part=part, **inputs) as wd:
+            self._render(wd, part=True)
+            count = frame_count(wd)
+        return InvertSummary(self.workdir_path, count, self.records, {}, pti.info, {})
+
+    def _up_to_pti(self, wd: Workdir) -> StageRecord:
+        """decode, geometry, invert, smooth, pti in the open work dir; the PTI stage's record."""
+        o = self.options
+        # not hashed: the clip's content is (files=), so moving or renaming it costs nothing
+        weights = self.weights
+        layout = wd.layout
+        clip = {"clip": self.clip}
+        run_decode(self, self.clip)
+        self.stage(
+            names.GEOMETRY,
+            stage_geometry,
+            options=self.geometry_options(),
+            files=clip,
+            upstream=[names.DECODE],
+            outputs=[layout.geometry_npz],
+            version="2",  # 2: crops cut on demand from the stored quads
+        )
+        self.stage(
+            names.INVERT,
+            stage_invert,
+            options=EncoderOptions(o.encoder_iters),
+            files={"encoder": weights["encoder"], "generator": weights["generator"]},
+            upstream=[names.GEOMETRY],
+            outputs=[layout.invert_ws],
+        )
+        self.stage(
+            names.SMOOTH,
+            stage_smooth,
+            options=SmoothOptions(o.smooth, o.fine_layer_mean),
+            upstream=[names.INVERT, names.GEOMETRY],
+            outputs=[layout.smooth_ws, layout.smooth_transforms],
+        )
+        return self.stage(
+            names.PTI,
+            stage_pti,
+            options=PtiOptions(self.pti_config()),
+            files={"generator": weights["generator"], "lpips": weights["lpips"]},
+            upstream=[names.SMOOTH, names.GEOMETRY],
+            outputs=[layout.pti_generator],
+        )
+
+    def _render(self, wd: Workdir, part: bool = False) -> StageRecord:
+        """The render stage in the open work dir (`part`: this worker's share, see
+        `run_stage`)."""
+        from ganvid.pipeline.compose import ComposeConfig, main_layouts
+        from ganvid.pipeline.segments import last_segments
+
+        o = self.options
+        layout = wd.layout
+        last = frame_count(wd) - 1
+
+        layouts = {**main_layouts(o.paste_back, o.side_by_side), "crop": "crop"}
+        compose = ComposeConfig(
+            paste=PasteConfig(mask=self.paste.mask),
+            crf=o.crf,
+            preset=o.preset,
+            exact_size=o.exact_size,
+        )
+        render = RenderOptions(
+            layouts={name: layouts[name] for name in self.outputs},
+            compose=compose,
+            segment_frames=o.segment_frames,
+            keep_frames=o.keep_frames,
+        )
+        kept = [FrameDir(layout.render_frames).file(last)] if o.keep_frames else []
+        segments = last_segments(frame_count(wd), o.segment_frames, list(self.outputs))
+        files = {"clip": self.clip, **{k: self.weights[k] for k in ("generator", "lpips")}}
+        return self.stage(
+            names.RENDER,
+            stage_render,
+            options=render,
+            files=files,
+            upstream=[names.PTI, names.SMOOTH, names.DECODE, names.GEOMETRY],
+            outputs=[layout.stage(names.RENDER) / p for p in segments] + kept,
+            part=part,
         )

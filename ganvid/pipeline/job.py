@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +96,17 @@ class Job:
         self._open: tuple[Workdir, dict[str, Any]] | None = None
 
     @contextmanager
-    def open(self, **inputs: Any) -> Iterator[Workdir]:
+    def open(self, lock: str = "now", **inputs: Any) -> Iterator[Workdir]:
         """The job's work dir, locked for its stages; `inputs` (networks, the clip's path: not
-        hashed, see `run_stage`) are handed to every stage run inside."""
-        with Workdir(self.workdir_path) as wd:
+        hashed, see `run_stage`) are handed to every stage run inside.
+
+        lock: 'now' holds the work dir's lock for the block and refuses when another run holds
+        it; 'wait' waits for it first (a part of a clip whose PTI another part is running);
+        'none' takes none: the stages inside run with `part=True` and take it briefly.
+        """
+        wd = Workdir(self.workdir_path)
+        held = {"now": wd, "wait": wd.briefly(), "none": nullcontext()}[lock]
+        with held:
             self._open = (wd, inputs)
             try:
                 yield wd

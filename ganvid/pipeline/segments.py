@@ -53,6 +53,13 @@ def segment_ranges(count: int, segment_frames: int) -> list[range]:
     return [range(a, min(a + step, count)) for a in range(0, count, step)]
 
 
+def part_segments(count: int, part: tuple[int, int]) -> range:
+    """The segments [a, b) of part K of N (1-based) of `count` segments: N contiguous shares
+    as equal as whole segments allow (empty when N > count)."""
+    k, n = part
+    return range((k - 1) * count // n, k * count // n)
+
+
 def segment_path(stage_dir: Path, name: str, k: int) -> Path:
     return stage_dir / "segments" / name / f"{k:06d}.mp4"
 
@@ -90,8 +97,10 @@ def encode_segments(
     on_frame: FrameHook | None = None,
     on_segment: Callable[[int], None] | None = None,
     label: str = "render",
+    part: tuple[int, int] | None = None,
 ) -> dict:
-    """Render, compose and encode every segment whose files are missing.
+    """Render, compose and encode every segment whose files are missing (with `part` (K, N):
+    only those of part K of N, `part_segments`).
 
     layouts: {output name: layout}. on_frame(index, render, crop) after each frame (the crop is
     cut only when it is given); on_segment(k) once segment k's frames are all done, before its
@@ -105,16 +114,13 @@ def encode_segments(
     pts = sources.checked_pts(info)
     ranges = segment_ranges(len(pts), segment_frames)
     names = list(layouts)
-    todo = [
-        k
-        for k in range(len(ranges))
-        if not all(segment_path(stage_dir, n, k).exists() for n in names)
-    ]
+    share = range(len(ranges)) if part is None else part_segments(len(ranges), part)
+    todo = [k for k in share if not all(segment_path(stage_dir, n, k).exists() for n in names)]
     keep = FrameDir(stage_dir / "frames") if keep_frames else None
     source_size = (info.height, info.width)
     size: tuple[int, int] | None = None
-    done = len(pts) - sum(len(ranges[k]) for k in todo)
-    with stage_bar(label, len(pts), done) as update:
+    frame_total = sum(len(ranges[k]) for k in share)
+    with stage_bar(label, frame_total, frame_total - sum(len(ranges[k]) for k in todo)) as update:
         for k in todo:
             frames = ranges[k]
             end = pts[frames.stop] if frames.stop < len(pts) else None
@@ -149,10 +155,11 @@ def encode_segments(
                     update()
                 if on_segment is not None:
                     on_segment(k)
-    if size is None:  # every segment was there already: the first one's (coded) size
-        first = probe(segment_path(stage_dir, names[0], 0))
+    if size is None and share:  # every segment was there already: the first one's coded size
+        first = probe(segment_path(stage_dir, names[0], share[0]))
         size = (first.height, first.width)
-    return {"segments": len(ranges), "size": [int(size[0]), int(size[1])]}
+    shape = {} if size is None else {"size": [int(size[0]), int(size[1])]}
+    return {"segments": len(ranges), **shape}
 
 
 def join_segments(

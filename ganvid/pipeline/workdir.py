@@ -28,7 +28,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,23 +317,38 @@ class Workdir:
         self.hasher = FileHasher(self.layout.hashes)
         self._lock = None
 
-    def __enter__(self) -> Workdir:
-        from filelock import FileLock, Timeout
+    def _file_lock(self):
+        """The work dir's lock file (reentrant: `briefly()` inside `with` holds it twice)."""
+        from filelock import FileLock
 
-        lock = FileLock(str(self.layout.lock))
+        if self._lock is None:
+            self._lock = FileLock(str(self.layout.lock))
+        return self._lock
+
+    def __enter__(self) -> Workdir:
+        from filelock import Timeout
+
         try:
-            lock.acquire(timeout=0)
+            self._file_lock().acquire(timeout=0)
         except Timeout:
             raise WorkdirError(
                 f"another ganvid run is using {self.root}; wait for it or pass another --workdir"
             ) from None
-        self._lock = lock
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        self._file_lock().release()
+
+    @contextmanager
+    def briefly(self) -> Iterator[None]:
+        """Hold the lock for a short step (a part's manifest check), waiting while another run
+        holds it: parts of one clip take turns at the manifest and render outside the lock."""
+        lock = self._file_lock()
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     def stage_dir(self, name: str) -> Path:
         path = self.layout.stage(name)
@@ -388,6 +404,7 @@ def run_stage(
     outputs: Sequence[str | os.PathLike] = (),
     version: str = "1",
     fresh: bool = False,
+    part: bool = False,
 ) -> StageRecord:
     """Run `fn(workdir, inputs, options)` unless its result is already on disk.
 
@@ -397,22 +414,57 @@ def run_stage(
     inputs: extra objects handed to `fn` that are NOT hashed (networks already loaded, the
         device, progress callbacks): they must not change the result beyond what `options`,
         `files` and `upstream` say.
+    part: `fn` does one worker's share of the stage (told by `inputs`), beside other workers
+        doing theirs at the same time: the work dir's lock is taken only while the manifest is
+        checked (a stage with the same key is never cleared) and its seconds are added, and the
+        stage is left incomplete for the run that finds every output (a run without `part`,
+        whose `fn` then has only the missing pieces to do).
     """
     key = workdir.stage_key(name, version, options, files or {}, upstream)
+    output_paths = [workdir.layout.stage(name) / p for p in outputs]
+    if not part:
+        return _run(workdir, name, fn, key, inputs, options, output_paths, fresh)
+    with workdir.briefly():
+        skipped, record = _begin(workdir, name, key, output_paths, fresh)
+    if skipped is not None:
+        return skipped
+    start = time.perf_counter()
+    fn(workdir, dict(inputs or {}), options)
+    elapsed = time.perf_counter() - start
+    with workdir.briefly():
+        record = workdir.manifest(name) or {}
+        if record.get("key") == key:
+            record["seconds"] = record.get("seconds", 0.0) + elapsed
+            atomic_write_json(workdir.manifest_path(name), record)
+    return StageRecord(name, key, False, elapsed, record.get("seconds", elapsed), {})
+
+
+def _begin(
+    workdir: Workdir, name: str, key: str, output_paths: list[Path], fresh: bool
+) -> tuple[StageRecord | None, dict]:
+    """(the record of a skip, None) when stage `name` is complete with `key`; else (None, its
+    incomplete manifest, written), after clearing the stage when its key differs."""
     manifest = workdir.manifest(name) or {}
-    stage_dir = workdir.layout.stage(name)
-    output_paths = [stage_dir / p for p in outputs]
     same = manifest.get("key") == key and not fresh
     if same and manifest.get("complete") and all(p.exists() for p in output_paths):
-        return StageRecord(
-            name, key, True, 0.0, manifest.get("seconds", 0.0), manifest.get("info", {})
-        )
+        seconds = manifest.get("seconds", 0.0)
+        return StageRecord(name, key, True, 0.0, seconds, manifest.get("info", {})), manifest
     if not same:
         workdir.clear_stage(name)
     previous = manifest.get("seconds", 0.0) if same else 0.0
     record = {"stage": name, "key": key, "complete": False, "seconds": previous, "info": {}}
     atomic_write_json(workdir.manifest_path(name), record)
     workdir.stage_dir(name)
+    return None, record
+
+
+def _run(workdir, name, fn, key, inputs, options, output_paths, fresh) -> StageRecord:
+    """The whole stage under the lock the caller holds: skip, resume or run it, then mark it
+    complete."""
+    skipped, record = _begin(workdir, name, key, output_paths, fresh)
+    if skipped is not None:
+        return skipped
+    previous = record["seconds"]
     start = time.perf_counter()
     try:
         info = dict(fn(workdir, dict(inputs or {}), options) or {})

@@ -282,3 +282,88 @@ def test_segments_resume_keep_frames_and_single_pass_give_the_same_video(assets,
     _, reference = video_frames(single)
     psnr = [_psnr_db(a, b) for a, b in zip(images, reference, strict=True)]
     assert min(psnr) > 30, psnr
+
+
+def _segments(work: Path, output: str = "video") -> dict[str, int]:
+    """{file name: mtime_ns} of the finished segments of one output (not the temp files)."""
+    folder = work / "render" / "segments" / output
+    return {p.name: p.stat().st_mtime_ns for p in sorted(folder.glob("0*.mp4"))}
+
+
+def test_parts_share_the_render_and_join_to_the_same_video_as_one_run(assets, tmp_path, cli):
+    """Two `--part` runs render half the segments each (PTI once), a plain run joins them:
+    the same bytes as one plain run, and nothing rendered twice."""
+    clip = assets["clip"]
+    common = ["--pti-steps", "2", "--segment-frames", "3"]  # 4 segments of 12 frames
+    whole = tmp_path / "whole.mp4"
+    code, _, err = cli(*invert_args(assets, clip, tmp_path / "w1", *common, "-o", str(whole)))
+    assert code == 0, err
+
+    work, split = tmp_path / "w2", tmp_path / "split.mp4"
+    args = invert_args(assets, clip, work, *common, "-o", str(split))
+    code, _, err = cli(*args, "--part", "1/2")
+    assert code == 0, err
+    assert list(_segments(work)) == ["000000.mp4", "000001.mp4"]
+    assert list(_segments(work, "crop")) == ["000000.mp4", "000001.mp4"]
+    assert not read_json(work / "render.json")["complete"] and not split.exists()
+    pti = read_json(work / "pti.json")["finished"]
+
+    code, _, err = cli(*args, "--part", "2/2")
+    assert code == 0, err
+    assert read_json(work / "pti.json")["finished"] == pti  # PTI ran once, in part 1
+    rendered = _segments(work)
+    assert list(rendered) == [f"{k:06d}.mp4" for k in range(4)]
+    assert not read_json(work / "render.json")["complete"]
+
+    code, _, err = cli(*args)
+    assert code == 0, err
+    assert _segments(work) == rendered  # joined, not rendered again
+    assert read_json(work / "render.json")["complete"]
+    assert split.read_bytes() == whole.read_bytes()
+    crop = split.with_name("split_crop.mp4").read_bytes()
+    assert crop == whole.with_name("whole_crop.mp4").read_bytes()
+    assert read_json(work / "encode" / "metrics.json") == read_json(
+        tmp_path / "w1" / "encode" / "metrics.json"
+    )
+
+    for bad in (["--part", "3/2"], ["--part", "1/2", "--fresh"]):
+        code, _, err = cli(*args, *bad)
+        assert code != 0 and "--" in _one_error_line(err), bad
+
+
+def test_a_part_killed_mid_render_is_rerun_for_its_missing_segments_only(assets, tmp_path):
+    clip, work, out = assets["clip"], tmp_path / "w", tmp_path / "out.mp4"
+    args = invert_args(assets, clip, work, "--pti-steps", "2", "--segment-frames", "1")
+    args += ["-o", str(out)]
+    first = _run_cli([*args, "--part", "1/2"])
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err.decode()
+    assert list(_segments(work)) == [f"{k:06d}.mp4" for k in range(6)]
+    pti = read_json(work / "pti.json")["finished"]
+
+    killed = _run_cli([*args, "--part", "2/2"])
+    deadline = time.monotonic() + 300
+    while "000006.mp4" not in _segments(work) and killed.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    before = _segments(work)
+    assert "000006.mp4" in before and len(before) < FRAMES  # killed mid-part
+
+    rerun = _run_cli([*args, "--part", "2/2"])
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err.decode()
+    after = _segments(work)
+    assert list(after) == [f"{k:06d}.mp4" for k in range(FRAMES)]
+    assert {name: after[name] for name in before} == before  # only the missing ones rendered
+    assert read_json(work / "pti.json")["finished"] == pti
+
+    joined = _run_cli(args)
+    _, err = joined.communicate(timeout=300)
+    assert joined.returncode == 0, err.decode()
+    assert _segments(work) == after
+    source_pts, _ = video_frames(clip)
+    pts, images = video_frames(out)
+    assert pts == source_pts and len(images) == FRAMES
