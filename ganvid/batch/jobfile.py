@@ -14,6 +14,11 @@
     clip = "clips/talk.mp4"
     direction = ["age:3", "smile:1"]   # repeatable options take a list
 
+    [interview]                 # one long clip shared by up to 4 workers: 4 part jobs
+    command = "invert"          # (`ganvid invert --part K/4`: PTI once, then a quarter of
+    clip = "clips/long.mp4"     # the render each, at once), then the job itself, which
+    split = 4                   # joins the parts; only commands with --part take split
+
     [dailies]                   # a folder job: one job per video in the folder
     command = "toonify"
     folder = "dailies"
@@ -42,7 +47,7 @@ COMMANDS = ("align", "invert", "edit", "expand-fov", "toonify")
 """The commands a job can run: those that take a clip and keep their work in a work dir."""
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
-RESERVED = ("command", "clip", "folder", "glob")
+RESERVED = ("command", "clip", "folder", "glob", "split")
 """Keys of a job table that are not options of its command."""
 
 
@@ -58,6 +63,9 @@ class Job:
     command: str
     argv: tuple[str, ...]
     workdir: Path
+    part_of: str | None = None
+    """The job (split = N) this job is a part of: the parts of one job run at once on its
+    work dir; the job itself runs after them."""
 
     @property
     def command_line(self) -> str:
@@ -126,7 +134,12 @@ def load_jobfile(path: str | os.PathLike) -> list[Job]:
         options = {k: v for k, v in defaults.items() if k in known}
         used_defaults |= set(options)
         options.update({k: v for k, v in table.items() if k not in RESERVED})
-        jobs.extend(spec.expand(table, options))
+        split = table.get("split", 1)
+        if spec.splits() and "split" in defaults:  # a default for the commands that can
+            split = table.get("split", defaults["split"])
+            used_defaults.add("split")
+        for job in spec.expand(table, options):
+            jobs.extend(spec.split(job, split))
     unused = sorted(set(defaults) - used_defaults)
     if unused:
         raise InputError(f"{path}: [defaults] {unused[0]!r} is an option of no job's command")
@@ -163,6 +176,36 @@ class JobSpec:
             for flag in (*param.opts, *param.secondary_opts):
                 if flag.startswith("--"):
                     self.params[_key(flag)] = param
+
+    def splits(self) -> bool:
+        """Whether the command can share one clip among workers (`--part K/N`)."""
+        return "part" in self.params
+
+    def split(self, job: Job, split: Any) -> list[Job]:
+        """[job] for split = 1, else its N parts (`--part K/N`) followed by the job, which
+        finds the parts' work done and joins it."""
+        if isinstance(split, bool) or not isinstance(split, int) or split < 1:
+            raise InputError(f"{self.where}: split = {split!r}: give a whole number of workers")
+        if split == 1:
+            return [job]
+        if not self.splits():
+            raise InputError(
+                f"{self.where}: split: `ganvid {self.command}` cannot share a clip among "
+                "workers (only commands with --part can)"
+            )
+        if "--fresh" in job.argv:
+            raise InputError(f"{self.where}: fresh with split would clear the parts' work")
+        parts = [
+            Job(
+                f"{job.name}/part{k}",
+                job.command,
+                (*job.argv, "--part", f"{k}/{split}"),
+                job.workdir,
+                part_of=job.name,
+            )
+            for k in range(1, split + 1)
+        ]
+        return [*parts, job]
 
     def option_keys(self) -> set[str]:
         """Keys a table may use for this command (dashes or underscores)."""

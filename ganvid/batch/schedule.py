@@ -1,9 +1,11 @@
 """The driver of a batch: which job runs when, overall progress, the summary table.
 
 Jobs that share a work dir run one after another in file order (an `edit` after the `invert`
-of its clip, and never two runs on one work dir's lock); all others run as soon as a worker is
-free. A failed job fails alone: the jobs after it on its work dir still run (and say why they
-cannot go on, e.g. "no finished inversion").
+of its clip, and never two runs on one work dir's lock), except the parts of one split job,
+which run at once and share the work dir among themselves (`ganvid invert --part`); all others
+run as soon as a worker is free. A failed job fails alone: the jobs after it on its work dir
+still run (and say why they cannot go on, e.g. "no finished inversion"; the job after failed
+parts renders what they left).
 """
 
 from __future__ import annotations
@@ -23,14 +25,19 @@ class Pool(Protocol):
     def close(self) -> None: ...
 
 
-def ready_jobs(pending: Sequence[Job], busy: set[Path]) -> list[Job]:
-    """The pending jobs (in file order) that may start now: no earlier job of their work dir
-    is running or still waiting."""
-    blocked, ready = set(busy), []
+def ready_jobs(pending: Sequence[Job], running: Sequence[Job]) -> list[Job]:
+    """The pending jobs (in file order) that may start now: every earlier job of their work
+    dir, running or still waiting, is a part of the same split job as they are (none, for a
+    job that is not a part)."""
+    ahead: dict[Path, set[str | None]] = {}
+    for job in running:
+        ahead.setdefault(job.workdir, set()).add(job.part_of)
+    ready = []
     for job in pending:
-        if job.workdir not in blocked:
+        earlier = ahead.setdefault(job.workdir, set())
+        if not earlier or (job.part_of is not None and earlier == {job.part_of}):
             ready.append(job)
-        blocked.add(job.workdir)
+        earlier.add(job.part_of)
     return ready
 
 
@@ -41,13 +48,12 @@ def run_batch(
     pending, running, results = list(jobs), {}, {}
     try:
         while pending or running:
-            for job in ready_jobs(pending, set(running))[: pool.free()]:
+            for job in ready_jobs(pending, list(running.values()))[: pool.free()]:
                 pending.remove(job)
-                running[job.workdir] = job
+                running[job.name] = job
                 pool.submit(job)
             result = pool.wait()
-            job = next(j for j in running.values() if j.name == result.name)
-            del running[job.workdir]
+            job = running.pop(result.name)
             results[job.name] = result
             if on_result is not None:
                 on_result(result)

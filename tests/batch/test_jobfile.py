@@ -85,6 +85,10 @@ output = "out/{stem}_toon.mp4"
         ('command = "invert"\nfolder = "nowhere"', "is not a directory"),
         ('command = "invert"\nclip = "a.mp4"\nfolder = "."', "clip or folder, not both"),
         ('command = "weights"\nclip = "a.mp4"', "use one of align, invert, edit"),
+        ('command = "invert"\nclip = "a.mp4"\nsplit = 0', "split = 0: give a whole number"),
+        ('command = "invert"\nclip = "a.mp4"\nsplit = "2"', "split = '2': give a whole"),
+        ('command = "edit"\nclip = "a.mp4"\nsplit = 2', "cannot share a clip among workers"),
+        ('command = "invert"\nclip = "a.mp4"\nsplit = 2\nfresh = true', "clear the parts"),
     ],
 )
 def test_a_wrong_job_is_one_line_naming_the_job_and_key(tmp_path, table, message):
@@ -191,3 +195,44 @@ def test_jobs_parse_with_the_same_options_as_the_command_line():
             (p.name, tuple(p.opts), tuple(p.secondary_opts), p.multiple) for p in root[name].params
         }
         assert ours == cli, name
+
+
+def test_a_split_job_becomes_its_parts_then_itself_and_the_parts_run_at_once(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    jobfile = _write(
+        tmp_path / "jobs.toml",
+        """
+[defaults]
+split = 2
+
+[talk]
+command = "invert"
+clip = "a.mp4"
+
+[older]
+command = "edit"
+clip = "a.mp4"
+direction = ["age:3"]
+
+[solo]
+command = "invert"
+clip = "a.mp4"
+workdir = "solo"
+split = 1
+""",
+    )
+    jobs = load_jobfile(jobfile)
+    assert [j.name for j in jobs] == ["talk/part1", "talk/part2", "talk", "older", "solo"]
+    part1, part2, talk, older, solo = jobs
+    assert part1.argv == (*talk.argv, "--part", "1/2") and part1.part_of == "talk"
+    assert part2.argv[-2:] == ("--part", "2/2") and part2.workdir == talk.workdir
+    assert talk.part_of is None and "--part" not in talk.argv + older.argv + solo.argv
+
+    pool = _RecordingPool()
+    pool.free = lambda: 3 - len(pool.running)
+    run_batch(jobs, pool)
+    assert pool.started == ["talk/part1", "talk/part2", "solo", "talk", "older"]
+    assert {"talk/part1", "talk/part2"} <= pool.concurrent[1]  # the parts at once
+    for together in pool.concurrent:  # the job, then the next on its work dir: alone on it
+        if together & {"talk", "older"}:
+            assert len(together & {"talk/part1", "talk/part2", "talk", "older"}) == 1
