@@ -125,6 +125,47 @@ def test_ray_tasks_match_sequential_runs_and_the_corrupt_clip_fails_alone(assets
     assert_same_videos(assets, tmp_path)
 
 
+@pytest.mark.parametrize("where", ["local", "ray"])
+def test_one_clip_split_across_two_workers_gives_the_same_video_as_one_worker(
+    assets, tmp_path, cli, where
+):
+    """split = 2: two part jobs (PTI once, a segment each) and the job joining them write the
+    bytes of one `ganvid invert` run."""
+    clip = tmp_path / "long.mp4"
+    shutil.copy(assets["clips"]["a"], clip)
+    options = {**assets["weights"], **OPTIONS, "segment-frames": "2"}  # 2 segments
+    one = tmp_path / "one.mp4"
+    flags = [f"--{k}={v}" for k, v in options.items()]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker
+    try:
+        assert (
+            run(["invert", *flags, "--workdir", str(tmp_path / "one"), "-o", str(one), str(clip)])
+            == 0
+        )
+    finally:
+        torch.set_num_threads(threads)
+    lines = ["[long]", 'command = "invert"', 'clip = "long.mp4"', "split = 2"]
+    lines += [f'{k} = "{v}"' for k, v in options.items()]
+    jobfile = tmp_path / "jobs.toml"
+    jobfile.write_text("\n".join(lines) + "\n")
+    if where == "local":
+        code, _, err = cli("batch", jobfile, "--workers", "2", "--threads", "1")
+    else:
+        ray = pytest.importorskip("ray", reason='Ray is optional: pip install -e ".[ray]"')
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+        try:
+            code, _, err = cli("batch", jobfile, "--ray", "auto")
+        finally:
+            ray.shutdown()
+    assert code == 0, err
+    assert (tmp_path / "long_inverted.mp4").read_bytes() == one.read_bytes()
+    for k in (1, 2):
+        assert f"part {k}/2 done" in (tmp_path / "jobs.logs" / f"long__part{k}.log").read_text()
+    segments = tmp_path / "long.ganvid" / "render" / "segments" / "video"
+    assert sorted(p.name for p in segments.glob("0*.mp4")) == ["000000.mp4", "000001.mp4"]
+
+
 def _driver(jobfile: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "ganvid", "batch", str(jobfile), *extra]
