@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from ganvid.pipeline.workdir import (
     atomic_write_bytes,
     default_workdir,
     gather_arrays,
+    read_json,
     run_stage,
 )
 
@@ -147,3 +150,56 @@ def test_atomic_outputs_get_normal_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o644
+
+
+class Share(Counter):
+    """Counter over the frames `inputs['share']` names (all of them without one)."""
+
+    def __call__(self, workdir, inputs, options):
+        frames = FrameDir(workdir.stage_dir("numbers"), ".npy")
+        for i in inputs.get("share", range(self.count)):
+            if not frames.has(i):
+                frames.write(i, np.full(3, i * options["scale"]))
+                self.computed.append(i)
+        return {"frames": self.count}
+
+
+def _part(root, stage, source, share, scale=1):
+    return run_stage(
+        Workdir(root),
+        "numbers",
+        stage,
+        inputs={"share": share},
+        options={"scale": scale},
+        files={"source": source},
+        outputs=["000004.npy"],
+        part=True,
+    )
+
+
+def test_parts_share_a_stage_beside_each_other_and_a_full_run_completes_it(tmp_path, source):
+    root = tmp_path / "wd"
+    one, two = Share(5), Share(5)
+    assert not _part(root, one, source, [0, 1]).skipped
+    _part(root, two, source, [2, 3])  # same key: part one's frames are kept
+    assert one.computed == [0, 1] and two.computed == [2, 3]
+    assert not read_json(root / "numbers.json")["complete"]
+
+    with Workdir(root) as wd:  # a full run holds the lock: a second one is refused ...
+        with pytest.raises(WorkdirError, match="another ganvid run"):
+            Workdir(root).__enter__()
+        late = Share(5)
+        waiting = threading.Thread(target=_part, args=(root, late, source, [4]))
+        waiting.start()  # ... and a part waits for it at the manifest
+        time.sleep(0.5)
+        assert waiting.is_alive() and late.computed == []
+        full = Share(5)
+        record = _run(wd, full, source)
+        assert full.computed == [4] and not record.skipped
+    waiting.join(timeout=10)
+    assert not waiting.is_alive() and late.computed == []  # it found the stage complete
+    assert read_json(root / "numbers.json")["complete"]
+
+    other = Share(5)  # a part with other options clears the stage first
+    _part(root, other, source, [0], scale=2)
+    assert other.computed == [0] and not (root / "numbers" / "000004.npy").exists()
