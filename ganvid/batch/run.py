@@ -58,7 +58,7 @@ def run_job(job: Job, log_dir: str | os.PathLike) -> JobResult:
     one header per attempt). Never raises for the job's own failure: it is the result."""
     log = log_path(Path(log_dir), job)
     log.parent.mkdir(parents=True, exist_ok=True)
-    before = stage_stamps(job.workdir)
+    before = stage_stamps(job.workdir, begun=True)
     start = time.perf_counter()
     error = None
     with open(log, "a", encoding="utf-8") as stream:
@@ -79,9 +79,10 @@ def run_job(job: Job, log_dir: str | os.PathLike) -> JobResult:
         if error:
             stream.write(f"ganvid: error: {error}\n")
     seconds = time.perf_counter() - start
-    after = stage_stamps(job.workdir)
+    after = stage_stamps(job.workdir, begun=True)
     ran = sorted(name for name, stamp in after.items() if before.get(name) != stamp)
-    cached = sorted(name for name in after if name not in ran and name in before)
+    finished = stage_stamps(job.workdir)
+    cached = sorted(name for name in finished if name not in ran and name in before)
     status = "failed" if error else ("done" if ran else "cached")
     return JobResult(job.name, status, seconds, error, ran, cached, log)
 
@@ -98,10 +99,12 @@ def _unexpected(failure: Exception, stream) -> str:
 # ----------------------------------------------------------------------------- the work dir
 
 
-def stage_stamps(root: Path) -> dict[str, tuple]:
+def stage_stamps(root: Path, begun: bool = False) -> dict[str, tuple]:
     """{stage: (key, finished time)} of the completed stages: a stage that ran again (or for the
-    first time) has a new stamp."""
+    first time) has a new stamp. With `begun`, of the incomplete ones too, stamped with their
+    seconds as well: a part (`ganvid invert --part`) that rendered its share changes them."""
     return {
         name: (manifest["key"], manifest.get("finished"))
-        for name, manifest in stage_manifests(root).items()
+        + ((manifest.get("seconds"),) if begun and not manifest.get("complete") else ())
+        for name, manifest in stage_manifests(root, complete=not begun).items()
     }

@@ -223,8 +223,9 @@ def completed_manifest(root: str | os.PathLike, name: str) -> dict:
     return manifest
 
 
-def stage_manifests(root: Path) -> dict[str, dict]:
-    """Every completed stage of the work dir at `root`: {stage name: its manifest}.
+def stage_manifests(root: Path, complete: bool = True) -> dict[str, dict]:
+    """Every completed stage of the work dir at `root` (`complete` False: every stage begun):
+    {stage name: its manifest}.
 
     A stage `x` keeps `x.json` beside its folder `x/` (`ganvid.pipeline.workdir`); folders
     without a manifest (edits/, edits/<tag>/) are searched, stage folders (thousands of
@@ -242,7 +243,8 @@ def stage_manifests(root: Path) -> dict[str, dict]:
         for entry in entries:
             if entry.name.endswith(".json") and entry.is_file():
                 manifest = read_json(entry.path)
-                if isinstance(manifest, dict) and manifest.get("complete") and "key" in manifest:
+                done = not complete or (isinstance(manifest, dict) and manifest.get("complete"))
+                if isinstance(manifest, dict) and done and "key" in manifest:
                     found[str(Path(entry.path).relative_to(root).with_suffix(""))] = manifest
             elif entry.is_dir() and Layout(folder).manifest(entry.name).name not in names:
                 folders.append(Path(entry.path))

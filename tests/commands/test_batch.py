@@ -160,6 +160,7 @@ def test_one_clip_split_across_two_workers_gives_the_same_video_as_one_worker(
             ray.shutdown()
     assert code == 0, err
     assert (tmp_path / "long_inverted.mp4").read_bytes() == one.read_bytes()
+    assert "long/part1: done" in err and "long/part2: done" in err  # each rendered its share
     for k in (1, 2):
         assert f"part {k}/2 done" in (tmp_path / "jobs.logs" / f"long__part{k}.log").read_text()
     segments = tmp_path / "long.ganvid" / "render" / "segments" / "video"
