@@ -14,7 +14,8 @@ Resuming is the work dirs' business (`ganvid.pipeline.workdir`): a rerun of the 
 skips the stages that finished and resumes the one that was cut. This package knows nothing of
 networks.
 
-Not yet here: one long clip's per-frame stages split into frame ranges across workers. The
-stage runner clears a stage whose manifest it did not write and a run holds its work dir's lock
-throughout, so parts written by other workers need support in `ganvid.pipeline` first.
+One long clip is shared among workers by `split = N` (jobfile.py): N part jobs
+(`ganvid invert --part K/N`) run at once on its work dir, PTI once, each rendering its share of
+the output segments (`run_stage(part=True)` in `ganvid.pipeline.workdir`), then the job itself
+joins them. Only the render is split so far: landmarks and the encoder run in the first part.
 """

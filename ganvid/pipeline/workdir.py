@@ -15,6 +15,9 @@ that writes its outputs under `workdir.stage_dir(name)`. `run_stage` wraps it:
 - an incomplete stage with the same key is called again: stage functions keep their progress
   on disk frame by frame (`FrameDir`) or in checkpoints, so they resume where they stopped.
 
+A stage whose work several workers share (`part=True`: `ganvid invert --part`, the render's
+segments) takes the lock only to check its manifest; the run without `part` completes it.
+
 Every file is written atomically (temp file in the same directory, then `os.replace`), so a run
 killed at any moment leaves either the old file or the new one, never half a file.
 """
