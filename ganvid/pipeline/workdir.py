@@ -348,8 +348,16 @@ class Workdir:
     def briefly(self) -> Iterator[None]:
         """Hold the lock for a short step (a part's manifest check), waiting while another run
         holds it: parts of one clip take turns at the manifest and render outside the lock."""
+        from filelock import Timeout
+
+        from ganvid.ui import info
+
         lock = self._file_lock()
-        lock.acquire()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            info(f"waiting for the ganvid run using {self.root} (another part runs PTI?)")
+            lock.acquire()
         try:
             yield
         finally:
