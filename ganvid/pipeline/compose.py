@@ -99,6 +99,12 @@ class ComposeSources:
 
         return load_geometry(self.paths.geometry_json).records
 
+    def paster(self, config: PasteConfig) -> Callable[[int, np.ndarray, np.ndarray], np.ndarray]:
+        """paste(index, frame, render) -> the render pasted into the frame, for one pass over
+        consecutive frames (it holds the temporal mask): through each record's unaligned quad.
+        A job whose renders sit elsewhere in the frame (a crop window) overrides this."""
+        return _Paster(self.records(), config)
+
 
 def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     import cv2
@@ -198,7 +204,7 @@ def composed_frames(
     if unknown:
         raise ValueError(f"unknown output layouts {sorted(unknown)}")
     need_crop = need_crop or bool(layouts & _NEEDS_CROP)
-    paster = _Paster(sources.records(), config.paste) if layouts & _NEEDS_SOURCE else None
+    paster = sources.paster(config.paste) if layouts & _NEEDS_SOURCE else None
     clip = ClipFrames(sources.clip) if paster is not None or need_crop else None
     cutter = sources.crops(clip) if need_crop else None
     pts = sources.pts
