@@ -214,6 +214,10 @@ def test_missing_weights_name_the_download_command(assets, cli):
     assert code == 5
     assert len(err.strip().splitlines()) == 1
     assert "ganvid weights download styleganex-toonify-pixar" in err
+    # `edit --backend styleganex` takes the segment options (and goes on to its weights)
+    frames = ("--keep-frames", "--segment-frames", "4", "--device", "cpu")
+    code, _, err = cli("edit", str(assets["clip"]), "--backend", "styleganex", *frames)
+    assert code == 5 and "ganvid weights download styleganex-edit-age" in err
     code, _, err = cli("toonify", str(assets["clip"]), "--style", "anime")
     assert code == 2 and "cartoon, pixar, arcane" in err
 
