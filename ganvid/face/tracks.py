@@ -36,6 +36,10 @@ numbers and, per face track, its landmarks; no frame is kept beyond the previous
   `same_person` (average linkage, so the order the tracks come in does not matter). People
   are ranked by a clip-level rule, detected frames x median face size, so
   `--face 0` is the main face of the whole clip, never the largest box of one frame.
+
+Why one module of ~570 lines: the tracker's rules (verification, following, cuts, people) read
+one another's state frame by frame in `ClipTracker.update`; apart, each would need the whole
+tracker passed in. The picture measures and the contact sheet at either end are small.
 """
 
 from __future__ import annotations

@@ -116,6 +116,19 @@ def detections_dir(layout: Layout, clip: Path, detector: DetectorConfig) -> Path
     return layout.detections(clip_digest, hashlib.sha256(options.encode()).hexdigest())
 
 
+def with_weight_files(detector: DetectorConfig) -> DetectorConfig:
+    """`detector` with the files of the fan backend's weights found (`ganvid.weights.resolve`,
+    a one-line WeightsError naming the download when missing): face/ loads files, it does not
+    look names up. The cache key is the user's config (`detections_dir`), not these paths."""
+    if detector.backend != "fan":
+        return detector
+    from ganvid.face.landmarks import FAN_NAMES
+    from ganvid.weights import resolve
+
+    files = {name: str(resolve(name)) for name in FAN_NAMES if name not in detector.fan_weights}
+    return dataclasses.replace(detector, fan_weights={**detector.fan_weights, **files})
+
+
 def clip_tracks(
     clip: Path, count: int, layout: Layout, detector: DetectorConfig, track: TrackConfig
 ) -> ClipTracker:
@@ -125,7 +138,7 @@ def clip_tracks(
     from ganvid.ui import stage_bar
 
     cache = detections_dir(layout, clip, detector)
-    cached = CachedDetector(make_detector(detector), cache)
+    cached = CachedDetector(make_detector(with_weight_files(detector)), cache)
     with stage_bar("faces", count) as update:
         return track_clip(clip_images(clip), cached, track, lambda _: update(), cached.helper)
 

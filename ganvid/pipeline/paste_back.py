@@ -20,6 +20,9 @@ shrinks it (a younger face, shorter hair); parsing only the source would cut off
 adds (longer hair, a wider face). The union is dilated and feathered in crop space with the
 hull mask's `dilate` and `feather` (fractions of the landmark face size), then warped into the
 frame like the render.
+
+About 500 lines because both placements share every mask, the colour match and the blend, which
+is the point of having one paste-back.
 """
 
 from __future__ import annotations

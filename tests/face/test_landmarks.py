@@ -41,9 +41,15 @@ def test_unknown_backend_is_a_user_error():
 
 
 def test_fan_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
+    """face/ loads the files it is given; the pipeline finds them by name and says how to get
+    a missing one."""
+    from ganvid.pipeline.align import with_weight_files
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    with pytest.raises(WeightsError, match="fa-2dfan4|2DFAN4"):
+    with pytest.raises(WeightsError, match="no file given for the 'fa-2dfan4'"):
         FanDetector(DetectorConfig(backend="fan"))
+    with pytest.raises(WeightsError, match="weights download fa-"):
+        with_weight_files(DetectorConfig(backend="fan"))
 
 
 @pytest.mark.slow
