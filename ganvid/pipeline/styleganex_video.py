@@ -94,7 +94,7 @@ from ganvid.pipeline.paste_back import (
     paste_config,
     require_mask,
 )
-from ganvid.pipeline.segments import SEGMENT_FRAMES
+from ganvid.pipeline.segments import SEGMENT_FRAMES, last_segments
 from ganvid.pipeline.smoothing import WplusMode, shot_wplus, wplus_samples
 from ganvid.pipeline.workdir import (
     OMIT_DEFAULT,
@@ -340,10 +340,10 @@ def stage_render(workdir: Workdir, inputs: dict, options: RenderStageOptions) ->
     wplus = np.load(workdir.root / options.wplus, mmap_mode="r")
     render = networks.renderer(wplus, inputs["strengths"])
     frames = ClipFrames(clip)  # forward through the clip, segment after segment
+    boxes = windows.boxes
 
     def render_range(indices: range):
         for chunk in batches(list(indices), inputs["batch"]):
-            boxes = windows.boxes
             crops = [
                 (i, cut_window(frames.get(i).image, boxes[i], windows.input_size)) for i in chunk
             ]
@@ -523,8 +523,6 @@ class StyleganexVideoJob(Job):
             edit_files = {}
             if o.edit is not None and isinstance(o.edit.direction, Path):
                 edit_files["direction"] = o.edit.direction
-            from ganvid.pipeline.segments import last_segments
-
             compose = ComposeConfig(
                 paste=o.paste, crf=o.crf, preset=o.preset, exact_size=o.exact_size
             )

@@ -56,7 +56,7 @@ from ganvid.pipeline.invert import batches, frame_count, run_decode
 from ganvid.pipeline.job import Job, input_clip
 from ganvid.pipeline.layout import Layout, Tagged
 from ganvid.pipeline.paste_back import paste_config
-from ganvid.pipeline.segments import SEGMENT_FRAMES
+from ganvid.pipeline.segments import SEGMENT_FRAMES, last_segments
 from ganvid.pipeline.styleganex_video import face_options
 from ganvid.pipeline.stylemapgan import DEFAULT_CHECKPOINT, PART_HELP
 from ganvid.pipeline.workdir import (
@@ -453,8 +453,6 @@ class StylemapVideoJob(Job):
                 edit_files["mask"] = o.mask
             task: Tagged = layout.tagged(self.tag)
             edit = LocalEdit(self.networks, o, self.strengths(layout), masks)
-            from ganvid.pipeline.segments import last_segments
-
             compose = ComposeConfig(paste=paste_config(o.paste_mask), crf=o.crf, preset=o.preset)
             segments = last_segments(last + 1, o.segment_frames, ["video"])
             kept = [FrameDir(task.render_frames).file(last)] if o.keep_frames else []
