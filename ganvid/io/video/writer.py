@@ -1,6 +1,9 @@
 """Writing H.264 with PyAV: `VideoWriter` keeps the source's frame times, rotation and sound;
 `write_images_as_video` is the simple case; `VideoWriter.copy_video` joins encoded segments.
 
+About 650 lines because the frame timing, rotation, padding, sound interleaving and segment
+joins all act on one open output container and its muxing order; they are one writer.
+
 Choices the writer makes (and why)
 - Odd frame sizes: H.264 in 4:2:0 (yuv420p, what browsers, QuickTime, phones and hardware
   decoders play) can only crop the coded picture in steps of 2 pixels, so an odd width or
