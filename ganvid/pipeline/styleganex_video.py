@@ -50,6 +50,10 @@ Editing (`EditSpec`): the decoder adds strength(t) * v to every w+ row and feeds
 to the edit models' fusion attention; v is the checkpoint's `editing_w[0]` (styleganex-edit-age,
 -hair) or a given direction. +strength applies v as the official `video_editing.py` does with
 `--scale_factor strength`; the official web demo negates it, ganvid does not.
+
+Why ~660 lines: one job module (options, five stages with their frozen options, the lazy
+networks, the job, the two entry points); crop windows, paste-back, w+ per shot, segments and
+crops live in their own modules.
 """
 
 from __future__ import annotations
