@@ -15,6 +15,12 @@ it, and the old layout's render PNG is the crop's PNG. W+ rows are serialised as
 smooth stages serialise them. The tuned generator is a real `save_tuned` of SG3-R 1024's
 synthesis network (random weights: the size is the same).
 
+`ganvid toonify` (`--toonify`) on the same clip: the pipeline's own decode, StyleGANEX geometry
+and crop-window stages (eye distance 64 px in the network's input, as the models were run: a
+512x512 window, rendered at 2048x2048); the window cut at 4x its size stands in for the toon
+render. Before: the aligned faces (PNG, 256) and every render (JPEG quality 95, the old default)
+per frame; after: the pasted-back video's segments.
+
 An upscaled photo is smoother than camera footage, so real crops compress worse, as PNGs and as
 H.264: read the figures as lower bounds of both layouts.
 """
@@ -138,6 +144,109 @@ def measured_files(root: Path, frames: int) -> tuple[dict[str, int], dict[str, i
     cache_unaligned(CropCutter.load(work / "geometry/geometry.npz", clip), FrameDir(root / "t"))
     target_s = (time.perf_counter() - start) / frames
     return small, old, target_s
+
+
+def toonify_files(root: Path, frames: int) -> tuple[dict[str, int], dict[str, int], list[int]]:
+    """({file: bytes per frame} of toonify's small layout, {file: bytes per frame} the layout
+    before it kept instead of the segments, the render's [height, width]) for a `frames`-frame
+    1080p clip of the photo at the default settings (mask full, w+ mean, eye distance 64)."""
+    from ganvid.face.windows import CropRule, cut_window
+    from ganvid.io.image import encode_image
+    from ganvid.io.video import read_frames, write_images_as_video
+    from ganvid.pipeline.compose import ComposeConfig
+    from ganvid.pipeline.crops import CropCutter, aligned_arrays
+    from ganvid.pipeline.invert import stage_decode
+    from ganvid.pipeline.segments import encode_segments
+    from ganvid.pipeline.styleganex_video import (
+        GeometryOptions,
+        StyleganexVideoOptions,
+        WindowsOptions,
+        WindowSources,
+        face_options,
+        load_windows,
+        stage_geometry,
+        stage_windows,
+    )
+    from ganvid.pipeline.workdir import Workdir, atomic_save_npz, run_stage
+
+    photo = photo_frame()
+    clip = root / "toon.mp4"
+    panning = (np.roll(photo, 2 * k, axis=1) for k in range(frames))
+    write_images_as_video(clip, panning, 30, preset="ultrafast")
+    work = root / "toon.ganvid"
+    with Workdir(work) as wd:
+        inputs = {"clip": clip}
+        run_stage(wd, "decode", stage_decode, inputs=inputs, options={})
+        face = GeometryOptions(face_options({}))
+        run_stage(wd, "sgx_geometry", stage_geometry, inputs=inputs, options=face)
+        run_stage(wd, "sgx_windows", stage_windows, inputs={}, options=WindowsOptions(CropRule()))
+    windows = load_windows(work)
+    height, width = (4 * side for side in windows.input_size)
+    stand_in = {  # the window at the render's size: what a toon render's pixels stand for
+        f.index: cut_window(f.image, windows.boxes[f.index], (height, width))
+        for f in read_frames(clip)
+    }
+    wplus_row = np.zeros((18, 512), np.float32).nbytes  # a row of wplus.npy [N,18,512]
+    paste = StyleganexVideoOptions(clip, "-", "toon_cartoon").paste
+    encode_segments(
+        work / "toon_cartoon_render",
+        WindowSources(clip, work, None),
+        lambda indices: ((i, stand_in[i]) for i in indices),
+        {"video": "frame"},
+        ComposeConfig(paste=paste),
+    )
+    shared = {
+        "detections/*/*.npz": tree_bytes(work / "detections") // frames,
+        "decode/video.json": tree_bytes(work / "decode") // frames,
+        "sgx_geometry/geometry.json": (work / "sgx_geometry/geometry.json").stat().st_size
+        // frames,
+        "sgx_windows/windows.json": tree_bytes(work / "sgx_windows") // frames,
+        "toon_cartoon_wplus/wplus.npy (row)": wplus_row,
+    }
+    track = (work / "sgx_geometry/track.npz").stat().st_size // frames
+    with np.load(work / "sgx_geometry/track.npz") as data:  # the old one: without the quads
+        quads = set(aligned_arrays([], 0))
+        atomic_save_npz(root / "old_track.npz", {k: data[k] for k in data.files if k not in quads})
+    old_track = (root / "old_track.npz").stat().st_size // frames
+    small = {
+        **shared,
+        "sgx_geometry/track.npz (now with the aligned quads)": track,
+        "toon_cartoon_render/segments/video/*.mp4 (1080p, CRF 18)": tree_bytes(
+            work / "toon_cartoon_render/segments"
+        )
+        // frames,
+    }
+    cutter = CropCutter.load(work / "sgx_geometry/track.npz", clip)
+    aligned_png = np.mean([len(encode_image(cutter.aligned(i))) for i in range(frames)])
+    render_jpg = np.mean([len(encode_image(stand_in[i], ".jpg")) for i in range(frames)])
+    old = {
+        **shared,
+        "sgx_geometry/track.npz": old_track,
+        "sgx_geometry/aligned/*.png (256)": int(aligned_png),
+        f"toon_cartoon_render/frames/*.jpg ({width}x{height}, quality 95)": int(render_jpg),
+    }
+    return small, old, [height, width]
+
+
+def toonify_report(small: dict[str, int], old: dict[str, int], size: list[int], fps: float) -> str:
+    minute = fps * 60
+    lines = [
+        f"### Work dir of `ganvid toonify` at 1080p (`bench_workdir.py --toonify`, {fps:g} fps)",
+        "",
+        "Layout before (PNG aligned faces, JPEG renders):",
+        "",
+        *_table(old),
+        "",
+        "Small layout (default):",
+        "",
+        *_table(small),
+        "",
+        f"Per minute of 1080p at {fps:g} fps (renders {size[1]}x{size[0]}): "
+        f"**{sum(old.values()) * minute / 1e9:.2f} GB before, "
+        f"{sum(small.values()) * minute / 1e9:.2f} GB after** (target: at most 0.5). The w+ "
+        "stage's sampled frames/*.npy (a few per shot) are left out of both.",
+    ]
+    return "\n".join(lines)
 
 
 def segmented_against_single_pass(root: Path, frames: int, segment_frames: int) -> str:
@@ -265,6 +374,9 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="Append the table to this file.")
     parser.add_argument("--frames", type=int, default=8, help="Frames of the measured clip.")
     parser.add_argument(
+        "--toonify", action="store_true", help="Measure `ganvid toonify`'s work dir instead."
+    )
+    parser.add_argument(
         "--compare",
         type=int,
         default=0,
@@ -272,6 +384,14 @@ def main() -> None:
         help="Also compare segments of 30 frames with one pass over an N-frame clip.",
     )
     args = parser.parse_args()
+    if args.toonify:
+        with tempfile.TemporaryDirectory() as folder:
+            text = toonify_report(*toonify_files(Path(folder), args.frames), args.fps)
+        print(text)
+        if args.markdown:
+            with open(args.markdown, "a", encoding="utf-8") as out:
+                out.write("\n" + text + "\n")
+        return
     with tempfile.TemporaryDirectory() as folder:
         small, old, target_s = measured_files(Path(folder), args.frames)
         compared = (

@@ -276,7 +276,7 @@ def test_timestamp_repair_keeps_good_stamps_and_rebuilds_missing_or_repeated_one
 def packed_b_frames(monkeypatch):
     """Make every decoded frame of every clip arrive labelled like a packed B-frame AVI:
     pts 1,2,3,5,4,6,8,7 (in 1/25 s of the stream's time base) and no dts."""
-    from ganvid.io import video
+    from ganvid.io.video import reader as video
 
     real = video._decode
     order = [1, 2, 3, 5, 4, 6, 8, 7]
@@ -320,7 +320,7 @@ def test_out_of_order_pts_are_repaired_for_align_and_invert(
 
 
 def test_rebuilt_timestamps_and_hdr_are_said_once(library, tmp_path, packed_b_frames, capsys):
-    from ganvid.io import video
+    from ganvid.io.video import reader as video
 
     video._warned.clear()
     clip = place(library, "hevc10_hdr_mov", tmp_path)
@@ -403,7 +403,7 @@ def _code_and_data_files() -> list[Path]:
     from ganvid.weights import find
 
     package = Path(ganvid.__file__).parent
-    files = [package / "io" / "video.py", package / "weights.toml", Path(av.__file__)]
+    files = [package / "io" / "video" / "reader.py", package / "weights.toml", Path(av.__file__)]
     model = find("dlib-landmarks-68")
     return files + ([model] if model is not None else [])
 

@@ -168,8 +168,8 @@ def edit(
     if backend == "styleganex":
         unsupported = {"--style": style, "--layers": layers, "--preview": preview}
         unsupported.update({"--style-from": style_from, "--expression": expression})
-        unsupported["--keep-frames"] = keep_frames
-        _styleganex(common, direction, file, strength, paste_back, mask, unsupported)
+        frames = {"keep_frames": keep_frames, "segment_frames": segment_frames}
+        _styleganex(common | frames, direction, file, strength, paste_back, mask, unsupported)
         return
     from ganvid.pipeline.edit import edit_video
 

@@ -11,7 +11,18 @@ from pathlib import Path
 
 import typer
 
-from ganvid.commands.options import CNN, CRF, DETECTOR, DEVICE, FACE, FRESH, PRESET, WORKDIR
+from ganvid.commands.options import (
+    CNN,
+    CRF,
+    DETECTOR,
+    DEVICE,
+    FACE,
+    FRESH,
+    KEEP_FRAMES,
+    PRESET,
+    SEGMENT_FRAMES,
+    WORKDIR,
+)
 from ganvid.io.image import read_rgb
 
 PARTS_HELP = (
@@ -165,6 +176,8 @@ def video(
     face: int = FACE,
     crf: int = CRF,
     preset: str = PRESET,
+    keep_frames: bool = KEEP_FRAMES,
+    segment_frames: int = SEGMENT_FRAMES,
     fresh: bool = FRESH,
 ) -> None:
     """Local editing of a video: transplant a face part of the reference into every frame.
@@ -196,6 +209,8 @@ def video(
             device=device,
             crf=crf,
             preset=preset,
+            keep_frames=keep_frames,
+            segment_frames=segment_frames,
             fresh=fresh,
             face=face_options(detector, cnn, face),
         )

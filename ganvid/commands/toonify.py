@@ -14,7 +14,9 @@ from ganvid.commands.options import (
     EXACT_SIZE,
     FACE,
     FRESH,
+    KEEP_FRAMES,
     PRESET,
+    SEGMENT_FRAMES,
     WORKDIR,
     face_options,
 )
@@ -69,6 +71,8 @@ def toonify(
     crf: int = CRF,
     preset: str = PRESET,
     exact_size: bool = EXACT_SIZE,
+    keep_frames: bool = KEEP_FRAMES,
+    segment_frames: int = SEGMENT_FRAMES,
     fresh: bool = FRESH,
 ) -> None:
     """Turn the face in a video into a cartoon, Pixar or Arcane character (StyleGANEX).
@@ -96,6 +100,8 @@ def toonify(
         crf=crf,
         preset=preset,
         exact_size=exact_size,
+        keep_frames=keep_frames,
+        segment_frames=segment_frames,
         fresh=fresh,
         face=face_options(detector, cnn, face),
     )

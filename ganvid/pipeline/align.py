@@ -107,21 +107,6 @@ def clip_images(clip: Path) -> Iterator[np.ndarray]:
         yield frame.image
 
 
-def write_aligned_faces(clip: Path, records: list, folder: FrameDir, size: int) -> None:
-    """The FFHQ-aligned face of every frame at `size` px into `folder` (resumable: frames
-    already there are kept), for the encoders that were trained on aligned faces."""
-    from ganvid.face.align import CropConfig, ffhq_crop
-    from ganvid.ui import stage_bar
-
-    config = CropConfig(size, "ffhq")
-    todo = set(folder.missing(len(records)))
-    with stage_bar("aligned faces", len(records), len(records) - len(todo)) as update:
-        for index, image in enumerate(clip_images(clip)):
-            if index in todo:
-                folder.write(index, ffhq_crop(image, records[index].aligned_quad, config))
-                update()
-
-
 def detections_dir(layout: Layout, clip: Path, detector: DetectorConfig) -> Path:
     """The folder of the work dir that caches the raw detections of `clip` by `detector`: named
     by the clip's content (SHA-256) and the detector's options, so every job of the work dir

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from ganvid.errors import VideoError
 from ganvid.pipeline.layout import Layout as WorkLayout
 from ganvid.pipeline.paste_back import PasteBack, PasteConfig
 from ganvid.pipeline.workdir import FrameDir, read_json
+
+if TYPE_CHECKING:
+    from ganvid.pipeline.crops import ClipFrames
 
 Layout = Literal["frame", "render", "crop", "sbs_frame", "sbs_crop"]
 LAYOUTS: tuple[str, ...] = ("frame", "render", "crop", "sbs_frame", "sbs_crop")
@@ -98,6 +101,12 @@ class ComposeSources:
         from ganvid.face.geometry import load_geometry
 
         return load_geometry(self.paths.geometry_json).records
+
+    def paster(self, config: PasteConfig) -> Callable[[int, np.ndarray, np.ndarray], np.ndarray]:
+        """paste(index, frame, render) -> the render pasted into the frame, for one pass over
+        consecutive frames (it holds the temporal mask): through each record's unaligned quad.
+        A job whose renders sit elsewhere in the frame (a crop window) overrides this."""
+        return _Paster(self.records(), config)
 
 
 def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -187,19 +196,23 @@ def composed_frames(
     config: ComposeConfig = ComposeConfig(),
     need_crop: bool = False,
     indices: range | None = None,
+    clip_frames: ClipFrames | None = None,
 ) -> Iterator[ComposedFrame]:
     """Stream every frame's images for `layouts` (or those of `indices`), in order; the source
-    clip is decoded only when a layout shows it or a crop is cut from it. The paste-back's
-    temporal mask starts afresh with each call. VideoError if the clip is not the one the work
-    dir was made from."""
+    clip is decoded only when a layout shows it or a crop is cut from it (through
+    `clip_frames` when given: calls over consecutive ranges then decode the clip once). The
+    paste-back's temporal mask starts afresh with each call. VideoError if the clip is not the
+    one the work dir was made from."""
     from ganvid.pipeline.crops import ClipFrames
 
     unknown = set(layouts) - set(LAYOUTS)
     if unknown:
         raise ValueError(f"unknown output layouts {sorted(unknown)}")
     need_crop = need_crop or bool(layouts & _NEEDS_CROP)
-    paster = _Paster(sources.records(), config.paste) if layouts & _NEEDS_SOURCE else None
-    clip = ClipFrames(sources.clip) if paster is not None or need_crop else None
+    paster = sources.paster(config.paste) if layouts & _NEEDS_SOURCE else None
+    clip = None
+    if paster is not None or need_crop:
+        clip = ClipFrames(sources.clip) if clip_frames is None else clip_frames
     cutter = sources.crops(clip) if need_crop else None
     pts = sources.pts
     for index in range(len(pts)) if indices is None else indices:

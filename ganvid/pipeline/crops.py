@@ -1,6 +1,7 @@
 """Face crops cut on demand from the decoded source, instead of stored per frame.
 
-`ganvid invert`'s geometry stage stores, per frame, the two quads a crop is cut over (the
+`ganvid invert`'s geometry stage (and the StyleGANEX and StyleMapGAN video jobs' for their
+aligned faces, `aligned_arrays`) stores, per frame, the two quads a crop is cut over (the
 FFHQ-aligned one for the encoder, the per-shot unaligned window for the generator) and the crop
 sizes in geometry/geometry.npz. Every consumer (the encoder stage, PTI's targets, the metrics,
 the crop and side-by-side videos, `ganvid edit --preview`) cuts the crops it needs from the
@@ -46,6 +47,24 @@ def quad_arrays(records: list) -> dict[str, np.ndarray]:
         "aligned_quads": np.array([r.aligned_quad for r in records], dtype=np.float64),
         "unaligned_quads": np.array([r.unaligned_quad for r in records], dtype=np.float64),
     }
+
+
+def aligned_arrays(records: list, size: int) -> dict[str, np.ndarray]:
+    """The entries `CropCutter.load` reads for a job that cuts only FFHQ-aligned faces at `size`
+    (StyleGANEX and StyleMapGAN video: their encoders read the aligned face, the unaligned view
+    is cut at the same size if asked for)."""
+    return {**quad_arrays(records), **CropSizes(size, size).arrays()}
+
+
+def aligned_batches(
+    cutter: CropCutter, indices: list[int], batch: int
+) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """(indices, aligned crops) in batches of `batch` over increasing `indices`, decoding the
+    clip once: an encoder's input, cut on demand."""
+    step = max(1, batch)
+    for start in range(0, len(indices), step):
+        chunk = indices[start : start + step]
+        yield chunk, [cutter.aligned(index) for index in chunk]
 
 
 class ClipFrames:

@@ -35,6 +35,11 @@ in w, so this equals smoothing edited styles up to the smoothing of the (piecewi
 strength curve itself.
 
 Frame times for keyframes are seconds from the first frame (its pts), like the StyleGANEX path.
+
+Why ~690 lines: one job module, read top to bottom (options, finding the inversion, the three
+stages with their frozen options, then `EditJob`, whose edit / expand-fov / preview runs share
+the edit requests it builds lazily). The machinery it stands on has its own homes: `Layout`,
+`Job`, `segments`, `compose`, `paste_back`, `fov`, `edit/`.
 """
 
 from __future__ import annotations

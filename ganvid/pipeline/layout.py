@@ -15,6 +15,8 @@ must not change. Every job reads and writes work-dir paths through `Layout(root)
     fov/<tag>_<amounts>/{render,encode}            `ganvid expand-fov` (`Layout.fov`)
     sgx_geometry/  sgx_windows/  <tag>_wplus/  <tag>_{render,encode}     StyleGANEX video
     smgan_{geometry,encode,smooth,masks}/  <tag>_{render,encode}          StyleMapGAN video
+      (their renders too are segments, <tag>_render/segments/video/, and frames/ only with
+      --keep-frames; aligned faces are cut from the clip on demand)
     align/  faces/                                 `ganvid align`, `ganvid faces`
 """
 
@@ -254,10 +256,6 @@ class Layout:
         return self.root / SGX_GEOMETRY / "track.npz"
 
     @property
-    def sgx_aligned(self) -> Path:
-        return self.root / SGX_GEOMETRY / "aligned"
-
-    @property
     def sgx_windows(self) -> Path:
         return self.root / SGX_WINDOWS / "windows.json"
 
@@ -266,8 +264,9 @@ class Layout:
         return self.root / SMGAN_GEOMETRY / "geometry.json"
 
     @property
-    def smgan_aligned(self) -> Path:
-        return self.root / SMGAN_GEOMETRY / "aligned"
+    def smgan_geometry_npz(self) -> Path:
+        """The exact quads and size of the aligned faces (`crops.aligned_arrays`)."""
+        return self.root / SMGAN_GEOMETRY / "geometry.npz"
 
     @property
     def smgan_encode_frames(self) -> Path:

@@ -108,8 +108,10 @@ def encode_segments(
     Returns {'segments': count, 'size': [height, width] of the renders}.
     """
     from ganvid.io.video import VideoWriter, probe
+    from ganvid.pipeline.crops import ClipFrames
     from ganvid.ui import stage_bar
 
+    clip_frames = ClipFrames(sources.clip)  # forward through the segments: one decode in all
     info = probe(sources.clip)
     pts = sources.checked_pts(info)
     ranges = segment_ranges(len(pts), segment_frames)
@@ -129,7 +131,7 @@ def encode_segments(
             with ExitStack() as stack:
                 writers = {}
                 for composed in composed_frames(
-                    streamed, set(layouts.values()), config, need_crop, frames
+                    streamed, set(layouts.values()), config, need_crop, frames, clip_frames
                 ):
                     if not writers:
                         size = composed.render.shape[:2]

@@ -12,14 +12,20 @@ its frozen options, hashed, and the loaded network, never the job):
     decode         decode/video.json             frame count, pts, size
     sgx_geometry   sgx_geometry/geometry.json    tracked, smoothed, gap-filled landmarks, shots
                    sgx_geometry/track.npz        the same as arrays (landmarks, shot_ids, detected)
-                   sgx_geometry/aligned/*.png    FFHQ-aligned faces at 256 (the w+ input)
+                                                 and the exact FFHQ quads: the aligned faces at 256
+                                                 (the w+ input) are cut from the clip on demand
+                                                 (`ganvid.pipeline.crops`), not stored
                    detections/<clip>-<detector>/ raw detections per frame, shared by the jobs
     sgx_windows    sgx_windows/windows.json      crop window per frame, encoder input size
     <tag>_wplus    <tag>_wplus/frames/*.npy      encoder w+ of the sampled frames [18,512]
                    <tag>_wplus/wplus.npy         the w+ rendered [N,18,512] (per-shot mean or
                                                  smoothed; "smooth" keeps raw.npy beside it)
-    <tag>_render   <tag>_render/frames/*.jpg     decoder output per frame (4x the crop)
-    <tag>_encode   the output video              pasted back into the frames, or the crops
+    <tag>_render   <tag>_render/segments/video/*.mp4  decoder output per frame (4x the crop,
+                                                 from crops cut on demand) pasted back into its
+                                                 frame, or the crop itself, encoded in resumable
+                                                 segments (`ganvid.pipeline.segments`);
+                                                 --keep-frames: also <tag>_render/frames/*.png
+    <tag>_encode   the output video              joined from the segments by stream copy
 
 `tag` names the task (`toon_cartoon`, `edit_age`, ...), so several styles and edits share the
 model-independent stages of one work dir without clearing each other.
@@ -37,12 +43,17 @@ as it was); edits paste face and hair ("hull", or "parsing" with `--mask parsing
 matched in the seam and smoothed over time within a shot, like `ganvid edit`. Pixels outside
 the mask are the input's, bit for bit; frames of shots where the face was never detected pass
 through. `crop_only` writes the renders themselves (4 W_in x 4 H_in). Frame count, timestamps
-and sound are kept.
+and sound are kept. As in `ganvid invert`, the paste-back's temporal mask starts afresh with
+every segment (and at every cut).
 
 Editing (`EditSpec`): the decoder adds strength(t) * v to every w+ row and feeds the same vector
 to the edit models' fusion attention; v is the checkpoint's `editing_w[0]` (styleganex-edit-age,
 -hair) or a given direction. +strength applies v as the official `video_editing.py` does with
 `--scale_factor strength`; the official web demo negates it, ganvid does not.
+
+Why ~660 lines: one job module (options, five stages with their frozen options, the lazy
+networks, the job, the two entry points); crop windows, paste-back, w+ per shot, segments and
+crops live in their own modules.
 """
 
 from __future__ import annotations
@@ -52,7 +63,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +78,11 @@ from ganvid.face.windows import (
 )
 from ganvid.files import absolute
 from ganvid.pipeline import layout as names
-from ganvid.pipeline.align import track_geometry, write_aligned_faces
+from ganvid.pipeline.align import track_geometry
+from ganvid.pipeline.compose import ComposeConfig, ComposeSources
+from ganvid.pipeline.compose import Layout as VideoLayout
+from ganvid.pipeline.crops import CropCutter, aligned_arrays, aligned_batches
+from ganvid.pipeline.edit import EncodeStageOptions, stage_encode
 from ganvid.pipeline.invert import (
     ALIGNED_SIZE,
     batches,
@@ -83,6 +98,7 @@ from ganvid.pipeline.paste_back import (
     paste_config,
     require_mask,
 )
+from ganvid.pipeline.segments import SEGMENT_FRAMES, last_segments
 from ganvid.pipeline.smoothing import WplusMode, shot_wplus, wplus_samples
 from ganvid.pipeline.workdir import (
     OMIT_DEFAULT,
@@ -97,9 +113,6 @@ from ganvid.pipeline.workdir import (
 )
 from ganvid.ui import stage_bar
 
-RenderFormat = Literal[".jpg", ".png"]
-WRITER_THREADS = 4
-"""Threads encoding render files while the network works."""
 STYLES = ("cartoon", "pixar", "arcane")
 WINDOW_FEATHER = 0.06
 """Soft edge of a pasted window, as a fraction of its shorter side."""
@@ -173,9 +186,11 @@ class StyleganexVideoOptions:
     fresh: bool = False
     face: dict = field(default_factory=dict)
     """Options for `ganvid.face` (detector, cnn, face_index, rule), as for `ganvid invert`."""
-    render_format: RenderFormat = ".jpg"
-    """Files of the renders in the work dir: ".jpg" (quality 95; at 2048 px 6x smaller and ~10x
-    faster to write than PNG, and below what H.264 at crf 18 loses) or ".png" (lossless)."""
+    keep_frames: bool = False
+    """Also keep the renders as PNGs (<tag>_render/frames/) for inspection; the video is the
+    same."""
+    segment_frames: int = SEGMENT_FRAMES
+    """Frames per resumable output segment (`ganvid.pipeline.segments`)."""
 
 
 @dataclass
@@ -228,32 +243,25 @@ class RenderStageOptions:
     """The w+ rendered, relative to the work dir."""
     edit: dict | None
     """`EditSpec.describe()`, or None."""
-    ext: RenderFormat
-
-
-@dataclass(frozen=True)
-class EncodeStageOptions:
-    renders: str
-    """The renders, relative to the work dir."""
-    ext: RenderFormat
-    output: str
-    crop_only: bool
-    paste: PasteConfig
-    crf: int
-    preset: str
-    exact_size: bool = field(default=False, metadata=OMIT_DEFAULT)
+    layout: VideoLayout
+    """"frame" (pasted back) or "render" (the crops, `crop_only`)."""
+    compose: ComposeConfig
+    """The paste-back and the segments' encoder settings."""
+    segment_frames: int
+    keep_frames: bool = field(default=False, metadata=OMIT_DEFAULT)
 
 
 def stage_geometry(workdir: Workdir, inputs: dict, options: GeometryOptions) -> dict:
-    """Tracked, smoothed landmarks and the FFHQ-aligned faces at 256 (the w+ input)."""
+    """Tracked, smoothed landmarks and the exact quads of the FFHQ-aligned faces at 256 (the w+
+    input, cut from the clip on demand)."""
     clip = Path(inputs["clip"])
     count = frame_count(workdir)
     layout = workdir.layout
     records, detections = track_geometry(
         clip, count, layout, layout.sgx_geometry_json, options.face
     )
-    write_aligned_faces(clip, records, FrameDir(layout.sgx_aligned), ALIGNED_SIZE)
     track = {
+        **aligned_arrays(records, ALIGNED_SIZE),
         "landmarks": np.stack([r.landmarks for r in records]),
         "shot_ids": np.array([r.shot for r in records], dtype=np.int64),
         "detected": np.array([r.detected for r in records], dtype=bool),
@@ -266,7 +274,7 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: GeometryOptions) -> 
 
 def load_track(workdir: Path) -> dict[str, np.ndarray]:
     """sgx_geometry/track.npz: landmarks [N,68,2], shot_ids [N], detected [N], present [N],
-    frame_size."""
+    frame_size, and the aligned faces' quads and sizes (`crops.aligned_arrays`)."""
     with np.load(Layout(workdir).sgx_track) as data:
         return {key: data[key] for key in data.files}
 
@@ -292,9 +300,10 @@ def stage_windows(workdir: Workdir, inputs: dict, options: WindowsOptions) -> di
 
 
 def stage_wplus(workdir: Workdir, inputs: dict, options: WplusOptions) -> dict:
-    """Encoder w+ of the sampled aligned faces -> frames/*.npy; per-shot w+ -> wplus.npy.
+    """Encoder w+ of the sampled aligned faces (cut from the clip) -> frames/*.npy; per-shot
+    w+ -> wplus.npy.
 
-    inputs: networks (StyleganexNetworks), paths (the stage's Tagged), batch.
+    inputs: networks (StyleganexNetworks), paths (the stage's Tagged), batch, clip.
     """
     import torch
 
@@ -304,12 +313,12 @@ def stage_wplus(workdir: Workdir, inputs: dict, options: WplusOptions) -> dict:
     paths: Tagged = inputs["paths"]
     track = load_track(workdir.root)
     samples = wplus_samples(track["shot_ids"], track["detected"], options.mode)
-    aligned = FrameDir(workdir.layout.sgx_aligned)
+    cutter = CropCutter.load(workdir.layout.sgx_track, Path(inputs["clip"]))
     per_frame = FrameDir(paths.wplus_frames, ".npy")
     todo = [i for i in samples if not per_frame.has(i)]
     with stage_bar("w+ (encoder)", len(samples), len(samples) - len(todo)) as update:
-        for chunk in batches(todo, inputs["batch"]):
-            images = to_float([aligned.read(i) for i in chunk], networks.device)
+        for chunk, faces in aligned_batches(cutter, todo, inputs["batch"]):
+            images = to_float(faces, networks.device)
             with torch.no_grad():
                 wplus = networks.model.encode_wplus(images).float().cpu().numpy()
             for index, row in zip(chunk, wplus, strict=True):
@@ -320,90 +329,58 @@ def stage_wplus(workdir: Workdir, inputs: dict, options: WplusOptions) -> dict:
 
 
 def stage_render(workdir: Workdir, inputs: dict, options: RenderStageOptions) -> dict:
-    """Decode every frame's crop -> <tag>_render/frames/* (4x the crop), in batches.
+    """Decode every frame's crop (4x the crop, in batches), paste it back into its frame (or
+    keep it, layout "render") and encode it into <tag>_render/segments/video/*.mp4
+    (`ganvid.pipeline.segments`); --keep-frames also keeps <tag>_render/frames/*.png.
 
-    Files are encoded by a pool of threads while the network draws the next batch (at 2048 px
-    an image file takes about as long as a GPU render); at most a few batches wait in memory.
     inputs: networks, strengths (edit strength per frame, or None), clip, batch.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ganvid.io.video import read_frames
+    from ganvid.pipeline.crops import ClipFrames
+    from ganvid.pipeline.segments import encode_segments
 
     networks: StyleganexNetworks = inputs["networks"]
-    count = frame_count(workdir)
+    clip = Path(inputs["clip"])
     windows = load_windows(workdir.root)
-    renders = FrameDir(workdir.layout.frames(options.stage), options.ext)
-    todo = set(renders.missing(count))
     wplus = np.load(workdir.root / options.wplus, mmap_mode="r")
     render = networks.renderer(wplus, inputs["strengths"])
-    last = max(todo, default=-1)
-    batch = inputs["batch"]
-    with (
-        stage_bar("render", count, count - len(todo)) as update,
-        ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool,
-    ):
-        pending: list[tuple[int, np.ndarray]] = []
-        writing: list = []
-        for frame in read_frames(inputs["clip"]) if todo else ():
-            if frame.index in todo:
-                crop = cut_window(frame.image, windows.boxes[frame.index], windows.input_size)
-                pending.append((frame.index, crop))
-            if pending and (len(pending) == batch or frame.index == last):
-                writing += [pool.submit(renders.write, *item) for item in render(pending)]
-                while len(writing) > 2 * batch + WRITER_THREADS:
-                    writing.pop(0).result()  # raises a failed write here
-                update(len(pending))
-                pending = []
-            if frame.index >= last:
-                break
-        for future in writing:
-            future.result()
-    return {"frames": count, "input_size": list(windows.input_size)}
+    frames = ClipFrames(clip)  # forward through the clip, segment after segment
+    boxes = windows.boxes
+
+    def render_range(indices: range):
+        for chunk in batches(list(indices), inputs["batch"]):
+            crops = [
+                (i, cut_window(frames.get(i).image, boxes[i], windows.input_size)) for i in chunk
+            ]
+            yield from render(crops)
+
+    info = encode_segments(
+        workdir.stage_dir(options.stage),
+        WindowSources(clip, workdir.root, None),
+        render_range,
+        {"video": options.layout},
+        options.compose,
+        options.segment_frames,
+        options.keep_frames,
+    )
+    return {"frames": frame_count(workdir), "input_size": list(windows.input_size), **info}
 
 
-def stage_encode(workdir: Workdir, inputs: dict, options: EncodeStageOptions) -> dict:
-    """Paste every render into its frame (or keep the crops) and encode with the source's pts
-    and sound."""
-    from ganvid.io.video import VideoWriter, probe, read_frames
+class WindowSources(ComposeSources):
+    """The renders are crop windows: the paste-back resizes each into its window
+    (`PasteBack.window`; ComposeSources pastes through `ganvid invert`'s unaligned quads)."""
 
-    clip = Path(inputs["clip"])
-    info = probe(clip)
-    pts = read_json(workdir.layout.decode_json)["pts"]
-    renders = FrameDir(workdir.root / options.renders, options.ext)
-    windows = load_windows(workdir.root)
-    track = load_track(workdir.root)
-    paste = None if options.crop_only else PasteBack(options.paste)
-    if options.crop_only:
-        height, width = renders.read(0).shape[:2]
-    else:
-        width, height = info.width, info.height
-    output = Path(options.output)
-    with (
-        VideoWriter(
-            output,
-            info,
-            crf=options.crf,
-            preset=options.preset,
-            audio_from=clip if info.has_audio else None,
-            width=width,
-            height=height,
-            exact_size=options.exact_size,
-        ) as writer,
-        stage_bar("encode", len(pts)) as update,
-    ):
-        for frame in read_frames(clip):
-            index = frame.index
-            render = renders.read(index)
-            if paste is None:
-                image = render
-            else:  # frames of shots without a face (no landmarks) pass through
-                face = track["landmarks"][index] if windows.active[index] else None
-                box, shot = windows.boxes[index], track["shot_ids"][index]
-                image = paste.window(frame.image, render, box, face, shot)
-            writer.write(image, pts[index])
-            update()
-    return {"output": str(output), "size": [width, height], "frames": len(pts)}
+    def paster(self, config: PasteConfig) -> Callable[[int, np.ndarray, np.ndarray], np.ndarray]:
+        windows = load_windows(self.workdir)
+        track = load_track(self.workdir)
+        paste = PasteBack(config)
+
+        def paste_window(index: int, frame: np.ndarray, render: np.ndarray) -> np.ndarray:
+            # frames of shots without a face (no landmarks) pass through
+            face = track["landmarks"][index] if windows.active[index] else None
+            box, shot = windows.boxes[index], track["shot_ids"][index]
+            return paste.window(frame, render, box, face, shot)
+
+        return paste_window
 
 
 # ----------------------------------------------------------------------------- the job
@@ -482,8 +459,6 @@ class StyleganexVideoJob(Job):
         super().__init__(options.device, options.batch, options.fresh)
         self.options = options
         self.clip = input_clip(options.clip)
-        if options.render_format not in (".jpg", ".png"):
-            raise InputError(f"render_format must be .jpg or .png, not {options.render_format!r}")
         if options.wplus not in ("mean", "smooth"):
             raise InputError(f"unknown w+ mode {options.wplus!r}: use mean or smooth")
         if options.crop.eye_px <= 0 or options.crop.window_eyes <= 0:
@@ -529,7 +504,8 @@ class StyleganexVideoJob(Job):
                 options=GeometryOptions(face_options(o.face)),
                 files=clip_file,
                 upstream=[names.DECODE],
-                outputs=[layout.sgx_track, FrameDir(layout.sgx_aligned).file(last)],
+                outputs=[layout.sgx_track],
+                version="2",  # 2: aligned faces cut on demand from the stored quads
             )
             self.stage(
                 names.SGX_WINDOWS,
@@ -551,8 +527,14 @@ class StyleganexVideoJob(Job):
             edit_files = {}
             if o.edit is not None and isinstance(o.edit.direction, Path):
                 edit_files["direction"] = o.edit.direction
-            renders = FrameDir(task.render_frames, o.render_format)
-            self.stage(
+            compose = ComposeConfig(
+                paste=o.paste, crf=o.crf, preset=o.preset, exact_size=o.exact_size
+            )
+            video_layout: VideoLayout = "render" if o.crop_only else "frame"
+            count = frame_count(wd)
+            segments = last_segments(count, o.segment_frames, ["video"])
+            kept = [FrameDir(task.render_frames).file(last)] if o.keep_frames else []
+            render = self.stage(
                 task.render,
                 stage_render,
                 inputs={"strengths": self.strengths(wd.root)},
@@ -560,39 +542,38 @@ class StyleganexVideoJob(Job):
                     stage=task.render,
                     wplus=layout.relative(model.wplus_npy),
                     edit=None if o.edit is None else o.edit.describe(),
-                    ext=o.render_format,
+                    layout=video_layout,
+                    compose=compose,
+                    segment_frames=o.segment_frames,
+                    keep_frames=o.keep_frames,
                 ),
-                files={"checkpoint": self.checkpoint, **edit_files},
-                upstream=[model.wplus, names.SGX_WINDOWS, names.DECODE],
-                outputs=[renders.file(last)],
+                files={"checkpoint": self.checkpoint, **clip_file, **edit_files},
+                upstream=[model.wplus, names.SGX_WINDOWS, names.SGX_GEOMETRY, names.DECODE],
+                outputs=[layout.stage(task.render) / p for p in segments] + kept,
             )
+            output = str(self.output.resolve())
             self.stage(
                 task.encode,
                 stage_encode,
                 options=EncodeStageOptions(
-                    renders=layout.relative(task.render_frames),
-                    ext=o.render_format,
-                    output=str(self.output.resolve()),
-                    crop_only=o.crop_only,
-                    paste=o.paste,
-                    crf=o.crf,
-                    preset=o.preset,
-                    exact_size=o.exact_size,
+                    render=task.render,
+                    outputs={"video": (output, video_layout)},
+                    compose=compose,
+                    segment_frames=o.segment_frames,
                 ),
                 files=clip_file,
-                upstream=[task.render, names.SGX_WINDOWS, names.SGX_GEOMETRY, names.DECODE],
+                upstream=[task.render, names.DECODE],
                 outputs=[self.output.resolve()],
             )
-            count = frame_count(wd)
             windows = load_windows(wd.root)
-            render_size = renders.read(0).shape[:2]
+        height, width = render.info["size"]
         return StyleganexSummary(
             self.workdir_path,
             count,
             self.records,
             self.output,
             windows.input_size,
-            (int(render_size[0]), int(render_size[1])),
+            (int(height), int(width)),
         )
 
 

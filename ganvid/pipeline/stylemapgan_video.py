@@ -6,14 +6,20 @@ stage gets its frozen options, hashed, and the loaded networks, never the job):
 
     decode             decode/video.json            frame count, pts, size
     smgan_geometry     smgan_geometry/geometry.json tracked, smoothed landmarks, FFHQ quads
-                       smgan_geometry/aligned/*.png FFHQ-aligned faces at the model's size (the
-                                                    alignment the models were trained on)
+                       smgan_geometry/geometry.npz  the exact quads: the FFHQ-aligned faces at the
+                                                    model's size (the alignment the models were
+                                                    trained on) are cut from the clip on demand
+                                                    (`ganvid.pipeline.crops`), not stored
     smgan_encode       smgan_encode/stylemaps.npy   encoder stylemap per frame [N, C, S, S]
     smgan_smooth       smgan_smooth/stylemaps.npy   the same, smoothed over time within shots
                                                     (the 5-tap filter of pipeline/smoothing.py)
     smgan_masks        smgan_masks/<part>/*.png     the part in each aligned face (face parsing)
-    <tag>_render       <tag>_render/frames/*.png    the edited aligned face per frame
-    <tag>_encode       the output video             pasted back into the source frames
+    <tag>_render       <tag>_render/segments/video/*.mp4  the edited aligned face per frame,
+                                                    pasted back into its source frame and
+                                                    encoded in resumable segments
+                                                    (`ganvid.pipeline.segments`); --keep-frames:
+                                                    also <tag>_render/frames/*.png
+    <tag>_encode       the output video             joined from the segments by stream copy
 
 The edit of frame t is the official CelebA-HQ local edit: both stylemaps (the frame's and the
 reference's) go through the generator's resizer, and every layer code is taken from the
@@ -22,8 +28,8 @@ the reference (or from a painted mask), moved part way by the keyframed strength
 code = lerp(frame code, reference code, s(t)) on those cells, the frame's code elsewhere. s = 0
 renders the frame's own (smoothed) stylemap, bit for bit the reconstruction; s = 1 is the full
 transplant. The render is pasted back through the aligned quad with `paste_back.PasteBack`
-(`compose.compose_videos`), so every frame, its timestamp and the sound are kept; frames whose
-face was not detected pass through.
+(`compose.composed_frames`, its temporal mask afresh with every segment), so every frame, its
+timestamp and the sound are kept; frames whose face was not detected pass through.
 """
 
 from __future__ import annotations
@@ -41,18 +47,24 @@ from ganvid.edit.keyframes import Strength
 from ganvid.errors import InputError
 from ganvid.files import absolute
 from ganvid.pipeline import layout as names
-from ganvid.pipeline.align import track_geometry, write_aligned_faces
-from ganvid.pipeline.compose import ComposeConfig, ComposeSources, compose_videos
+from ganvid.pipeline.align import track_geometry
+from ganvid.pipeline.compose import ComposeConfig, ComposeSources
+from ganvid.pipeline.crops import CropCutter, aligned_arrays, aligned_batches
+from ganvid.pipeline.edit import EncodeStageOptions
+from ganvid.pipeline.edit import stage_encode as stage_join
 from ganvid.pipeline.invert import batches, frame_count, run_decode
 from ganvid.pipeline.job import Job, input_clip
 from ganvid.pipeline.layout import Layout, Tagged
 from ganvid.pipeline.paste_back import paste_config
+from ganvid.pipeline.segments import SEGMENT_FRAMES, last_segments
 from ganvid.pipeline.styleganex_video import face_options
 from ganvid.pipeline.stylemapgan import DEFAULT_CHECKPOINT, PART_HELP
 from ganvid.pipeline.workdir import (
+    OMIT_DEFAULT,
     FrameDir,
     StageRecord,
     Workdir,
+    atomic_save_npz,
     default_workdir,
     gather_arrays,
     output_folder,
@@ -88,6 +100,11 @@ class StylemapVideoOptions:
     device: str = "auto"
     crf: int = 18
     preset: str = "medium"
+    keep_frames: bool = False
+    """Also keep the renders as PNGs (<tag>_render/frames/) for inspection; the video is the
+    same."""
+    segment_frames: int = SEGMENT_FRAMES
+    """Frames per resumable output segment (`ganvid.pipeline.segments`)."""
     fresh: bool = False
     face: dict = field(default_factory=dict)
 
@@ -155,25 +172,20 @@ class RenderStageOptions:
     part: str | None
     strength: Strength
     align_reference: bool
-
-
-@dataclass(frozen=True)
-class EncodeStageOptions:
-    renders: str
-    """The renders, relative to the work dir."""
-    output: str
-    paste_mask: str
-    crf: int
-    preset: str
+    compose: ComposeConfig
+    """The paste-back and the segments' encoder settings."""
+    segment_frames: int
+    keep_frames: bool = field(default=False, metadata=OMIT_DEFAULT)
 
 
 def stage_geometry(workdir: Workdir, inputs: dict, options: GeometryOptions) -> dict:
-    """Tracked landmarks and the FFHQ-aligned face of every frame at the model's size."""
+    """Tracked landmarks and the exact quads of every frame's FFHQ-aligned face at the model's
+    size (cut from the clip on demand)."""
     clip = Path(inputs["clip"])
     count = frame_count(workdir)
     layout = workdir.layout
     records, _ = track_geometry(clip, count, layout, layout.smgan_geometry_json, options.face)
-    write_aligned_faces(clip, records, FrameDir(layout.smgan_aligned), options.size)
+    atomic_save_npz(layout.smgan_geometry_npz, aligned_arrays(records, options.size))
     shots = np.array([r.shot for r in records], dtype=np.int64)
     return {"frames": count, "shots": int(len(np.unique(shots)))}
 
@@ -186,21 +198,21 @@ def _shot_ids(workdir: Path) -> np.ndarray:
 
 
 def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
-    """Encoder stylemap of every aligned face -> smgan_encode/stylemaps.npy [N, C, S, S].
+    """Encoder stylemap of every aligned face (cut from the clip) ->
+    smgan_encode/stylemaps.npy [N, C, S, S].
 
-    inputs: networks (StylemapNetworks), batch.
+    inputs: networks (StylemapNetworks), batch, clip.
     """
     from ganvid.pipeline.stylemapgan import encode
 
     networks: StylemapNetworks = inputs["networks"]
     layout = workdir.layout
     count = frame_count(workdir)
-    aligned = FrameDir(layout.smgan_aligned)
+    cutter = CropCutter.load(layout.smgan_geometry_npz, Path(inputs["clip"]))
     per_frame = FrameDir(layout.smgan_encode_frames, ".npy")
     todo = per_frame.missing(count)
     with stage_bar("stylemaps (encoder)", count, count - len(todo)) as update:
-        for chunk in batches(todo, inputs["batch"]):
-            images = [aligned.read(i) for i in chunk]
+        for chunk, images in aligned_batches(cutter, todo, inputs["batch"]):
             stylemaps = encode(networks.model, images).float().cpu().numpy()
             for index, stylemap in zip(chunk, stylemaps, strict=True):
                 per_frame.write(index, stylemap)
@@ -225,20 +237,18 @@ def stage_smooth(workdir: Workdir, inputs: dict, options: SmoothOptions) -> dict
 def stage_masks(workdir: Workdir, inputs: dict, options: MasksOptions) -> dict:
     """The part in every aligned face (face parsing) -> smgan_masks/<part>/*.png (0 / 255).
 
-    inputs: networks (StylemapNetworks), batch.
+    inputs: networks (StylemapNetworks), batch, clip.
     """
     from ganvid.pipeline.stylemapgan import part_masks
 
     networks: StylemapNetworks = inputs["networks"]
     count = frame_count(workdir)
-    aligned = FrameDir(workdir.layout.smgan_aligned)
+    cutter = CropCutter.load(workdir.layout.smgan_geometry_npz, Path(inputs["clip"]))
     masks = FrameDir(workdir.layout.smgan_masks(options.part))
     todo = masks.missing(count)
     with stage_bar(f"{options.part} masks", count, count - len(todo)) as update:
-        for chunk in batches(todo, inputs["batch"]):
-            found = part_masks(
-                networks.parser, np.stack([aligned.read(i) for i in chunk]), options.part
-            )
+        for chunk, faces in aligned_batches(cutter, todo, inputs["batch"]):
+            found = part_masks(networks.parser, np.stack(faces), options.part)
             for index, mask in zip(chunk, found[:, 0].numpy(), strict=True):
                 masks.write(index, np.repeat((mask * 255).astype(np.uint8)[..., None], 3, axis=2))
             update(len(chunk))
@@ -246,33 +256,31 @@ def stage_masks(workdir: Workdir, inputs: dict, options: MasksOptions) -> dict:
 
 
 def stage_render(workdir: Workdir, inputs: dict, options: RenderStageOptions) -> dict:
-    """The edited aligned face of every frame -> <tag>_render/frames/*.png.
+    """The edited aligned face of every frame, pasted back into its frame and encoded into
+    <tag>_render/segments/video/*.mp4 (`ganvid.pipeline.segments`); --keep-frames also keeps
+    <tag>_render/frames/*.png.
 
-    inputs: renderer (stylemaps -> render(frame indices)), batch.
+    inputs: renderer (stylemaps -> render(frame indices)), batch, clip.
     """
-    count = frame_count(workdir)
+    from ganvid.pipeline.segments import encode_segments
+
     stylemaps = np.load(workdir.layout.smgan_smooth_stylemaps, mmap_mode="r")
-    renders = FrameDir(workdir.layout.frames(options.stage))
-    todo = renders.missing(count)
     render = inputs["renderer"](stylemaps)
-    with stage_bar("render", count, count - len(todo)) as update:
-        for chunk in batches(todo, inputs["batch"]):
-            for index, image in zip(chunk, render(chunk), strict=True):
-                renders.write(index, image)
-            update(len(chunk))
-    return {"frames": count}
 
+    def render_range(indices: range):
+        for chunk in batches(list(indices), inputs["batch"]):
+            yield from zip(chunk, render(chunk), strict=True)
 
-def stage_encode_video(workdir: Workdir, inputs: dict, options: EncodeStageOptions) -> dict:
-    """Paste every render into its frame and encode with the source's pts and sound."""
-    renders = FrameDir(workdir.root / options.renders)
-    sources = AlignedSources(Path(inputs["clip"]), workdir.root, renders)
-    config = ComposeConfig(
-        paste=paste_config(options.paste_mask), crf=options.crf, preset=options.preset
+    info = encode_segments(
+        workdir.stage_dir(options.stage),
+        AlignedSources(Path(inputs["clip"]), workdir.root, None),
+        render_range,
+        {"video": "frame"},
+        options.compose,
+        options.segment_frames,
+        options.keep_frames,
     )
-    output = Path(options.output)
-    compose_videos(sources, {"video": (output, "frame")}, config)
-    return {"output": str(output)}
+    return {"frames": frame_count(workdir), **info}
 
 
 class StylemapNetworks:
@@ -408,7 +416,8 @@ class StylemapVideoJob(Job):
                 options=GeometryOptions(face_options(o.face), size),
                 files=clip_file,
                 upstream=[names.DECODE],
-                outputs=[layout.smgan_geometry_json, FrameDir(layout.smgan_aligned).file(last)],
+                outputs=[layout.smgan_geometry_json, layout.smgan_geometry_npz],
+                version="2",  # 2: aligned faces cut on demand from the stored quads
             )
             self.stage(
                 names.SMGAN_ENCODE,
@@ -444,6 +453,9 @@ class StylemapVideoJob(Job):
                 edit_files["mask"] = o.mask
             task: Tagged = layout.tagged(self.tag)
             edit = LocalEdit(self.networks, o, self.strengths(layout), masks)
+            compose = ComposeConfig(paste=paste_config(o.paste_mask), crf=o.crf, preset=o.preset)
+            segments = last_segments(last + 1, o.segment_frames, ["video"])
+            kept = [FrameDir(task.render_frames).file(last)] if o.keep_frames else []
             self.stage(
                 task.render,
                 stage_render,
@@ -453,23 +465,26 @@ class StylemapVideoJob(Job):
                     part=o.part,
                     strength=self.strength,
                     align_reference=o.align_reference,
+                    compose=compose,
+                    segment_frames=o.segment_frames,
+                    keep_frames=o.keep_frames,
                 ),
-                files=edit_files,
-                upstream=upstream,
-                outputs=[FrameDir(task.render_frames).file(last)],
+                files={**edit_files, **clip_file},
+                upstream=[*upstream, names.SMGAN_GEOMETRY],
+                outputs=[layout.stage(task.render) / p for p in segments] + kept,
             )
+            output = str(self.output.resolve())
             self.stage(
                 task.encode,
-                stage_encode_video,
+                stage_join,
                 options=EncodeStageOptions(
-                    renders=layout.relative(task.render_frames),
-                    output=str(self.output.resolve()),
-                    paste_mask=o.paste_mask,
-                    crf=o.crf,
-                    preset=o.preset,
+                    render=task.render,
+                    outputs={"video": (output, "frame")},
+                    compose=compose,
+                    segment_frames=o.segment_frames,
                 ),
                 files=clip_file,
-                upstream=[task.render, names.SMGAN_GEOMETRY, names.DECODE],
+                upstream=[task.render, names.DECODE],
                 outputs=[self.output.resolve()],
             )
             count = frame_count(wd)

@@ -147,6 +147,8 @@ def test_stage_options_as_dataclasses_hash_like_the_option_dicts_they_replace(tm
         (Layout(Path("w")).tagged("toon_cartoon").wplus_npy, "toon_cartoon_wplus/wplus.npy"),
         (Layout(Path("w")).manifest("edits/age3/render"), "edits/age3/render.json"),
         (Layout(Path("w")).smgan_masks("hair"), "smgan_masks/hair"),
+        (Layout(Path("w")).smgan_geometry_npz, "smgan_geometry/geometry.npz"),
+        (Layout(Path("w")).segments("toon_cartoon_render"), "toon_cartoon_render/segments"),
         (Layout(Path("w")).align_videos["preview"], "align/preview.mp4"),
     ],
 )

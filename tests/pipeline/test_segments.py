@@ -76,3 +76,34 @@ def test_work_dir_at_1024_px_crops_holds_no_frames_and_stays_under_the_target(tm
     join_segments(work / "render", clip, outputs, ComposeConfig(), 4)
     for path in outputs.values():
         assert [f.pts for f in read_frames(path)] == [f.pts for f in read_frames(clip)]
+
+
+def test_segments_decode_the_clip_once(tmp_path, monkeypatch):
+    """Three segments pasted back into the source frames: the compose side decodes the clip once
+    for all of them (not once more per segment, from its start), as the render side does."""
+    import ganvid.io.video as video
+
+    clip = write_clip(
+        tmp_path / "talk.mp4", moving_clip(FRAMES, (320, 240), blank=(), noise=3.0).frames
+    )
+    work = tmp_path / "talk.ganvid"
+    options = GeometryOptions(
+        face={}, aligned_size=ALIGNED_SIZE, crop_size=64, unaligned_fill="ffhq"
+    )
+    with Workdir(work) as wd:
+        run_stage(wd, "decode", stage_decode, inputs={"clip": clip}, options={})
+        run_stage(wd, "geometry", stage_geometry, inputs={"clip": clip}, options=options)
+    decodes: list[int] = []
+    read_frames = video.read_frames
+
+    def counted(*args, **kwargs):
+        decodes.append(1)
+        return read_frames(*args, **kwargs)
+
+    monkeypatch.setattr(video, "read_frames", counted)
+    cutter = CropCutter.load(work / "geometry/geometry.npz", clip)
+    render = lambda indices: cutter.stream(indices, aligned=False)  # noqa: E731
+    sources = ComposeSources(clip, work, None)
+    info = encode_segments(work / "render", sources, render, {"video": "frame"}, ComposeConfig(), 2)
+    assert info["segments"] == 3
+    assert len(decodes) == 2  # the render's crops and the paste-back's frames

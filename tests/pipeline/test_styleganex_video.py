@@ -3,7 +3,6 @@ with narrow random networks in the published checkpoint layout."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import av
@@ -128,22 +127,56 @@ def test_second_run_recomputes_nothing(assets, cli):
     assert output.stat().st_mtime_ns == stamp
 
 
-def test_interrupted_render_resumes_at_the_missing_frames(assets, cli):
-    renders = FrameDir(assets["workdir"] / "toon_cartoon_render" / "frames", ".jpg")
-    kept = {i: renders.file(i).stat().st_mtime_ns for i in range(3)}
-    reference = [renders.read(i) for i in range(FRAMES)]
-    for i in range(3, FRAMES):
-        renders.file(i).unlink()
-    manifest_path = assets["workdir"] / "toon_cartoon_render.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest_path.write_text(json.dumps({**manifest, "complete": False}))
-    code, _, err = cli(*toonify_args(assets))
+def test_segments_resume_and_keep_frames_give_the_same_video(assets, cli, tmp_path):
+    """Renders stream into 4-frame segments (2 for 6 frames): the default and --keep-frames runs
+    write the same bytes and keep no render files by default; a run missing its last segment
+    renders only that one again and joins the same bytes."""
+    work = tmp_path / "work"
+    args = [*toonify_args(assets, "--segment-frames", "4"), "--workdir", str(work)]
+    plain, kept = tmp_path / "plain.mp4", tmp_path / "kept.mp4"
+    code, _, err = cli(*args, "-o", plain)
     assert code == 0, err
-    assert {i: renders.file(i).stat().st_mtime_ns for i in range(3)} == kept
-    for i in range(3, FRAMES):  # batch 3 instead of 4 after the resume: the same pictures up
-        # to float rounding (a 1-level change can move a JPEG block by a few levels)
-        diff = np.abs(renders.read(i).astype(int) - reference[i].astype(int))
-        assert diff.mean() < 0.05 and diff.max() <= 8
+    stage = work / "toon_cartoon_render"
+    segments = stage / "segments" / "video"
+    assert sorted(p.name for p in segments.glob("*.mp4")) == ["000000.mp4", "000001.mp4"]
+    assert not [p for p in work.rglob("*") if p.suffix in (".png", ".jpg")]
+    source_pts, _ = decoded(assets["clip"])
+    assert decoded(plain)[0] == source_pts
+    assert audio_packets(plain) == audio_packets(assets["clip"])
+
+    first = (segments / "000000.mp4").stat().st_mtime_ns
+    (segments / "000001.mp4").unlink()
+    before = plain.read_bytes()
+    plain.unlink()
+    code, _, err = cli(*args, "-o", plain)
+    assert code == 0, err
+    assert plain.read_bytes() == before
+    assert (segments / "000000.mp4").stat().st_mtime_ns == first
+
+    code, _, err = cli(*args, "--keep-frames", "-o", kept)
+    assert code == 0, err
+    assert kept.read_bytes() == before
+    assert FrameDir(stage / "frames").missing(FRAMES) == []
+
+
+def test_aligned_faces_are_cut_from_the_clip_as_the_geometry_records_give_them(assets, tmp_path):
+    """The w+ input is cut on demand over the exact quads in track.npz: the pixels the stored
+    aligned PNGs had (`ffhq_crop` over the geometry stage's own records)."""
+    from ganvid.face.align import CropConfig, ffhq_crop
+    from ganvid.io.video import read_frames
+    from ganvid.pipeline.align import track_geometry
+    from ganvid.pipeline.crops import CropCutter
+    from ganvid.pipeline.layout import Layout
+    from ganvid.pipeline.styleganex_video import face_options
+
+    cutter = CropCutter.load(Layout(assets["workdir"]).sgx_track, assets["clip"])
+    again = Layout(tmp_path / "again")
+    records, _ = track_geometry(
+        assets["clip"], FRAMES, again, again.sgx_geometry_json, face_options({})
+    )
+    for frame, record in zip(read_frames(assets["clip"]), records, strict=True):
+        face = ffhq_crop(frame.image, record.aligned_quad, CropConfig(256, "ffhq"))
+        np.testing.assert_array_equal(cutter.aligned(frame.index), face)
 
 
 def test_crop_only_writes_4x_the_snapped_crop(assets, cli):
@@ -181,6 +214,10 @@ def test_missing_weights_name_the_download_command(assets, cli):
     assert code == 5
     assert len(err.strip().splitlines()) == 1
     assert "ganvid weights download styleganex-toonify-pixar" in err
+    # `edit --backend styleganex` takes the segment options (and goes on to its weights)
+    frames = ("--keep-frames", "--segment-frames", "4", "--device", "cpu")
+    code, _, err = cli("edit", str(assets["clip"]), "--backend", "styleganex", *frames)
+    assert code == 5 and "ganvid weights download styleganex-edit-age" in err
     code, _, err = cli("toonify", str(assets["clip"]), "--style", "anime")
     assert code == 2 and "cartoon, pixar, arcane" in err
 
@@ -200,7 +237,7 @@ def test_edit_applies_plus_strength_times_the_stored_vector(assets):
         device="cpu",
         crop=CropRule(eye_px=EYE_PX),
         preset="ultrafast",
-        render_format=".png",  # lossless, to compare with the network's own output
+        keep_frames=True,  # lossless PNGs, to compare with the network's own output
         wplus="smooth",  # per-frame w+ through the whole job (the toonify runs use "mean")
     )
     assert summary.output.name == "talk_edit_edit_1.5.mp4"
@@ -306,7 +343,6 @@ def test_edit_with_the_parsing_mask_changes_only_pixels_inside_the_windows(asset
         crop=CropRule(eye_px=EYE_PX),
         preset="ultrafast",
         crf=0,  # lossless H.264: what the paste-back kept differs by colour conversion only
-        render_format=".png",
         wplus="smooth",
     )
     summary = styleganex_edit_video(assets["clip"], assets["edit"], mask="parsing", **run)
@@ -321,13 +357,14 @@ def test_edit_with_the_parsing_mask_changes_only_pixels_inside_the_windows(asset
         diff = np.abs(images[k].astype(int) - source[k].astype(int)).max(axis=-1)
         assert diff[outside].max() <= 12 and diff[outside].mean() < 2.5  # colour conversion
         assert (diff[~outside] > 20).sum() > 50  # the edit shows inside the window
-    # the mask is part of the encode stage's key: the hull re-encodes (and only that stage)
-    names = ("encode", "render")
-    manifests = {n: read_json(assets["workdir"] / f"edit_edit_1.5_{n}.json") for n in names}
+    # the mask is part of the render stage's key (renders are pasted back as they stream into
+    # the segments): the hull renders and joins again, the w+ is reused
+    stages = ("edit_edit_wplus", "edit_edit_1.5_render", "edit_edit_1.5_encode")
+    manifests = {n: read_json(assets["workdir"] / f"{n}.json") for n in stages}
     styleganex_edit_video(assets["clip"], assets["edit"], mask="hull", **run)
     for name, before in manifests.items():
-        after = read_json(assets["workdir"] / f"edit_edit_1.5_{name}.json")
-        assert (after["key"] != before["key"]) == (name == "encode")
+        after = read_json(assets["workdir"] / f"{name}.json")
+        assert (after["key"] != before["key"]) == (name != "edit_edit_wplus")
 
 
 def test_toonify_with_the_hull_mask_restyles_face_and_hair_only(assets, cli, tmp_path):

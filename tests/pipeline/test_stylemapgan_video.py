@@ -15,6 +15,7 @@ from support.stylemapgan_fixtures import PartWhereRed, write_checkpoint
 from support.videos import audio_packets
 
 from ganvid.nn.stylemapgan_checkpoints import load_stylemapgan
+from ganvid.pipeline.crops import CropCutter
 from ganvid.pipeline.render import to_tensor
 from ganvid.pipeline.stylemapgan import render
 from ganvid.pipeline.workdir import FrameDir, read_json
@@ -64,8 +65,9 @@ def assets(tmp_path_factory) -> dict:
     }
     cv2.imwrite(str(assets["reference"]), np.ascontiguousarray(base[:, ::-1, ::-1]))
     cv2.imwrite(str(assets["mask"]), mask)
-    assert run(video_args(assets, KEYED, assets["keyed"])) == 0
-    assert run(video_args(assets, "0", assets["zero"])) == 0
+    # --keep-frames: the tests compare the renders (<tag>_render/frames)
+    assert run(video_args(assets, KEYED, assets["keyed"], "--keep-frames")) == 0
+    assert run(video_args(assets, "0", assets["zero"], "--keep-frames")) == 0
     return assets
 
 
@@ -105,7 +107,7 @@ def test_stylemaps_are_smoothed_within_the_shot(assets):
 def test_second_run_reuses_every_stage(assets, cli):
     names = (*STAGES, "stylemap_mask_keyed_render", "stylemap_mask_keyed_encode")
     before = {name: read_json(assets["workdir"] / f"{name}.json") for name in names}
-    code, _, err = cli(*video_args(assets, KEYED, assets["keyed"]))
+    code, _, err = cli(*video_args(assets, KEYED, assets["keyed"], "--keep-frames"))
     assert code == 0, err
     after = {name: read_json(assets["workdir"] / f"{name}.json") for name in names}
     assert after == before and all(m["complete"] for m in after.values())
@@ -133,8 +135,42 @@ def test_part_masks_follow_each_frame(assets, cli, monkeypatch, _isolated_home, 
     assert code == 0, err
     work = assets["workdir"]
     masks = FrameDir(work / "smgan_masks" / "hair")
-    aligned = FrameDir(work / "smgan_geometry" / "aligned")
+    aligned = CropCutter.load(work / "smgan_geometry" / "geometry.npz", assets["clip"])
     for k in (0, FRAMES - 1):
-        red = (aligned.read(k)[..., 0].astype(np.float32) / 255 - 0.485) / 0.229 > 0.5
+        red = (aligned.aligned(k)[..., 0].astype(np.float32) / 255 - 0.485) / 0.229 > 0.5
         assert np.array_equal(masks.read(k)[..., 0] > 127, red)
     assert len(decoded(tmp_path / "hair.mp4")[0]) == FRAMES
+
+
+def test_segments_resume_and_keep_frames_give_the_same_video(assets, cli, tmp_path):
+    """Renders stream into 4-frame segments (2 for 6 frames) and no face or render is stored
+    as an image; a run missing its last segment renders only that one again and joins the same
+    bytes; --keep-frames writes the same video and keeps every render, the ones the aligned
+    faces cut on demand give."""
+    work = tmp_path / "work"
+    plain, kept = tmp_path / "plain.mp4", tmp_path / "kept.mp4"
+    args = [*video_args(assets, KEYED, plain, "--segment-frames", "4"), "--workdir", str(work)]
+    code, _, err = cli(*args)
+    assert code == 0, err
+    segments = work / "stylemap_mask_keyed_render" / "segments" / "video"
+    assert sorted(p.name for p in segments.glob("*.mp4")) == ["000000.mp4", "000001.mp4"]
+    assert not [p for p in work.rglob("*") if p.suffix in (".png", ".jpg")]
+    assert decoded(plain)[0] == decoded(assets["clip"])[0]
+    assert audio_packets(plain) == audio_packets(assets["clip"])
+
+    first = (segments / "000000.mp4").stat().st_mtime_ns
+    (segments / "000001.mp4").unlink()
+    before = plain.read_bytes()
+    plain.unlink()
+    code, _, err = cli(*args)
+    assert code == 0, err
+    assert plain.read_bytes() == before
+    assert (segments / "000000.mp4").stat().st_mtime_ns == first
+
+    code, _, err = cli(*args, "--keep-frames", "-o", str(kept))
+    assert code == 0, err
+    assert kept.read_bytes() == before
+    renders = FrameDir(work / "stylemap_mask_keyed_render" / "frames")
+    stored = FrameDir(assets["workdir"] / "stylemap_mask_keyed_render" / "frames")
+    for k in range(FRAMES):  # the fixture's run, in one segment: the same renders
+        assert np.array_equal(renders.read(k), stored.read(k))

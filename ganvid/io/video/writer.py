@@ -1,16 +1,8 @@
-"""Streaming video I/O with PyAV: probe a clip, read its frames with timestamps, write H.264
-with the source's timing, rotation and sound.
+"""Writing H.264 with PyAV: `VideoWriter` keeps the source's frame times, rotation and sound;
+`write_images_as_video` is the simple case; `VideoWriter.copy_video` joins encoded segments.
 
-Conventions
-- Images are HxWx3 uint8 RGB numpy arrays, in display orientation (upright, as a player shows
-  them) unless a name says `coded`.
-- `pts` are integers in the video stream's `time_base` (a Fraction of a second). The writer
-  stores them unchanged, so variable-frame-rate clips keep every frame time and stay in sync
-  with their sound.
-- `rotation_deg` is the counter-clockwise angle (0, 90, 180 or 270) by which a player turns the
-  coded picture for display: FFmpeg's display-matrix convention (PyAV's `VideoFrame.rotation`,
-  taken mod 360). A phone held upright usually records 270 (a quarter turn clockwise).
-  Mirroring in the display matrix is ignored.
+About 650 lines because the frame timing, rotation, padding, sound interleaving and segment
+joins all act on one open output container and its muxing order; they are one writer.
 
 Choices the writer makes (and why)
 - Odd frame sizes: H.264 in 4:2:0 (yuv420p, what browsers, QuickTime, phones and hardware
@@ -43,12 +35,10 @@ Choices the writer makes (and why)
 from __future__ import annotations
 
 import collections
-import heapq
 import itertools
 import math
 import os
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -59,363 +49,17 @@ from av.video.reformatter import VideoReformatter
 
 from ganvid.errors import InputError, VideoError
 from ganvid.files import temp_path_beside
+from ganvid.io.video.reader import (
+    VideoInfo,
+    cause,
+    open_input,
+    video_stream,
+)
 from ganvid.ui import warn
-
-__all__ = [
-    "Frame",
-    "TimestampRepair",
-    "VideoInfo",
-    "VideoWriter",
-    "probe",
-    "read_frames",
-    "write_images_as_video",
-]
 
 _BT709 = 1  # AVCOL_SPC_BT709 == AVCOL_PRI_BT709 == AVCOL_TRC_BT709 == SWS_CS_ITU709
 _LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
 _AAC_BIT_RATE = 192_000
-_DEFAULT_TIME_BASE = Fraction(1, 90_000)  # MPEG's clock, for streams that state none
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a clip is, read without decoding more than its first frame.
-
-    width, height: display size in pixels (after rotation).
-    coded_width, coded_height: size of the stored picture (before rotation).
-    fps: average frame rate (frames per second); for VFR clips only an average.
-    frame_count: exact number of video frames (packets counted, not taken from the header).
-    duration_s: time from the first frame's start to the last frame's end, in seconds.
-    rotation_deg: 0/90/180/270, counter-clockwise turn a player applies for display.
-    time_base: unit of every `pts` of this clip, in seconds.
-    start_pts: pts of the first frame.
-    codec, pix_fmt: video codec name and decoded pixel format (e.g. "h264", "yuv420p").
-    has_audio, audio_codec: whether there is a sound track and its codec name.
-    path: the file (None for a description made up for writing images).
-    """
-
-    path: Path | None
-    width: int
-    height: int
-    coded_width: int
-    coded_height: int
-    fps: Fraction
-    frame_count: int
-    duration_s: float
-    rotation_deg: int
-    time_base: Fraction
-    start_pts: int
-    codec: str
-    pix_fmt: str
-    has_audio: bool
-    audio_codec: str | None
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One decoded frame: `image` HxWx3 uint8 RGB, `pts` in the clip's time_base,
-    `time_s` = pts * time_base in seconds (not shifted to start at 0), `index` from 0."""
-
-    index: int
-    pts: int
-    time_s: float
-    image: np.ndarray
-
-
-# ---------------------------------------------------------------------------------------------
-# reading
-
-
-def probe(path: str | os.PathLike) -> VideoInfo:
-    """Describe a video file. Decodes only the first frame (to learn the rotation and to check
-    the stream is decodable), then reads the packets without decoding them to count frames
-    and find the end time exactly (container headers can be wrong for VFR clips with
-    B-frames). Cost: one pass over the file's bytes.
-
-    Raises InputError (missing file) or VideoError (not a media file, corrupt, no video
-    stream, no frames, no decoder for the codec), each one line naming the file.
-    """
-    path = _existing_file(path)
-    with _open_input(path) as container:
-        stream = _video_stream(container, path)
-        first = _first_frame(container, stream, path)
-        audio = container.streams.audio[0] if container.streams.audio else None
-        audio_codec = audio.codec_context.name if audio is not None else None
-        time_base = Fraction(stream.time_base or _DEFAULT_TIME_BASE)
-        header_fps = stream.average_rate
-        codec = stream.codec_context.name
-        pix_fmt = first.format.name
-        rotation = _rotation_deg(first)
-        coded_w, coded_h = first.width, first.height
-    scan = _scan_packets(path)
-    if scan.count == 0:
-        raise VideoError(f"{path}: the video stream has no frames")
-    duration = (scan.end_pts - scan.start_pts) * time_base
-    width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
-    return VideoInfo(
-        path=path,
-        width=width,
-        height=height,
-        coded_width=coded_w,
-        coded_height=coded_h,
-        fps=_average_fps(scan.count, duration, header_fps),
-        frame_count=scan.count,
-        duration_s=float(duration),
-        rotation_deg=rotation,
-        time_base=time_base,
-        start_pts=scan.start_pts,
-        codec=codec,
-        pix_fmt=pix_fmt,
-        has_audio=audio_codec is not None,
-        audio_codec=audio_codec,
-    )
-
-
-def read_frames(path: str | os.PathLike, upright: bool = True) -> Iterator[Frame]:
-    """Yield every frame of the clip in display order, one at a time (memory does not grow
-    with the clip's length: a few frames are held to put their timestamps in order). With
-    `upright`, images are turned to display orientation (what a player shows, so faces are
-    upright); otherwise they are the coded pictures.
-
-    Timestamps strictly increase whatever the file stores (see `TimestampRepair`); when some
-    had to be rebuilt, one warning line says so (once per file and process). HDR video (PQ,
-    HLG or BT.2020, e.g. a phone's 10-bit HEVC) is converted to 8-bit RGB without tone
-    mapping, which one warning line says.
-
-    Raises InputError / VideoError like `probe`, and VideoError when decoding fails midway.
-    """
-    path = _existing_file(path)
-    with _open_input(path) as container:
-        stream = _video_stream(container, path)
-        stream.thread_type = "AUTO"
-        time_base = stream.time_base or _DEFAULT_TIME_BASE
-        repair = TimestampRepair(_frame_step(stream, time_base))
-        reformatter = VideoReformatter()
-        quarter_turns = None
-        index = 0
-        decoded = ((frame, frame.pts, frame.dts) for frame in _decode(container, stream, path))
-        for frame, pts in repair.run(decoded):
-            if quarter_turns is None:
-                quarter_turns = _rotation_deg(frame) // 90 if upright else 0
-                _note_hdr(frame, path)
-            if repair.changed:
-                _warn_once(path, "timestamps", _REBUILT_MESSAGE)
-            image = _to_rgb(frame, reformatter)
-            del frame
-            if quarter_turns:
-                image = np.ascontiguousarray(np.rot90(image, k=quarter_turns))
-            yield Frame(index=index, pts=pts, time_s=float(pts * time_base), image=image)
-            index += 1
-        if index == 0:
-            raise VideoError(f"{path}: the video stream has no frames")
-
-
-_REBUILT_MESSAGE = (
-    "frame timestamps are out of order, repeated or missing (e.g. packed B-frames in an AVI); "
-    "rebuilt them in display order, as FFmpeg plays the file"
-)
-
-
-class TimestampRepair:
-    """Strictly increasing display timestamps for decoded frames, in the order the decoder
-    gives them (which is display order: a decoder reorders pictures itself; only their
-    timestamps can be wrong).
-
-    Each frame's own stamp is its best-effort timestamp as FFmpeg starts it: the pts, or the
-    dts when the pts is missing. The stamps of `depth` consecutive frames are then sorted
-    (as libavformat sorts a window of pts to derive dts): an AVI with packed B-frames gives
-    the decoded pictures in display order but labels them 1,2,3,5,4,6,8,7,..., and sorting
-    the labels (not the pictures) gives 1,2,3,4,5,6,7,8. A stamp that is still missing, or
-    not above the previous frame's, is rebuilt as the previous one plus `step` (one frame at
-    the stream's average rate). Every frame is kept; correct files come out unchanged.
-
-    `changed` counts frames whose timestamp differs from the stamp they arrived with.
-    """
-
-    def __init__(self, step: int, depth: int = 4, start: int = 0) -> None:
-        self.step, self.depth, self.start = max(1, int(step)), max(1, int(depth)), int(start)
-        self.changed = 0
-
-    def run(self, items: Iterable[tuple[object, int | None, int | None]]) -> Iterator[tuple]:
-        """items: (frame, pts, dts) in decoding output order -> (frame, timestamp)."""
-        window: collections.deque[tuple[object, int | None]] = collections.deque()
-        stamps: list[int] = []  # a heap of the window's known stamps
-        last: int | None = None
-        try:
-            for frame, pts, dts in items:
-                stamp = pts if pts is not None else dts
-                window.append((frame, None if stamp is None else int(stamp)))
-                if stamp is not None:
-                    heapq.heappush(stamps, int(stamp))
-                if len(window) > self.depth:
-                    last = yield from self._emit(window, stamps, last)
-        except Exception:  # e.g. a decoding error: the frames decoded before it still count
-            while window:
-                last = yield from self._emit(window, stamps, last)
-            raise
-        while window:
-            last = yield from self._emit(window, stamps, last)
-
-    def _emit(self, window: collections.deque, stamps: list[int], last: int | None):
-        frame, own = window.popleft()
-        stamp = heapq.heappop(stamps) if own is not None else None
-        if stamp is None or (last is not None and stamp <= last):
-            stamp = self.start if last is None else last + self.step
-        if stamp != own:
-            self.changed += 1
-        yield frame, stamp
-        return stamp
-
-
-_HDR_TRANSFERS = {16, 18}  # AVCOL_TRC_SMPTE2084 (PQ), AVCOL_TRC_ARIB_STD_B67 (HLG)
-_BT2020_PRIMARIES = 9  # AVCOL_PRI_BT2020
-_warned: set[tuple[str, str]] = set()
-
-
-def _warn_once(path: Path, kind: str, message: str) -> None:
-    """One warning line per file, kind and process (a job reads its clip several times)."""
-    key = (str(path.absolute()), kind)
-    if key not in _warned:
-        _warned.add(key)
-        warn(f"{path}: {message}")
-
-
-def _note_hdr(frame: av.VideoFrame, path: Path) -> None:
-    """Say once that HDR (PQ / HLG / BT.2020) video becomes 8-bit RGB without tone mapping."""
-    if frame.color_trc in _HDR_TRANSFERS or frame.color_primaries == _BT2020_PRIMARIES:
-        _warn_once(
-            path,
-            "hdr",
-            f"HDR video ({frame.format.name}) is converted to 8-bit RGB without tone mapping; "
-            "colours may look washed out or clipped",
-        )
-
-
-def _existing_file(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a file")
-    if path.stat().st_size == 0:
-        raise VideoError(f"{path}: the file is empty")
-    return path
-
-
-def _open_input(path: Path) -> av.container.InputContainer:
-    try:
-        return av.open(str(path), mode="r")
-    except av.error.EOFError as error:
-        raise VideoError(f"{path}: the file ends before any video (cut short?)") from error
-    except av.FFmpegError as error:
-        raise VideoError(f"{path}: not a readable video file ({_reason(error)})") from error
-
-
-def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
-    if not container.streams.video:
-        kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams at all"
-        raise VideoError(f"{path}: has no video stream (it contains: {kinds})")
-    stream = container.streams.video[0]
-    if stream.codec_context is None:
-        raise VideoError(
-            f"{path}: video codec '{stream.codec.name if stream.codec else 'unknown'}' "
-            "cannot be decoded by this FFmpeg build (see `ganvid doctor`)"
-        )
-    return stream
-
-
-def _decode(
-    container: av.container.InputContainer, stream: av.VideoStream, path: Path
-) -> Iterator[av.VideoFrame]:
-    """Decoded frames of `stream`; FFmpeg errors become one-line VideoErrors."""
-    try:
-        yield from container.decode(stream)
-    except av.FFmpegError as error:
-        raise VideoError(f"{path}: video could not be decoded ({_reason(error)})") from error
-
-
-def _first_frame(
-    container: av.container.InputContainer, stream: av.VideoStream, path: Path
-) -> av.VideoFrame:
-    for frame in _decode(container, stream, path):
-        return frame
-    raise VideoError(f"{path}: the video stream has no frames")
-
-
-@dataclass(frozen=True)
-class _PacketScan:
-    count: int  # packets that decode to a shown frame
-    start_pts: int  # smallest pts
-    end_pts: int  # largest pts + that packet's duration
-
-
-def _scan_packets(path: Path) -> _PacketScan:
-    """Read the video packets (no decoding): count them and find the presented time span.
-    Packets an edit list marks as discarded are not shown, so they are not counted. Where a
-    packet has no duration (MPEG-TS stores none), the last frame is taken to last the
-    average gap between frames."""
-    count, first, last, end = 0, None, None, None
-    missing_duration = False
-    with _open_input(path) as container:
-        stream = _video_stream(container, path)
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0 or packet.is_discard:  # flush packet / cut by an edit list
-                    continue
-                count += 1
-                if packet.pts is None:
-                    continue
-                first = packet.pts if first is None else min(first, packet.pts)
-                last = packet.pts if last is None else max(last, packet.pts)
-                if packet.duration:
-                    stop = packet.pts + packet.duration
-                    end = stop if end is None else max(end, stop)
-                else:
-                    missing_duration = True
-        except av.FFmpegError as error:
-            raise VideoError(f"{path}: video could not be read ({_reason(error)})") from error
-    if first is None or last is None:
-        return _PacketScan(count=count, start_pts=0, end_pts=0)
-    if missing_duration or end is None:
-        gap = round((last - first) / (count - 1)) if count > 1 else 0
-        end = last + gap if end is None else max(end, last + gap)
-    return _PacketScan(count=count, start_pts=first, end_pts=end)
-
-
-def _average_fps(count: int, duration: Fraction, header_fps: Fraction | None) -> Fraction:
-    """Frames per second over the clip. The header's rate is kept when it agrees within 1 %
-    (it is the round number, e.g. 30000/1001); VFR clips get their true average."""
-    if duration <= 0:
-        return Fraction(header_fps or 25)
-    measured = count / duration
-    if header_fps and abs(header_fps / measured - 1) < 0.01:
-        return Fraction(header_fps)
-    return measured.limit_denominator(1001)
-
-
-def _frame_step(stream: av.VideoStream, time_base: Fraction) -> int:
-    """pts units per frame at the average rate, used only when a frame has no pts."""
-    rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-    return max(1, round(1 / (Fraction(rate) * time_base)))
-
-
-def _rotation_deg(frame: av.VideoFrame) -> int:
-    """Display rotation of a decoded frame, snapped to 0/90/180/270 (counter-clockwise)."""
-    return (round(frame.rotation / 90) * 90) % 360
-
-
-def _to_rgb(frame: av.VideoFrame, reformatter: VideoReformatter) -> np.ndarray:
-    """HxWx3 uint8 RGB of a decoded frame, honouring its tagged matrix and range. One
-    reformatter per clip reuses its scaler (4x faster than a new one per frame)."""
-    rgb = reformatter.reformat(frame, format="rgb24", src_color_range=frame.color_range)
-    return rgb.to_ndarray()
-
-
-def _reason(error: Exception) -> str:
-    """FFmpeg's message without the file name PyAV appends (we name the file ourselves)."""
-    strerror = getattr(error, "strerror", None)
-    return " ".join(str(strerror or error).split())
-
 
 # ---------------------------------------------------------------------------------------------
 # writing
@@ -537,8 +181,8 @@ class VideoWriter:
             raise RuntimeError("copy_video() after write(): the encoder still holds frames")
         part = Path(part)
         first = True
-        with _open_input(part) as container:
-            source = _video_stream(container, part)
+        with open_input(part) as container:
+            source = video_stream(container, part)
             theirs = source.codec_context.extradata
             if _parameter_sets(theirs) != _parameter_sets(self._stream.codec_context.extradata):
                 raise VideoError(f"{part}: encoded with other settings than {self.path}")
@@ -606,7 +250,7 @@ class VideoWriter:
         except BaseException as error:
             self._abort()
             if isinstance(error, av.FFmpegError):
-                raise VideoError(f"{self.path}: cannot start writing ({_reason(error)})") from error
+                raise VideoError(f"{self.path}: cannot start writing ({cause(error)})") from error
             raise
 
     def _start(self, reencode_audio: bool) -> None:
@@ -641,7 +285,7 @@ class VideoWriter:
         except (av.FFmpegError, ValueError) as error:
             raise VideoError(
                 f"{self.path}: cannot encode with '{settings['codec']}' into this file type "
-                f"({_reason(error)})"
+                f"({cause(error)})"
             ) from error
         stream.width, stream.height = coded_w, coded_h
         stream.pix_fmt = pix_fmt
@@ -691,7 +335,7 @@ class VideoWriter:
         try:
             return self._stream.encode(frame)
         except av.FFmpegError as error:
-            raise VideoError(f"{self.path}: encoding failed ({_reason(error)})") from error
+            raise VideoError(f"{self.path}: encoding failed ({cause(error)})") from error
 
     def _mux_ready(self) -> None:
         """Mux encoded packets, in order, once their frame's duration is known. The encoder
@@ -726,7 +370,7 @@ class VideoWriter:
         try:
             self._container.mux(packet)
         except av.FFmpegError as error:
-            raise VideoError(f"{self.path}: writing failed ({_reason(error)})") from error
+            raise VideoError(f"{self.path}: writing failed ({cause(error)})") from error
 
     # -- the end ------------------------------------------------------------------------------
 
@@ -769,7 +413,7 @@ class VideoWriter:
             except Exception as error:
                 failures.append(error)
         if failures and check:
-            reason = _reason(failures[0])
+            reason = cause(failures[0])
             raise VideoError(f"{self.path}: finishing the file failed ({reason})") from failures[0]
 
 
@@ -806,7 +450,7 @@ class _AudioCopy:
         force_reencode: bool = False,
     ) -> _AudioCopy | None:
         """Add the audio stream of `path` to `container`; None if `path` has no sound."""
-        source = _open_input(path)
+        source = open_input(path)
         try:
             if not source.streams.audio:
                 source.close()
@@ -854,7 +498,7 @@ class _AudioCopy:
             for frame in packet.decode():
                 self._container.mux(self._out_stream.encode(frame))
         except av.FFmpegError as error:
-            raise VideoError(f"{self._label}: copying audio failed ({_reason(error)})") from error
+            raise VideoError(f"{self._label}: copying audio failed ({cause(error)})") from error
 
     def _flush_encoder(self) -> None:
         if not self.reencode:
@@ -862,7 +506,7 @@ class _AudioCopy:
         try:
             self._container.mux(self._out_stream.encode(None))
         except av.FFmpegError as error:
-            raise VideoError(f"{self._label}: encoding audio failed ({_reason(error)})") from error
+            raise VideoError(f"{self._label}: encoding audio failed ({cause(error)})") from error
 
     def close(self) -> None:
         self._source.close()
@@ -874,7 +518,7 @@ class _AudioCopy:
                     return packet
         except av.FFmpegError as error:
             raise VideoError(
-                f"{self._label}: the source audio could not be read ({_reason(error)})"
+                f"{self._label}: the source audio could not be read ({cause(error)})"
             ) from error
         return None
 
