@@ -120,3 +120,22 @@ def human_size(n: int) -> str:
         if value < 1000 or unit == "TB":
             break
     return f"{value:.1f} {unit}"
+
+
+@contextmanager
+def held(lock, patience_s: float, waiting: str) -> Iterator[None]:
+    """Hold a `filelock` lock for the block; when another process holds it for more than
+    `patience_s` seconds, say `waiting` (one line) and wait for it."""
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=patience_s)
+    except Timeout:
+        from ganvid.ui import info
+
+        info(waiting)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

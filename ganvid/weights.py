@@ -31,7 +31,7 @@ from typing import Any
 
 from ganvid.errors import DownloadError, InputError, WeightsError
 from ganvid.fetch import DEFAULT_TIMEOUT_S, FetchError, Session, byte_bar, fetch
-from ganvid.files import cache_dir, sha256_file
+from ganvid.files import cache_dir, held, sha256_file
 
 try:
     import tomllib
@@ -515,24 +515,16 @@ def verify(name: str | WeightEntry, catalog: Manifest | None = None) -> Check:
 @contextmanager
 def _download_lock(target: Path) -> Iterator[None]:
     """Only one process downloads a given file at a time; the others wait, then reuse it."""
-    from filelock import FileLock, Timeout
+    from filelock import FileLock
 
     # Lock files live apart so the weights folder holds only weights.
     locks = weights_dir() / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
     relative = target.relative_to(weights_dir()).as_posix().replace("/", "__")
     lock = FileLock(str(locks / f"{relative}.lock"))
-    try:
-        lock.acquire(timeout=0.5)
-    except Timeout:
-        from ganvid.ui import info
-
-        info(f"waiting for another ganvid process that is downloading {target.name}")
-        lock.acquire()
-    try:
+    waiting = f"waiting for another ganvid process that is downloading {target.name}"
+    with held(lock, 0.5, waiting):
         yield
-    finally:
-        lock.release()
 
 
 def download(

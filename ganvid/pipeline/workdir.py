@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ganvid.errors import InputError, WorkdirError
-from ganvid.files import absolute, atomic_path, atomic_write_bytes, sha256_file, writable_dir
+from ganvid.files import absolute, atomic_path, atomic_write_bytes, held, sha256_file, writable_dir
 from ganvid.io.image import decode_rgb, encode_image
 from ganvid.pipeline.layout import Layout
 
@@ -348,20 +348,9 @@ class Workdir:
     def briefly(self) -> Iterator[None]:
         """Hold the lock for a short step (a part's manifest check), waiting while another run
         holds it: parts of one clip take turns at the manifest and render outside the lock."""
-        from filelock import Timeout
-
-        from ganvid.ui import info
-
-        lock = self._file_lock()
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            info(f"waiting for the ganvid run using {self.root} (another part runs PTI?)")
-            lock.acquire()
-        try:
+        waiting = f"waiting for the ganvid run using {self.root} (another part runs PTI?)"
+        with held(self._file_lock(), 0, waiting):
             yield
-        finally:
-            lock.release()
 
     def stage_dir(self, name: str) -> Path:
         path = self.layout.stage(name)
