@@ -170,7 +170,7 @@ def find_workdir(clip: Path | None, workdir: Path | None, cwd: Path | None = Non
 
 def open_inversion(workdir: Path, clip: Path | None):
     """The finished inversion in `workdir`; WorkdirError telling the user to invert first."""
-    from ganvid.pipeline.invert import load_inversion
+    from ganvid.pipeline.inversion import load_inversion
 
     hint = f"`ganvid invert {clip}`" if clip is not None else "`ganvid invert CLIP`"
     if not Layout(workdir).inversion_json.is_file():

@@ -17,7 +17,7 @@ from support.pipeline_fixtures import invert_args, tiny_assets, video_frames, wr
 from support.videos import audio_packets
 
 from ganvid.errors import WorkdirError
-from ganvid.pipeline.invert import load_inversion
+from ganvid.pipeline.inversion import load_inversion
 from ganvid.pipeline.render import render_frames
 from ganvid.pipeline.workdir import FrameDir, read_json
 
