@@ -13,7 +13,7 @@ frames):
    marked `absent`: they keep the nearest geometry so every per-frame array stays dense, but
    nothing is drawn or pasted on them.
 
-Then `crop_frames` (another pass over the frames) cuts the aligned and unaligned crops.
+`crop_pair` cuts a frame's aligned and unaligned crops.
 `save_geometry` / `load_geometry` store everything as `geometry.json`. The stage that runs
 all this on a clip in a work dir is `ganvid.pipeline.align`.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,14 +292,6 @@ def crop_pair(
     aligned = ffhq_crop(frame, record.aligned_quad, config.aligned())
     unaligned = ffhq_crop(frame, record.unaligned_quad, config.unaligned())
     return aligned, unaligned
-
-
-def crop_frames(
-    frames: Iterable[np.ndarray], records: list[FrameGeometry], config: CropsConfig = CropsConfig()
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Stream (aligned, unaligned) crops, one pair per frame."""
-    for frame, record in zip(frames, records, strict=True):
-        yield crop_pair(frame, record, config)
 
 
 # ----------------------------------------------------------------------------- storage

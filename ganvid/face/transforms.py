@@ -160,27 +160,3 @@ def params_from_input_transforms(matrices: np.ndarray) -> np.ndarray:
     matrices = np.asarray(matrices, dtype=np.float64).reshape(-1, 3, 3)
     rows = [params_from_input_transform(m) for m in matrices]
     return np.array(rows, dtype=np.float64).reshape(-1, 3)
-
-
-def wrap_degrees(angle: np.ndarray) -> np.ndarray:
-    """Angles mapped into [-180, 180)."""
-    return (np.asarray(angle, dtype=np.float64) + 180.0) % 360.0 - 180.0
-
-
-def smooth_transforms(
-    params: np.ndarray, window: int = 9, order: int = 2, shot_ids: np.ndarray | None = None
-) -> np.ndarray:
-    """Smooth [N,3] (angle_deg, tx_frac, ty_frac) over time; N rows in, N rows out.
-
-    The angle is unwrapped (so 179 -> -179 is a 2 degree step, not 358) and smoothed as a number,
-    then wrapped back, so every matrix rebuilt from the result is an exact rotation; matrix
-    entries are never averaged. Same zero-lag filter as the landmarks (`track.smooth_series`),
-    never across shot cuts.
-    """
-    from ganvid.face.track import smooth_series
-
-    params = np.asarray(params, dtype=np.float64).reshape(-1, 3).copy()
-    params[:, 0] = np.degrees(np.unwrap(np.radians(params[:, 0])))
-    out = smooth_series(params, window=window, order=order, shot_ids=shot_ids)
-    out[:, 0] = wrap_degrees(out[:, 0])
-    return out

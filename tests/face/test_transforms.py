@@ -19,7 +19,6 @@ from ganvid.face.transforms import (
     params_from_input_transforms,
     quad_basis,
     render_matrix,
-    smooth_transforms,
     transform_from_quads,
 )
 from ganvid.nn import sg3_transforms
@@ -179,15 +178,3 @@ def test_matrices_round_trip_and_follow_the_sg3_convention():
     one = CropTransform(*params[0])
     np.testing.assert_allclose(one.input_transform(), np.linalg.inv(one.user_matrix()))
     np.testing.assert_allclose(one.input_transform(), sg3_transforms.input_transform(*params[0]))
-
-
-def test_smoothing_transforms_wraps_angles_and_does_not_lag():
-    frames = np.arange(40)
-    angle = 160.0 + 1.5 * frames  # crosses 180 -> -180 at frame 13.3
-    wrapped = (angle + 180) % 360 - 180
-    params = np.column_stack([wrapped, 0.01 * frames, -0.002 * frames])
-    smoothed = smooth_transforms(params, window=9)
-    error = (smoothed[:, 0] - wrapped + 180) % 360 - 180
-    np.testing.assert_allclose(error, 0, atol=1e-9)
-    np.testing.assert_allclose(smoothed[:, 1:], params[:, 1:], atol=1e-12)
-    assert np.all((smoothed[:, 0] >= -180) & (smoothed[:, 0] < 180))
