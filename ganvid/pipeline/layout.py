@@ -79,6 +79,11 @@ class Tagged:
         return self.root / self.wplus / "wplus.npy"
 
     @property
+    def wplus_raw_npy(self) -> Path:
+        """w+ mode "smooth": every frame's encoder w+ before the temporal filter [N,18,512]."""
+        return self.root / self.wplus / "raw.npy"
+
+    @property
     def render_frames(self) -> Path:
         return self.root / self.render / FRAMES
 

@@ -200,15 +200,17 @@ def shot_wplus(
     shot_ids: np.ndarray,
     samples: list[int],
     mode: WplusMode = "mean",
+    raw: Path | None = None,
 ) -> None:
     """Per-frame w+ files (those of `samples`) -> the w+ to render, [N,18,512] float32 .npy:
     "mean" = each shot's mean over its samples; "smooth" = every frame through the 5-tap
-    temporal filter within its shot (raw values kept beside `target` as raw.npy). Streams:
-    memory holds one shot's mean (or one chunk of frames), never the clip."""
+    temporal filter within its shot (the raw values are kept in `raw`, which "smooth" needs).
+    Streams: memory holds one shot's mean (or one chunk of frames), never the clip."""
     shot_ids = np.asarray(shot_ids).reshape(-1)
     count = len(shot_ids)
     if mode == "smooth":
-        raw = target.with_name("raw.npy")
+        if raw is None:
+            raise ValueError('shot_wplus(mode="smooth") needs the path of the raw w+ (`raw`)')
         gather_arrays(per_frame, count, raw)
         smooth_ws_file(raw, target, shot_ids, smooth=True)
         return

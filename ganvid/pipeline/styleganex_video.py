@@ -324,7 +324,9 @@ def stage_wplus(workdir: Workdir, inputs: dict, options: WplusOptions) -> dict:
             for index, row in zip(chunk, wplus, strict=True):
                 per_frame.write(index, row)
             update(len(chunk))
-    shot_wplus(per_frame, paths.wplus_npy, track["shot_ids"], samples, options.mode)
+    shot_wplus(
+        per_frame, paths.wplus_npy, track["shot_ids"], samples, options.mode, paths.wplus_raw_npy
+    )
     return {"frames": frame_count(workdir), "encoded": len(samples), "mode": options.mode}
 
 

@@ -145,6 +145,7 @@ def test_stage_options_as_dataclasses_hash_like_the_option_dicts_they_replace(tm
         (Layout(Path("w")).render_frames, "render/frames"),
         (Layout(Path("w")).edit("age3").latents_ws_smooth, "edits/age3/latents/ws_smooth.npy"),
         (Layout(Path("w")).tagged("toon_cartoon").wplus_npy, "toon_cartoon_wplus/wplus.npy"),
+        (Layout(Path("w")).tagged("toon_cartoon").wplus_raw_npy, "toon_cartoon_wplus/raw.npy"),
         (Layout(Path("w")).manifest("edits/age3/render"), "edits/age3/render.json"),
         (Layout(Path("w")).smgan_masks("hair"), "smgan_masks/hair"),
         (Layout(Path("w")).smgan_geometry_npz, "smgan_geometry/geometry.npz"),

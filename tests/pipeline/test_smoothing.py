@@ -109,6 +109,8 @@ def test_wplus_is_one_mean_per_shot_or_smoothed(tmp_path):
         np.testing.assert_allclose(mean[rows], expected, atol=1e-6)
     # "smooth": every frame, the 5-tap filter within each shot
     assert wplus_samples(shots, detected, "smooth") == list(range(9))
-    shot_wplus(per_frame, tmp_path / "smooth.npy", shots, list(range(9)), "smooth")
+    shot_wplus(
+        per_frame, tmp_path / "smooth.npy", shots, list(range(9)), "smooth", tmp_path / "raw.npy"
+    )
     expected = smooth_along_time(raw, shots)
     np.testing.assert_allclose(np.load(tmp_path / "smooth.npy"), expected, atol=1e-6)
