@@ -167,7 +167,7 @@ def _layout_image(
     return np.concatenate([_place(crop, render.shape, offset), render], axis=1)
 
 
-def _sizes(layout: str, source: tuple[int, int], render: tuple[int, int]) -> tuple[int, int]:
+def frame_size(layout: str, source: tuple[int, int], render: tuple[int, int]) -> tuple[int, int]:
     """(width, height) of a layout's frames; source and render are (height, width)."""
     (sh, sw), (rh, rw) = source, render
     return {
@@ -261,7 +261,7 @@ def compose_videos(
         task = bar.add_task(label, total=len(pts))
         writers = {}
         for name, (path, layout) in outputs.items():
-            width, height = _sizes(layout, source_size, render_size)
+            width, height = frame_size(layout, source_size, render_size)
             writers[name] = stack.enter_context(
                 VideoWriter(
                     path,

@@ -35,8 +35,8 @@ from ganvid.pipeline.compose import (
     ComposeSources,
     FrameHook,
     Layout,
-    _sizes,
     composed_frames,
+    frame_size,
 )
 from ganvid.pipeline.workdir import FrameDir
 
@@ -136,7 +136,7 @@ def encode_segments(
                     if not writers:
                         size = composed.render.shape[:2]
                         for name, layout in layouts.items():
-                            width, height = _sizes(layout, source_size, size)
+                            width, height = frame_size(layout, source_size, size)
                             path = segment_path(stage_dir, name, k)
                             path.parent.mkdir(parents=True, exist_ok=True)
                             writer = VideoWriter(
