@@ -39,8 +39,9 @@ from ganvid.face.geometry import (
 )
 from ganvid.face.landmarks import DetectorConfig, Face
 from ganvid.face.tracks import ClipTracker, TrackConfig, contact_sheet
-from ganvid.files import absolute
+from ganvid.files import absolute, atomic_write_bytes
 from ganvid.pipeline import layout as names
+from ganvid.pipeline.claims import Claims, frame_units, part_order
 from ganvid.pipeline.job import Job
 from ganvid.pipeline.layout import Layout
 from ganvid.pipeline.workdir import FileHasher, FrameDir, atomic_save_npz
@@ -66,6 +67,8 @@ class CachedDetector:
 
     The frame index comes from `seek(index)` (called by `ClipTracker` before each search; blank
     frames are skipped). Second opinions and identities go to the wrapped detector (`helper`).
+    Faces are always those rebuilt from the stored arrays, also when just detected, so a frame
+    detected by another worker (`share_detections`) gives the tracker the same faces.
     """
 
     def __init__(self, detector, directory: Path) -> None:
@@ -83,20 +86,20 @@ class CachedDetector:
         self.index += 1
         if path.exists():
             data = np.load(path)
-            return [
-                Face(box, float(score), points)
-                for box, score, points in zip(
-                    data["boxes"], data["scores"], data["points"], strict=True
-                )
-            ]
-        faces = self.detector.detect(image)
-        arrays = {
-            "boxes": np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4),
-            "scores": np.array([f.score for f in faces], dtype=np.float64),
-            "points": np.array([f.points for f in faces], dtype=np.float64).reshape(-1, 68, 2),
-        }
-        atomic_save_npz(path, arrays)
-        return faces
+        else:
+            faces = self.detector.detect(image)
+            data = {
+                "boxes": np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4),
+                "scores": np.array([f.score for f in faces], dtype=np.float64),
+                "points": np.array([f.points for f in faces], dtype=np.float64).reshape(-1, 68, 2),
+            }
+            atomic_save_npz(path, data)
+        return [
+            Face(box, float(score), points)
+            for box, score, points in zip(
+                data["boxes"], data["scores"], data["points"], strict=True
+            )
+        ]
 
 
 def clip_images(clip: Path) -> Iterator[np.ndarray]:
@@ -127,6 +130,64 @@ def with_weight_files(detector: DetectorConfig) -> DetectorConfig:
 
     files = {name: str(resolve(name)) for name in FAN_NAMES if name not in detector.fan_weights}
     return dataclasses.replace(detector, fan_weights={**detector.fan_weights, **files})
+
+
+def share_detections(
+    clip: Path,
+    count: int,
+    layout: Layout,
+    face: dict,
+    claims: Claims,
+    unit_frames: int,
+    part: tuple[int, int] | None,
+) -> int:
+    """Fill the detection cache (`detections_dir`) for units of `unit_frames` frames claimed
+    by this worker (`ganvid.pipeline.claims`): with `part`, its share first, then any unit
+    that is neither done nor held by a live worker; without, every unit not done, then wait
+    for those live workers hold (the barrier before tracking). Frames the tracker takes for
+    blank (`TrackConfig.blank_contrast`) are skipped as it skips them. A unit is done when its
+    marker (`Layout.detected`) is there. Returns the number of units this worker did.
+
+    Without `part`, when no worker has begun (no marker, no live claim), nothing is done here:
+    the tracker detects as it goes, in one decode of the clip instead of two.
+    """
+    from ganvid.face.landmarks import make_detector
+    from ganvid.face.tracks import picture
+    from ganvid.pipeline.crops import ClipFrames
+    from ganvid.ui import stage_bar
+
+    configs = face_configs(face)
+    blank = configs["geometry"].track.blank_contrast
+    units = frame_units(count, unit_frames)
+    markers = [layout.detected(r.start, r.stop) for r in units]
+    if part is None and not claims.live() and not any(m.exists() for m in markers):
+        return 0
+    cache = detections_dir(layout, clip, configs["detector"])
+    store = FrameDir(cache, ".npz")
+    frames = ClipFrames(clip)
+    detector: CachedDetector | None = None
+    waiting = f"waiting for other workers' face detection in {layout.root}"
+    todo = claims.take(
+        part_order(len(units), part), lambda k: markers[k].exists(), part is None, waiting
+    )
+    with stage_bar(
+        "faces (detect)",
+        count,
+        sum(len(r) for r, m in zip(units, markers, strict=True) if m.exists()),
+    ) as update:
+        for k in todo:
+            for index in units[k]:
+                image = frames.get(index).image
+                if picture(image).contrast >= blank and not store.has(index):
+                    if detector is None:
+                        raw = make_detector(with_weight_files(configs["detector"]))
+                        detector = CachedDetector(raw, cache)
+                    detector.seek(index)
+                    detector.detect(image)
+                update()
+            markers[k].parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(markers[k], b"")
+    return len(claims.taken)
 
 
 def clip_tracks(

@@ -56,12 +56,13 @@ import numpy as np
 from ganvid.errors import WorkdirError
 from ganvid.files import absolute
 from ganvid.pipeline import layout as names
-from ganvid.pipeline.align import track_geometry
+from ganvid.pipeline.align import share_detections, track_geometry
+from ganvid.pipeline.claims import part_order
 from ganvid.pipeline.inversion import INVERSION_VERSION
 from ganvid.pipeline.job import Job, input_clip, resolve_weights
 from ganvid.pipeline.layout import Layout
 from ganvid.pipeline.paste_back import PasteConfig, paste_config
-from ganvid.pipeline.segments import SEGMENT_FRAMES
+from ganvid.pipeline.segments import SEGMENT_FRAMES, segment_ranges
 from ganvid.pipeline.workdir import (
     OMIT_DEFAULT,
     FrameDir,
@@ -296,12 +297,29 @@ ALIGNED_SIZE = 256
 
 def stage_geometry(workdir: Workdir, inputs: dict, options: GeometryOptions) -> dict:
     """Landmarks, tracking, shots, windows and transforms, and the exact quads and sizes the
-    crops are cut over (`ganvid.pipeline.crops`: cut from the clip on demand, not stored)."""
+    crops are cut over (`ganvid.pipeline.crops`: cut from the clip on demand, not stored).
+
+    The per-frame detection is shared among workers in units of `inputs['unit_frames']`
+    frames (`share_detections`): with `inputs['part']` this worker only detects its share;
+    without, the missing units are detected (or waited for), then the faces are tracked over
+    the whole clip in this one process, from the detection cache."""
     from ganvid.pipeline.crops import CropSizes, quad_arrays
 
     clip = Path(inputs["clip"])
     count = frame_count(workdir)
     layout = workdir.layout
+    part = inputs.get("part")
+    units = share_detections(
+        clip,
+        count,
+        layout,
+        options.face,
+        inputs["claims"],
+        inputs.get("unit_frames", SEGMENT_FRAMES),
+        part,
+    )
+    if part is not None:  # this worker's share of the detection; the run without part tracks
+        return {"units": units}
     records, _ = track_geometry(clip, count, layout, layout.geometry_json, options.face)
     sizes = CropSizes(options.aligned_size, options.crop_size, options.unaligned_fill)
     arrays = {
@@ -329,7 +347,13 @@ def crop_cutter(layout, clip: Path):
 
 
 def stage_invert(workdir: Workdir, inputs: dict, options: EncoderOptions) -> dict:
-    """ReStyle inversion of every aligned crop -> invert/ws.npy [N,num_ws,w_dim]."""
+    """ReStyle inversion of every aligned crop -> invert/ws.npy [N,num_ws,w_dim].
+
+    The frames are encoded in batches of `inputs['batch']` aligned to the clip's start, the
+    units workers claim (`ganvid.pipeline.claims`), so every batch holds the frames it holds
+    in one whole run, and the latents are the same bits however the work was shared. With
+    `inputs['part']` this worker encodes its share (then any free unit) and stops; without,
+    it encodes the rest, waits for those live workers hold, and gathers ws.npy."""
     import torch
 
     from ganvid.pipeline.render import to_float
@@ -338,19 +362,35 @@ def stage_invert(workdir: Workdir, inputs: dict, options: EncoderOptions) -> dic
     count = frame_count(workdir)
     aligned = crop_cutter(workdir.layout, Path(inputs["clip"]))
     per_frame = FrameDir(workdir.layout.invert_frames, ".npy")
-    todo = per_frame.missing(count)
-    inverter = models.restyle.inverter(n_iters=options.n_iters, generator=models.base_generator)
-    with stage_bar("invert (encoder)", count, count - len(todo)) as update:
-        for chunk in batches(todo, inputs["batch"]):
+    units = segment_ranges(count, inputs["batch"])
+    part = inputs.get("part")
+
+    def done(k: int) -> bool:
+        return all(per_frame.has(i) for i in units[k])
+
+    inverter = None
+    waiting = f"waiting for other workers' encoder batches in {workdir.root}"
+    todo = inputs["claims"].take(part_order(len(units), part), done, part is None, waiting)
+    with stage_bar("invert (encoder)", count, count - len(per_frame.missing(count))) as update:
+        for k in todo:
+            if inverter is None:
+                inverter = models.restyle.inverter(
+                    n_iters=options.n_iters, generator=models.base_generator
+                )
+            chunk = list(units[k])
             images = to_float([aligned.aligned(i) for i in chunk], models.device)
             with torch.no_grad():
                 ws = inverter.invert(images, return_images=False).ws.float().cpu().numpy()
             for index, w in zip(chunk, ws, strict=True):
                 per_frame.write(index, w)
             update(len(chunk))
+    units_done = len(inputs["claims"].taken)
+    if part is not None:
+        return {"units": units_done}
     gather_arrays(per_frame, count, workdir.layout.invert_ws)
     shutil.rmtree(per_frame.path)  # resume files: ws.npy holds the same rows
-    return {"frames": count, "iterations": inverter.n_iters}
+    iterations = models.restyle.n_iters if options.n_iters is None else options.n_iters
+    return {"frames": count, "iterations": iterations, "units": units_done}
 
 
 def stage_smooth(workdir: Workdir, inputs: dict, options: SmoothOptions) -> dict:
@@ -458,6 +498,7 @@ def stage_render(workdir: Workdir, inputs: dict, options: RenderOptions) -> dict
         on_frame=measure,
         on_segment=segment_done,
         part=inputs.get("part"),
+        claims=inputs["claims"],
     )
     return {"frames": len(job), "resolution": int(generator.img_resolution), **info}
 
@@ -635,11 +676,21 @@ class InvertJob(Job):
             unaligned_fill="ffhq",
         )
 
+    def inputs(self) -> dict[str, Any]:
+        """What every stage of the job gets besides its options (not hashed)."""
+        o = self.options
+        return {
+            "models": self.models,
+            "batch": o.batch,
+            "clip": self.clip,
+            "unit_frames": o.segment_frames,
+        }
+
     def run(self) -> InvertSummary:
         if self.options.part is not None:
             return self.run_part(self.options.part)
         o = self.options
-        with self.open(models=self.models, batch=o.batch, clip=self.clip) as wd:
+        with self.open(**self.inputs()) as wd:
             layout = wd.layout
             pti = self._up_to_pti(wd)
             self._render(wd)
@@ -667,12 +718,26 @@ class InvertJob(Job):
         )
 
     def run_part(self, part: tuple[int, int]) -> InvertSummary:
-        """One worker's share of the clip: the stages up to PTI under the work dir's lock,
-        waiting while another part holds it (so PTI runs once per clip and the other parts
-        find it done), then the render of part K of N of the segments outside the lock, beside
-        the other parts. A run without a part then finds the segments and joins them."""
-        o = self.options
-        inputs = {"models": self.models, "batch": o.batch, "clip": self.clip}
+        """One worker's share of the clip, beside the other parts (`ganvid.pipeline.claims`):
+
+            decode                      under the work dir's lock (the first part decodes)
+            its share of the detection  outside the lock
+            geometry (tracking)         under the lock: the barrier, once all units are in
+            its share of the encoder    outside the lock
+            smooth, PTI                 under the lock: the barrier, PTI once per clip
+            its share of the render     outside the lock
+
+        A part that finishes its share early goes on with units no live worker holds (a dead
+        part's). A run without a part then finds the segments and joins them."""
+        inputs = self.inputs()
+        with self.open(lock="wait", **inputs):
+            run_decode(self, self.clip)
+        with self.open(lock="none", part=part, **inputs) as wd:
+            self._geometry(wd, part=True)
+        with self.open(lock="wait", **inputs) as wd:
+            self._geometry(wd)
+        with self.open(lock="none", part=part, **inputs) as wd:
+            self._encoder(wd, part=True)
         with self.open(lock="wait", **inputs) as wd:
             pti = self._up_to_pti(wd)
         with self.open(lock="none", part=part, **inputs) as wd:
@@ -680,31 +745,40 @@ class InvertJob(Job):
             count = frame_count(wd)
         return InvertSummary(self.workdir_path, count, self.records, {}, pti.info, {})
 
+    def _geometry(self, wd: Workdir, part: bool = False) -> StageRecord:
+        """The geometry stage (`part`: this worker's share of the detection)."""
+        return self.stage(
+            names.GEOMETRY,
+            stage_geometry,
+            options=self.geometry_options(),
+            files={"clip": self.clip},
+            upstream=[names.DECODE],
+            outputs=[wd.layout.geometry_npz],
+            version="2",  # 2: crops cut on demand from the stored quads
+            part=part,
+        )
+
+    def _encoder(self, wd: Workdir, part: bool = False) -> StageRecord:
+        """The encoder stage (`part`: this worker's share of the batches)."""
+        return self.stage(
+            names.INVERT,
+            stage_invert,
+            options=EncoderOptions(self.options.encoder_iters),
+            files={"encoder": self.weights["encoder"], "generator": self.weights["generator"]},
+            upstream=[names.GEOMETRY],
+            outputs=[wd.layout.invert_ws],
+            part=part,
+        )
+
     def _up_to_pti(self, wd: Workdir) -> StageRecord:
         """decode, geometry, invert, smooth, pti in the open work dir; the PTI stage's record."""
         o = self.options
         # not hashed: the clip's content is (files=), so moving or renaming it costs nothing
         weights = self.weights
         layout = wd.layout
-        clip = {"clip": self.clip}
         run_decode(self, self.clip)
-        self.stage(
-            names.GEOMETRY,
-            stage_geometry,
-            options=self.geometry_options(),
-            files=clip,
-            upstream=[names.DECODE],
-            outputs=[layout.geometry_npz],
-            version="2",  # 2: crops cut on demand from the stored quads
-        )
-        self.stage(
-            names.INVERT,
-            stage_invert,
-            options=EncoderOptions(o.encoder_iters),
-            files={"encoder": weights["encoder"], "generator": weights["generator"]},
-            upstream=[names.GEOMETRY],
-            outputs=[layout.invert_ws],
-        )
+        self._geometry(wd)
+        self._encoder(wd)
         self.stage(
             names.SMOOTH,
             stage_smooth,

@@ -7,7 +7,8 @@ must not change. Every job reads and writes work-dir paths through `Layout(root)
     <root>/inversion.json, hashes.json, .lock     the finished inversion, file hashes, the lock
     detections/<clip>-<detector>/*.npz             raw detections, shared by every job on a clip
     decode/video.json                              frame count, pts, size (every video job)
-    geometry/{geometry.json,geometry.npz}         `ganvid invert` (crops are cut on demand)
+    geometry/{geometry.json,geometry.npz}         `ganvid invert` (crops are cut on demand;
+      detected/<a>-<b> marks detected frame ranges)  <stage>/claims/   units workers hold
     invert/{ws/,ws.npy}  smooth/{ws,params,transforms}.npy  pti/{generator.pt,checkpoint.pt,
     targets/,log.json}  render/segments/<output>/  render/frames/ (--keep-frames)
     encode/metrics.json
@@ -145,6 +146,10 @@ class Layout:
         """The manifest of stage `name` (its record and cache key)."""
         return self.root / f"{name}.json"
 
+    def claims(self, stage: str) -> Path:
+        """Claim files of the units of `stage` that workers are doing (`pipeline.claims`)."""
+        return self.root / stage / "claims"
+
     def frames(self, stage: str) -> Path:
         """The per-frame files of a render stage."""
         return self.root / stage / FRAMES
@@ -186,6 +191,10 @@ class Layout:
     @property
     def geometry_npz(self) -> Path:
         return self.root / GEOMETRY / "geometry.npz"
+
+    def detected(self, first: int, stop: int) -> Path:
+        """Marker: the detection cache holds every non-blank frame of [first, stop)."""
+        return self.root / GEOMETRY / "detected" / f"{first:06d}-{stop:06d}"
 
     @property
     def invert_frames(self) -> Path:

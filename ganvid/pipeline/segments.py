@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ganvid.errors import WorkdirError
+from ganvid.pipeline.claims import Claims, frame_units, part_order
 from ganvid.pipeline.compose import (
     ComposeConfig,
     ComposeSources,
@@ -49,15 +50,7 @@ RenderRange = Callable[[range], Iterator[tuple[int, np.ndarray]]]
 
 def segment_ranges(count: int, segment_frames: int) -> list[range]:
     """Frame ranges [a, b) of the segments of a `count`-frame clip."""
-    step = max(1, int(segment_frames))
-    return [range(a, min(a + step, count)) for a in range(0, count, step)]
-
-
-def part_segments(count: int, part: tuple[int, int]) -> range:
-    """The segments [a, b) of part K of N (1-based) of `count` segments: N contiguous shares
-    as equal as whole segments allow (empty when N > count)."""
-    k, n = part
-    return range((k - 1) * count // n, k * count // n)
+    return frame_units(count, segment_frames)
 
 
 def segment_path(stage_dir: Path, name: str, k: int) -> Path:
@@ -98,14 +91,19 @@ def encode_segments(
     on_segment: Callable[[int], None] | None = None,
     label: str = "render",
     part: tuple[int, int] | None = None,
+    claims: Claims | None = None,
 ) -> dict:
-    """Render, compose and encode every segment whose files are missing (with `part` (K, N):
-    only those of part K of N, `part_segments`).
+    """Render, compose and encode every segment whose files are missing.
 
+    With `claims` (the stage's, `ganvid.pipeline.claims`) segments are units that workers
+    claim: with `part` (K, N) this worker encodes the segments of part K of N first, then any
+    other that is neither done nor held by a live worker, and returns; without `part` it does
+    the same for every segment and then waits for those live workers hold.
     layouts: {output name: layout}. on_frame(index, render, crop) after each frame (the crop is
     cut only when it is given); on_segment(k) once segment k's frames are all done, before its
     video files are completed (a file it writes is there whenever the segment's videos are).
-    Returns {'segments': count, 'size': [height, width] of the renders}.
+    Returns {'segments': count, 'units': segments this worker encoded, 'size': [height, width]
+    of the renders}.
     """
     from ganvid.io.video import VideoWriter, probe
     from ganvid.pipeline.crops import ClipFrames
@@ -116,14 +114,26 @@ def encode_segments(
     pts = sources.checked_pts(info)
     ranges = segment_ranges(len(pts), segment_frames)
     names = list(layouts)
-    share = range(len(ranges)) if part is None else part_segments(len(ranges), part)
-    todo = [k for k in share if not all(segment_path(stage_dir, n, k).exists() for n in names)]
+
+    def done(k: int) -> bool:
+        return all(segment_path(stage_dir, n, k).exists() for n in names)
+
+    order = part_order(len(ranges), part)
+    if claims is None:
+        todo: Iterator[int] = (k for k in order if not done(k))
+    else:
+        waiting = f"waiting for other workers' segments of {stage_dir}"
+        todo = claims.take(order, done, wait=part is None, waiting=waiting)
     keep = FrameDir(stage_dir / "frames") if keep_frames else None
     source_size = (info.height, info.width)
     size: tuple[int, int] | None = None
-    frame_total = sum(len(ranges[k]) for k in share)
-    with stage_bar(label, frame_total, frame_total - sum(len(ranges[k]) for k in todo)) as update:
+    encoded = 0
+    frame_total = len(pts)
+    with stage_bar(
+        label, frame_total, sum(len(r) for k, r in enumerate(ranges) if done(k))
+    ) as update:
         for k in todo:
+            encoded += 1
             frames = ranges[k]
             end = pts[frames.stop] if frames.stop < len(pts) else None
             streamed = dataclasses.replace(sources, renders=StreamedRenders(render(frames), keep))
@@ -157,11 +167,12 @@ def encode_segments(
                     update()
                 if on_segment is not None:
                     on_segment(k)
-    if size is None and share:  # every segment was there already: the first one's coded size
-        first = probe(segment_path(stage_dir, names[0], share[0]))
+    finished = [k for k in range(len(ranges)) if done(k)]
+    if size is None and finished:  # this worker encoded none: a finished one's coded size
+        first = probe(segment_path(stage_dir, names[0], finished[0]))
         size = (first.height, first.width)
     shape = {} if size is None else {"size": [int(size[0]), int(size[1])]}
-    return {"segments": len(ranges), **shape}
+    return {"segments": len(ranges), "units": encoded, **shape}
 
 
 def join_segments(

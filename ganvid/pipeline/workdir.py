@@ -15,8 +15,11 @@ that writes its outputs under `workdir.stage_dir(name)`. `run_stage` wraps it:
 - an incomplete stage with the same key is called again: stage functions keep their progress
   on disk frame by frame (`FrameDir`) or in checkpoints, so they resume where they stopped.
 
-A stage whose work several workers share (`part=True`: `ganvid invert --part`, the render's
-segments) takes the lock only to check its manifest; the run without `part` completes it.
+A stage whose work several workers share (`part=True`: `ganvid invert --part`: detection,
+encoder batches, render segments) takes the lock only to check its manifest; the workers claim
+units of it (`ganvid.pipeline.claims`, files in `<name>/claims/`), and the run without `part`
+completes it. A run whose key differs from that of workers still at work is refused; workers
+whose stage key changed under them stop at their next unit (`Claims.guard`).
 
 Every file is written atomically (temp file in the same directory, then `os.replace`), so a run
 killed at any moment leaves either the old file or the new one, never half a file.
@@ -42,6 +45,7 @@ import numpy as np
 from ganvid.errors import InputError, WorkdirError
 from ganvid.files import absolute, atomic_path, atomic_write_bytes, held, sha256_file, writable_dir
 from ganvid.io.image import decode_rgb, encode_image
+from ganvid.pipeline.claims import Claims, holders
 from ganvid.pipeline.layout import Layout
 
 FRAME_DIGITS = 6
@@ -415,15 +419,21 @@ def run_stage(
     outputs: paths (relative to the stage dir, or absolute) that must exist for a skip.
     inputs: extra objects handed to `fn` that are NOT hashed (networks already loaded, the
         device, progress callbacks): they must not change the result beyond what `options`,
-        `files` and `upstream` say.
+        `files` and `upstream` say. `fn` also gets `inputs['claims']`: the `Claims` of the
+        stage's units (`<name>/claims/`), whose guard stops `fn` when the stage's key changes.
     part: `fn` does one worker's share of the stage (told by `inputs`), beside other workers
         doing theirs at the same time: the work dir's lock is taken only while the manifest is
-        checked (a stage with the same key is never cleared) and its seconds are added, and the
-        stage is left incomplete for the run that finds every output (a run without `part`,
-        whose `fn` then has only the missing pieces to do).
+        checked (a stage with the same key is never cleared) and its seconds and facts are
+        added (to the manifest's `parts`), and the stage is left incomplete for the run that
+        finds every output (a run without `part`, whose `fn` then has only the missing
+        pieces to do, and waits for those that live workers hold).
     """
     key = workdir.stage_key(name, version, options, files or {}, upstream)
     output_paths = [workdir.layout.stage(name) / p for p in outputs]
+    inputs = {
+        **(inputs or {}),
+        "claims": Claims(workdir.layout.claims(name), _guard(workdir, name, key)),
+    }
     if not part:
         return _run(workdir, name, fn, key, inputs, options, output_paths, fresh)
     with workdir.briefly():
@@ -431,33 +441,73 @@ def run_stage(
     if skipped is not None:
         return skipped
     start = time.perf_counter()
-    fn(workdir, dict(inputs or {}), options)
+    info = _jsonable(dict(fn(workdir, inputs, options) or {}))
     elapsed = time.perf_counter() - start
     with workdir.briefly():
         record = workdir.manifest(name) or {}
         if record.get("key") == key:
             record["seconds"] = record.get("seconds", 0.0) + elapsed
+            worker = inputs["claims"].owner
+            facts = {"worker": f"{worker.host}:{worker.pid}", "seconds": elapsed, **info}
+            record["parts"] = [*record.get("parts", []), facts]
             atomic_write_json(workdir.manifest_path(name), record)
-    return StageRecord(name, key, False, elapsed, record.get("seconds", elapsed), {})
+    return StageRecord(name, key, False, elapsed, record.get("seconds", elapsed), info)
+
+
+def _guard(workdir: Workdir, name: str, key: str) -> Callable[[], None]:
+    """A check that stage `name` of the work dir still has `key` (WorkdirError if not): a
+    worker calls it before each unit, so it never writes outputs for options no longer
+    asked for."""
+
+    def check() -> None:
+        found = (workdir.manifest(name) or {}).get("key")
+        if found != key:
+            raise WorkdirError(
+                f"stage '{name}' in {workdir.root} was restarted with other options while this "
+                "run worked on it: rerun with the options of that run"
+            )
+
+    return check
 
 
 def _begin(
     workdir: Workdir, name: str, key: str, output_paths: list[Path], fresh: bool
 ) -> tuple[StageRecord | None, dict]:
     """(the record of a skip, None) when stage `name` is complete with `key`; else (None, its
-    incomplete manifest, written), after clearing the stage when its key differs."""
+    incomplete manifest, written), after clearing the stage when its key differs (refused
+    while live workers hold units of it, see `_restart`)."""
     manifest = workdir.manifest(name) or {}
     same = manifest.get("key") == key and not fresh
     if same and manifest.get("complete") and all(p.exists() for p in output_paths):
         seconds = manifest.get("seconds", 0.0)
         return StageRecord(name, key, True, 0.0, seconds, manifest.get("info", {})), manifest
-    if not same:
-        workdir.clear_stage(name)
-    previous = manifest.get("seconds", 0.0) if same else 0.0
-    record = {"stage": name, "key": key, "complete": False, "seconds": previous, "info": {}}
+    record = {"stage": name, "key": key, "complete": False, "seconds": 0.0, "info": {}}
+    if same:
+        record.update(seconds=manifest.get("seconds", 0.0), parts=manifest.get("parts", []))
+    else:
+        _restart(workdir, name, record)
     atomic_write_json(workdir.manifest_path(name), record)
     workdir.stage_dir(name)
     return None, record
+
+
+def _restart(workdir: Workdir, name: str, record: dict) -> None:
+    """Clear stage `name` for the new key in `record`. Refused while live workers (parts with
+    other options, or before --fresh) hold units of it; else the new key is written first, so
+    a worker that claims a unit after the look stops at its guard, and the stage is cleared
+    once the units in hand have landed."""
+    claims = Claims(workdir.layout.claims(name))
+    live = claims.live()
+    if live:
+        raise WorkdirError(
+            f"workers ({holders(claims, live)}) are still at work on stage '{name}' in "
+            f"{workdir.root} with other options: wait for them to finish, or stop them and "
+            "rerun with --fresh"
+        )
+    if workdir.manifest_path(name).exists():
+        atomic_write_json(workdir.manifest_path(name), record)
+        claims.wait_idle(f"waiting for the workers on '{name}' in {workdir.root} to stop")
+    workdir.clear_stage(name)
 
 
 def _run(workdir, name, fn, key, inputs, options, output_paths, fresh) -> StageRecord:

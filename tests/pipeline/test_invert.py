@@ -17,9 +17,10 @@ from support.pipeline_fixtures import invert_args, tiny_assets, video_frames, wr
 from support.videos import audio_packets
 
 from ganvid.errors import WorkdirError
+from ganvid.pipeline.claims import Claims, read_owner
 from ganvid.pipeline.inversion import load_inversion
 from ganvid.pipeline.render import render_frames
-from ganvid.pipeline.workdir import FrameDir, read_json
+from ganvid.pipeline.workdir import FrameDir, Workdir, read_json
 
 FRAMES = 12
 STAGES = ("decode", "geometry", "invert", "smooth", "pti", "render", "encode")
@@ -290,30 +291,53 @@ def _segments(work: Path, output: str = "video") -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in sorted(folder.glob("0*.mp4"))}
 
 
-def test_parts_share_the_render_and_join_to_the_same_video_as_one_run(assets, tmp_path, cli):
-    """Two `--part` runs render half the segments each (PTI once), a plain run joins them:
-    the same bytes as one plain run, and nothing rendered twice."""
+def _parts_at_once(args: list[str], work: Path, logs: Path) -> list[subprocess.Popen]:
+    """Start `--part 1/2` and `--part 2/2` so that they truly run beside each other: the test
+    holds the work dir's lock until both wait for it at the decode stage."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    parts, logs_of = [], [logs / f"part{k}.log" for k in (1, 2)]
+    with Workdir(work):
+        for k, log in zip((1, 2), logs_of, strict=True):
+            with open(log, "wb") as stream:
+                command = [sys.executable, "-m", "ganvid", *args, "--part", f"{k}/2"]
+                parts.append(
+                    subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stream, env=env)
+                )
+        deadline = time.monotonic() + 300
+        while not all("waiting for the ganvid run" in log.read_text() for log in logs_of):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in parts)
+            time.sleep(0.05)
+    return parts
+
+
+def test_parts_share_detection_encoder_and_render_and_join_to_the_same_video_as_one_run(
+    assets, tmp_path, cli
+):
+    """Two `--part` runs at once share the face detection, the encoder's batches and the
+    render's segments (each does some of each; PTI once), a plain run joins them: the same
+    bytes as one run, and nothing done twice."""
     clip = assets["clip"]
-    common = ["--pti-steps", "2", "--segment-frames", "3"]  # 4 segments of 12 frames
+    # 6 detection units and 6 segments of 2 frames, 6 encoder batches of 2 frames
+    common = ["--pti-steps", "2", "--segment-frames", "2", "--batch", "2"]
     whole = tmp_path / "whole.mp4"
-    code, _, err = cli(*invert_args(assets, clip, tmp_path / "w1", *common, "-o", str(whole)))
-    assert code == 0, err
+    one = _run_cli(invert_args(assets, clip, tmp_path / "w1", *common, "-o", str(whole)))
+    _, err = one.communicate(timeout=600)
+    assert one.returncode == 0, err.decode()
 
     work, split = tmp_path / "w2", tmp_path / "split.mp4"
     args = invert_args(assets, clip, work, *common, "-o", str(split))
-    code, _, err = cli(*args, "--part", "1/2")
-    assert code == 0, err
-    assert list(_segments(work)) == ["000000.mp4", "000001.mp4"]
-    assert list(_segments(work, "crop")) == ["000000.mp4", "000001.mp4"]
-    assert not read_json(work / "render.json")["complete"] and not split.exists()
-    pti = read_json(work / "pti.json")["finished"]
-
-    code, _, err = cli(*args, "--part", "2/2")
-    assert code == 0, err
-    assert read_json(work / "pti.json")["finished"] == pti  # PTI ran once, in part 1
-    rendered = _segments(work)
-    assert list(rendered) == [f"{k:06d}.mp4" for k in range(4)]
+    for part in _parts_at_once(args, work, tmp_path):
+        assert part.wait(timeout=600) == 0, Path(part.args[-1]).name
+    for stage in ("geometry", "invert", "render"):
+        record = read_json(work / f"{stage}.json")
+        units = [p["units"] for p in record["parts"]]
+        assert len(units) == 2 and min(units) >= 1 and sum(units) == 6, (stage, units)
+    assert read_json(work / "geometry.json")["complete"]  # tracked once, under the lock
+    assert read_json(work / "pti.json")["complete"] and not split.exists()
     assert not read_json(work / "render.json")["complete"]
+    rendered = _segments(work)
+    assert list(rendered) == [f"{k:06d}.mp4" for k in range(6)]
+    assert not list(work.glob("*/claims/*.claim"))  # every claim went with its unit
 
     code, _, err = cli(*args)
     assert code == 0, err
@@ -322,6 +346,9 @@ def test_parts_share_the_render_and_join_to_the_same_video_as_one_run(assets, tm
     assert split.read_bytes() == whole.read_bytes()
     crop = split.with_name("split_crop.mp4").read_bytes()
     assert crop == whole.with_name("whole_crop.mp4").read_bytes()
+    assert np.array_equal(
+        np.load(work / "invert" / "ws.npy"), np.load(tmp_path / "w1" / "invert" / "ws.npy")
+    )
     assert read_json(work / "encode" / "metrics.json") == read_json(
         tmp_path / "w1" / "encode" / "metrics.json"
     )
@@ -331,38 +358,63 @@ def test_parts_share_the_render_and_join_to_the_same_video_as_one_run(assets, tm
         assert code != 0 and "--" in _one_error_line(err), bad
 
 
-def test_a_part_killed_mid_render_is_rerun_for_its_missing_segments_only(assets, tmp_path):
+def _stop_holding_a_claim(process: subprocess.Popen, work: Path, segments: int) -> None:
+    """SIGKILL `process` once it has rendered `segments` segments, at a moment it holds the
+    claim of the next one (stopped first, so the claim is looked at while it is frozen)."""
+    deadline = time.monotonic() + 300
+    while True:
+        assert time.monotonic() < deadline and process.poll() is None
+        process.send_signal(signal.SIGSTOP)
+        claims = list((work / "render" / "claims").glob("*.claim"))
+        if len(_segments(work)) >= segments and claims and read_owner(claims[0]) is not None:
+            break
+        process.send_signal(signal.SIGCONT)
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+def test_a_killed_part_leaves_a_stale_claim_that_a_live_part_takes_over(assets, tmp_path, cli):
+    """A part killed mid-render leaves the claim of the segment it was on; the other part,
+    having done its own share, takes over that claim (its process is gone) and the rest of
+    the dead part's share; the join renders nothing again. While a live worker holds a unit,
+    a run with other options is refused with one line saying what to do."""
     clip, work, out = assets["clip"], tmp_path / "w", tmp_path / "out.mp4"
     args = invert_args(assets, clip, work, "--pti-steps", "2", "--segment-frames", "1")
     args += ["-o", str(out)]
-    first = _run_cli([*args, "--part", "1/2"])
-    _, err = first.communicate(timeout=300)
-    assert first.returncode == 0, err.decode()
-    assert list(_segments(work)) == [f"{k:06d}.mp4" for k in range(6)]
+    killed = _run_cli([*args, "--part", "1/2"])
+    _stop_holding_a_claim(killed, work, 2)
+    assert killed.returncode == -signal.SIGKILL
+    stale = [p.name[:6] for p in (work / "render" / "claims").glob("*.claim")]
+    assert len(stale) == 1
+    before = {name: t for name, t in _segments(work).items() if name[:6] != stale[0]}
+    assert 2 <= len(before) < FRAMES
     pti = read_json(work / "pti.json")["finished"]
 
-    killed = _run_cli([*args, "--part", "2/2"])
-    deadline = time.monotonic() + 300
-    while "000006.mp4" not in _segments(work) and killed.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(timeout=60)
-    assert killed.returncode == -signal.SIGKILL
-    before = _segments(work)
-    assert "000006.mp4" in before and len(before) < FRAMES  # killed mid-part
+    holder = Claims(work / "render" / "claims")  # a live worker of the current options
+    assert holder.claim(100)
+    try:
+        for other in (["--crf", "23"], ["--crf", "23", "--part", "2/2"]):
+            code, _, err = cli(*args, *other)
+            line = _one_error_line(err)
+            assert code != 0 and str(work) in line and "--fresh" in line and "wait" in line
+    finally:
+        holder.release(100)
+        holder.close()
+    assert all(name in _segments(work) for name in before)  # the refused runs cleared nothing
 
-    rerun = _run_cli([*args, "--part", "2/2"])
-    _, err = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, err.decode()
+    code, _, err = cli(*args, "--part", "2/2")
+    assert code == 0, err
     after = _segments(work)
     assert list(after) == [f"{k:06d}.mp4" for k in range(FRAMES)]
     assert {name: after[name] for name in before} == before  # only the missing ones rendered
+    assert not list((work / "render" / "claims").glob("*.claim"))  # the stale one taken over
     assert read_json(work / "pti.json")["finished"] == pti
+    taken = read_json(work / "render.json")["parts"][-1]["units"]
+    assert taken == FRAMES - len(before)  # its own share and the dead part's remainder
 
-    joined = _run_cli(args)
-    _, err = joined.communicate(timeout=300)
-    assert joined.returncode == 0, err.decode()
+    code, _, err = cli(*args)
+    assert code == 0, err
     assert _segments(work) == after
     source_pts, _ = video_frames(clip)
     pts, images = video_frames(out)

@@ -52,7 +52,7 @@ def test_work_dir_at_1024_px_crops_holds_no_frames_and_stays_under_the_target(tm
     sources = ComposeSources(clip, work, None)
     render = lambda indices: cutter.stream(indices, aligned=False)  # noqa: E731
     info = encode_segments(work / "render", sources, render, layouts, ComposeConfig(), 4)
-    assert info == {"segments": 2, "size": [1024, 1024]}
+    assert info == {"segments": 2, "units": 2, "size": [1024, 1024]}  # units: encoded here
 
     files = [p for p in work.rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix in (".png", ".jpg")]

@@ -14,6 +14,7 @@ from ganvid.pipeline.workdir import (
     FrameDir,
     Workdir,
     atomic_write_bytes,
+    atomic_write_json,
     default_workdir,
     gather_arrays,
     read_json,
@@ -203,3 +204,63 @@ def test_parts_share_a_stage_beside_each_other_and_a_full_run_completes_it(tmp_p
     other = Share(5)  # a part with other options clears the stage first
     _part(root, other, source, [0], scale=2)
     assert other.computed == [0] and not (root / "numbers" / "000004.npy").exists()
+
+
+class Claimer(Counter):
+    """A part that claims its frames as units (`inputs['claims']`); `during(unit)` runs
+    while it holds a unit."""
+
+    def __init__(self, count: int, during) -> None:
+        super().__init__(count)
+        self.during = during
+
+    def __call__(self, workdir, inputs, options):
+        frames = FrameDir(workdir.stage_dir("numbers"), ".npy")
+        for i in inputs["claims"].take(range(self.count), frames.has):
+            self.during(i)
+            frames.write(i, np.full(3, i * options["scale"]))
+            self.computed.append(i)
+        return {"units": len(inputs["claims"].taken)}
+
+
+def test_other_options_are_refused_while_parts_work_and_a_part_stops_when_they_change(
+    tmp_path, source
+):
+    root = tmp_path / "wd"
+    refused = []
+
+    def during(unit):
+        if unit == 1:  # a run with other options while this part holds unit 1: refused
+            with Workdir(root) as wd, pytest.raises(WorkdirError) as error:
+                _run(wd, Counter(5), source, scale=2)
+            refused.append(str(error.value))
+        if unit == 3:  # the stage restarted with other options under the part (its key)
+            manifest = read_json(root / "numbers.json")
+            atomic_write_json(root / "numbers.json", {**manifest, "key": "other"})
+
+    part = Claimer(5, during)
+    with pytest.raises(WorkdirError, match="restarted with other options"):
+        _part(root, part, source, None)
+    assert part.computed == [0, 1, 2, 3]  # it stopped before unit 4, wrote nothing stale
+    assert not (root / "numbers" / "000004.npy").exists()
+    assert len(refused) == 1 and str(root) in refused[0] and "--fresh" in refused[0]
+    assert not list((root / "numbers" / "claims").glob("*.claim"))
+
+    with Workdir(root) as wd:  # no live worker now: the run with other options clears the stage
+        full = Counter(5)
+        _run(wd, full, source, scale=2)
+    assert full.computed == [0, 1, 2, 3, 4]
+
+
+def test_a_part_records_what_it_did_and_the_full_run_keeps_the_record(tmp_path, source):
+    root = tmp_path / "wd"
+    _part(root, Claimer(5, lambda unit: None), source, None)
+    parts = read_json(root / "numbers.json")["parts"]
+    assert (
+        len(parts) == 1
+        and parts[0]["units"] == 5
+        and parts[0]["worker"].endswith(f":{os.getpid()}")
+    )
+    with Workdir(root) as wd:
+        assert _run(wd, Counter(5), source).info == {"frames": 5}
+    assert read_json(root / "numbers.json")["parts"] == parts
