@@ -7,7 +7,8 @@ workers, and the speed-up.
     python benchmarks/bench_batch.py --split 2 --clips 0      # one long clip: whole vs split
 
 --split N also times one clip of --split-seconds (in segments of --segment-frames) inverted
-whole by one worker and shared by N workers (split = N: PTI once, the render in N parts).
+whole by one worker and shared by N workers (split = N: the face detection, the encoder and
+the render shared by N parts through claims, tracking and PTI once).
 
 Networks and clips are `bench_invert.py`'s (random 32-px StyleGAN3-T, narrow ReStyle-e4e,
 AlexNet trunk; the astronaut drifting, 256x256, 25 fps). Each run is `ganvid batch` in a fresh

@@ -15,7 +15,8 @@ skips the stages that finished and resumes the one that was cut. This package kn
 networks.
 
 One long clip is shared among workers by `split = N` (jobfile.py): N part jobs
-(`ganvid invert --part K/N`) run at once on its work dir, PTI once, each rendering its share of
-the output segments (`run_stage(part=True)` in `ganvid.pipeline.workdir`), then the job itself
-joins them. Only the render is split so far: landmarks and the encoder run in the first part.
+(`ganvid invert --part K/N`) run at once on its work dir, each doing its share of the face
+detection, the encoder's batches and the render's segments, and then any unit another part
+has not claimed (`ganvid.pipeline.claims`: a dead part's share is finished by the live ones);
+tracking and PTI run once; then the job itself joins the segments.
 """

@@ -15,9 +15,9 @@
     direction = ["age:3", "smile:1"]   # repeatable options take a list
 
     [interview]                 # one long clip shared by up to 4 workers: 4 part jobs
-    command = "invert"          # (`ganvid invert --part K/4`: PTI once, then a quarter of
-    clip = "clips/long.mp4"     # the render each, at once), then the job itself, which
-    split = 4                   # joins the parts; only commands with --part take split
+    command = "invert"          # (`ganvid invert --part K/4`: a quarter of the detection,
+    clip = "clips/long.mp4"     # encoder and render each, PTI once), then the job itself,
+    split = 4                   # which joins them; only commands with --part take split
 
     [dailies]                   # a folder job: one job per video in the folder
     command = "toonify"

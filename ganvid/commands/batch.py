@@ -46,8 +46,8 @@ def batch(
     Jobs on one work dir run in file order; others run in parallel. A job that fails fails
     alone: its one-line error is in the summary, its output in its log. Exits 1 if any job
     failed. An invert job with split = N shares its clip among N workers: N part jobs
-    (`ganvid invert --part K/N`: PTI once, then 1/N of the render each), then the job itself,
-    which joins their work.
+    (`ganvid invert --part K/N`: 1/N of the detection, encoder and render each, PTI once),
+    then the job itself, which joins their work.
     """
     from ganvid.batch.jobfile import load_jobfile
     from ganvid.batch.schedule import run_with_progress, summary_table

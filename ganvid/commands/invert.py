@@ -113,10 +113,10 @@ def invert(
         "--part",
         metavar="K/N",
         help="Share one clip among N workers (processes or machines that see the same work "
-        "dir): run the stages up to PTI, or wait while another part runs them, then render only "
-        "the K-th of N shares of the output segments, and stop. A run without --part then "
-        "renders whatever segment is still missing and joins them. `ganvid batch` does this for "
-        "jobs with split = N.",
+        "dir): do the K-th of N shares of the face detection, the encoder and the render (then "
+        "any unit no live worker holds), with tracking and PTI once, and stop. A run without "
+        "--part then does whatever is still missing and joins the segments. `ganvid batch` "
+        "does this for jobs with split = N.",
     ),
     fresh: bool = FRESH,
 ) -> None:

@@ -130,10 +130,11 @@ class InvertOptions:
     keep_frames: bool = False
     """Also keep the renders as PNGs (render/frames/) for inspection; the videos are the same."""
     segment_frames: int = SEGMENT_FRAMES
-    """Frames per resumable output segment (`ganvid.pipeline.segments`)."""
+    """Frames per resumable output segment (`ganvid.pipeline.segments`), and per unit of the
+    face detection that parts share."""
     part: tuple[int, int] | None = None
-    """(K, N): run the stages up to PTI (or wait for the part that runs them), render and
-    encode only the segments of part K of N, and stop before joining (`InvertJob.run_part`)."""
+    """(K, N): do share K of N of the detection, encoder and render beside the other parts
+    (tracking and PTI once), and stop before joining (`InvertJob.run_part`)."""
 
 
 @dataclass
