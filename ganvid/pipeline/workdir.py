@@ -45,6 +45,7 @@ import numpy as np
 from ganvid.errors import InputError, WorkdirError
 from ganvid.files import absolute, atomic_path, atomic_write_bytes, held, sha256_file, writable_dir
 from ganvid.io.image import decode_rgb, encode_image
+from ganvid.pipeline.claims import SUFFIX as CLAIM_SUFFIX
 from ganvid.pipeline.claims import Claims, holders
 from ganvid.pipeline.layout import Layout
 
@@ -483,7 +484,9 @@ def _begin(
         return StageRecord(name, key, True, 0.0, seconds, manifest.get("info", {})), manifest
     record = {"stage": name, "key": key, "complete": False, "seconds": 0.0, "info": {}}
     if same:
-        record.update(seconds=manifest.get("seconds", 0.0), parts=manifest.get("parts", []))
+        record["seconds"] = manifest.get("seconds", 0.0)
+        if manifest.get("parts"):  # what workers with --part did (`run_stage`)
+            record["parts"] = manifest["parts"]
     else:
         _restart(workdir, name, record)
     atomic_write_json(workdir.manifest_path(name), record)
@@ -529,4 +532,7 @@ def _run(workdir, name, fn, key, inputs, options, output_paths, fresh) -> StageR
         raise WorkdirError(f"stage '{name}' finished without writing {', '.join(missing)}")
     record.update(complete=True, info=_jsonable(info), finished=time.time())
     atomic_write_json(workdir.manifest_path(name), record)
+    claims = workdir.layout.claims(name)
+    if claims.is_dir() and not any(claims.glob(f"*{CLAIM_SUFFIX}")):  # every unit is done
+        shutil.rmtree(claims, ignore_errors=True)
     return StageRecord(name, key, False, elapsed, record["seconds"], record["info"])

@@ -343,6 +343,7 @@ def test_parts_share_detection_encoder_and_render_and_join_to_the_same_video_as_
     assert code == 0, err
     assert _segments(work) == rendered  # joined, not rendered again
     assert read_json(work / "render.json")["complete"]
+    assert not list(work.glob("*/claims"))  # tidied with their finished stages
     assert split.read_bytes() == whole.read_bytes()
     crop = split.with_name("split_crop.mp4").read_bytes()
     assert crop == whole.with_name("whole_crop.mp4").read_bytes()
