@@ -503,9 +503,9 @@ def _restart(workdir: Workdir, name: str, record: dict) -> None:
     live = claims.live()
     if live:
         raise WorkdirError(
-            f"workers ({holders(claims, live)}) are still at work on stage '{name}' in "
-            f"{workdir.root} with other options: wait for them to finish, or stop them and "
-            "rerun with --fresh"
+            f"workers ({holders(claims, live)}) are at work on stage '{name}' in "
+            f"{workdir.root}, which this run would restart (other options, or --fresh): wait "
+            "for them to finish, or stop them and rerun with --fresh"
         )
     if workdir.manifest_path(name).exists():
         atomic_write_json(workdir.manifest_path(name), record)
