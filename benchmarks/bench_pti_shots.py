@@ -8,8 +8,9 @@ The clip is the first two shots of the tests' `cuts_clip` (tests/support/face_cl
 astronaut, then a hard cut to the cameraman, `--frames` frames each, 640x480 H.264. Networks are
 the tests' tiny random ones (tests/support/pipeline_fixtures.py `tiny_assets`: a 32-px
 StyleGAN3-T, its ReStyle-e4e encoder, an AlexNet trunk), landmarks from dlib. One work dir runs
-three times, `ganvid invert --device cpu` with early stop off: `--pti-steps 0` (the encoder's
-pivots through the pretrained generator), per clip, per shot (`--steps` each shot); the stages
+four times, `ganvid invert --device cpu` with early stop off: `--pti-steps 0` (the encoder's
+pivots through the pretrained generator), per clip (`--steps`), per clip with twice the steps
+(as many as the per-shot run takes in all), per shot (`--steps` each shot); the stages
 before PTI are shared, so every run renders the very same pivots. The figures are the invert
 run's own (encode/metrics.json: per-frame LPIPS and PSNR of the render against the crops) and
 the PTI stage's seconds. Random tiny networks fit little of any face: read the per-shot gain
@@ -80,6 +81,7 @@ def main() -> None:
         for name, steps, per_shot in (
             ("untuned", 0, False),
             ("per_clip", args.steps, False),
+            ("per_clip_same_steps", 2 * args.steps, False),  # the per-shot run's steps in all
             ("per_shot", args.steps, True),
         ):
             metrics, pti = invert(assets, workdir, root / f"{name}.mp4", steps, args.lr, per_shot)
