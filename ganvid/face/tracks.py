@@ -439,6 +439,10 @@ class ClipTracker:
                 face = better
         elif face.score >= config.sure_score:
             track.confirmed = True
+        settle = getattr(self.helper, "settle", None)
+        if settle is not None and track.confirmed:  # landmarks that do not follow the box
+            careful = float(np.median([*track.scores, face.score])) < config.refit_score
+            face = Face(face.box, face.score, settle(image, face.points, careful))
         track.frames.append(index)
         track.points.append(np.asarray(face.points, dtype=np.float64))
         track.boxes.append(np.asarray(face.box, dtype=np.float64))
