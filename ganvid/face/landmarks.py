@@ -22,6 +22,8 @@ Euclidean distance < ~0.6 means the same person); `detect_small(image, region=No
 the full-resolution frame or a region of it (small faces). `detect_upright` runs any detector
 on a region of the frame turned upright and scaled so that a face of a given size is easy to
 find (faces rolled beyond the frontal detector's range, small faces), and maps the result back.
+`settle(image, points)` (dlib) refits a face in the box its own landmarks give until that box
+stops moving, so that the landmarks do not depend on which detector's box started the fit.
 """
 
 from __future__ import annotations
