@@ -6,17 +6,11 @@ from pathlib import Path
 
 import typer
 
+from ganvid.commands.options import choice
+
 RULES = ("ffhq", "eyes")
 FILLS = ("ffhq", "reflect", "constant")
 DETECTORS = ("dlib", "fan")
-
-
-def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
-    from ganvid.errors import InputError
-
-    if value not in allowed:
-        raise InputError(f"{option} must be one of {', '.join(allowed)}; got {value!r}")
-    return value
 
 
 def align(
@@ -92,14 +86,14 @@ def align(
     if not clip.is_file():
         raise InputError(f"{clip}: no such file")
     clip = absolute(clip)  # paths resolved once, whatever the folder
-    fill = _choice(fill, FILLS, "--fill")
+    fill = choice(fill, FILLS, "--fill")
     options = AlignOptions(
         detector=DetectorConfig(
-            backend=_choice(detector, DETECTORS, "--detector"), cnn=cnn, device=device
+            backend=choice(detector, DETECTORS, "--detector"), cnn=cnn, device=device
         ),
         geometry=GeometryConfig(
             track=TrackConfig(face_index=face),
-            rule=_choice(rule, RULES, "--rule"),
+            rule=choice(rule, RULES, "--rule"),
             smooth_window=smooth,
             window=WindowConfig(scale=window_scale, cover=window_cover),
         ),

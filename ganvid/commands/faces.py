@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ganvid.commands.options import CNN, DETECTOR, FRESH, WORKDIR
+from ganvid.commands.options import CNN, DETECTOR, FRESH, WORKDIR, choice
 
 
 def faces(
@@ -23,7 +23,7 @@ def faces(
     every command edits by default; pick another with --face N. Writes DIR/faces/faces.json
     and DIR/faces/faces.png (one thumbnail per face, labelled with its N).
     """
-    from ganvid.commands.align import DETECTORS, _choice
+    from ganvid.commands.align import DETECTORS
     from ganvid.errors import InputError
     from ganvid.face.landmarks import DetectorConfig
     from ganvid.files import absolute
@@ -35,7 +35,7 @@ def faces(
         raise InputError(f"{clip}: no such file")
     clip = absolute(clip)  # paths resolved once, whatever the folder
     options = FacesOptions(
-        detector=DetectorConfig(backend=_choice(detector, DETECTORS, "--detector"), cnn=cnn)
+        detector=DetectorConfig(backend=choice(detector, DETECTORS, "--detector"), cnn=cnn)
     )
     workdir = absolute(workdir if workdir is not None else default_workdir(clip))
     path, summary, _ = run_faces(clip, workdir, options, fresh=fresh)

@@ -77,6 +77,14 @@ def invert(
     pti_checkpoint_every: int = typer.Option(
         100, "--pti-checkpoint-every", min=1, help="PTI steps between resumable checkpoints."
     ),
+    pti_per_shot: bool = typer.Option(
+        False,
+        "--pti-per-shot",
+        help="Tune one generator per shot, each on its shot's frames only, instead of one for "
+        "the whole clip: for clips whose cuts show other people, lighting or framing, where one "
+        "generator must compromise between shots. Costs one full PTI (--pti-steps) per shot. "
+        "`ganvid edit` and expand-fov then use each shot's own weights.",
+    ),
     encoder_iters: int | None = typer.Option(
         None, "--encoder-iters", min=1, help="ReStyle iterations [default: the checkpoint's]."
     ),
@@ -147,6 +155,7 @@ def invert(
         pti_checkpoint_every=pti_checkpoint_every,
         pti_lr=pti_lr,
         pti_early_stop_lpips=pti_stop_lpips or None,
+        pti_per_shot=pti_per_shot,
         seed=seed,
         max_memory_bytes=parse_size(max_memory) if max_memory else None,
         smooth=smooth,
@@ -181,8 +190,9 @@ def show_summary(summary) -> None:
     pti = summary.pti
     if pti.get("loss_first") is not None:
         early = ", stopped early" if pti.get("stopped_early") else ""
+        shots = f" over {pti['shots']} shots (mean of the shots)" if "shots" in pti else ""
         console.print(
-            f"PTI: {pti['steps']} steps at batch {pti['batch']}{early}; loss "
+            f"PTI: {pti['steps']} steps{shots} at batch {pti['batch']}{early}; loss "
             f"{pti['loss_first']:.4f} -> {pti['loss_last']:.4f} (LPIPS {pti['lpips_first']:.4f} "
             f"-> {pti['lpips_last']:.4f})",
             highlight=False,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from ganvid.commands.options import DEVICE
+from ganvid.commands.options import DEVICE, choice
 
 METHODS = ("encoder", "optimize", "encoder+optimize", "image2stylegan")
 SPACES = ("w", "w+")
@@ -35,14 +35,6 @@ SG3_ONLY = {
     "rule": "--rule",
 }
 STYLEGANEX_ONLY = {"checkpoint": "--checkpoint", "eye_px": "--eye-px"}
-
-
-def _choice(value: str, allowed: tuple[str, ...], option: str) -> str:
-    from ganvid.errors import InputError
-
-    if value not in allowed:
-        raise InputError(f"{option} {value!r}: use one of {', '.join(allowed)}")
-    return value
 
 
 def _refuse_changed(ctx: typer.Context, names: dict[str, str], backend: str) -> None:
@@ -142,7 +134,7 @@ def invert_image(
     from ganvid.ui import info
 
     output_dir = output_dir or image.with_name(f"{image.stem}_inversion")
-    if _choice(backend, BACKENDS, "--backend") == "styleganex":
+    if choice(backend, BACKENDS, "--backend") == "styleganex":
         from ganvid.pipeline.styleganex_still import StillOptions, invert_still, report
 
         _refuse_changed(ctx, SG3_ONLY, backend)
@@ -164,14 +156,14 @@ def invert_image(
         output_dir=output_dir,
         encoder=encoder,
         generator=generator,
-        method=_choice(method, METHODS, "--method"),
+        method=choice(method, METHODS, "--method"),
         n_iters=n_iters,
         steps=steps,
-        space=_choice(space, SPACES, "--space"),
-        lpips_net=_choice(lpips_net, LPIPS_NETS, "--lpips-net"),
+        space=choice(space, SPACES, "--space"),
+        lpips_net=choice(lpips_net, LPIPS_NETS, "--lpips-net"),
         lpips=lpips,
         align=align,
-        rule=_choice(rule, RULES, "--rule"),
+        rule=choice(rule, RULES, "--rule"),
         device=device,
         seed=seed,
     )

@@ -53,3 +53,12 @@ def face_options(detector: str, cnn: bool, face: int) -> dict:
     """--detector, --cnn and --face as a job's `face` dict (read by
     `ganvid.pipeline.align.face_configs`)."""
     return {"detector": detector, "cnn": cnn, "face_index": face}
+
+
+def choice(value: str, allowed: tuple[str, ...], option: str) -> str:
+    """`value` if it is one of `allowed`, else a one-line InputError naming `option`."""
+    from ganvid.errors import InputError
+
+    if value not in allowed:
+        raise InputError(f"{option} must be one of {', '.join(allowed)}; got {value!r}")
+    return value

@@ -159,13 +159,18 @@ class CropView:
         return self.cutter.unaligned(index)
 
 
-def cache_unaligned(cutter: CropCutter, folder, label: str = "crops") -> None:
-    """Cut every unaligned crop once into `folder` (a `FrameDir`, resumable: frames already
-    there are kept), for a reader that comes back to them many times in random order (PTI)."""
+def cache_unaligned(
+    cutter: CropCutter, folder, label: str = "crops", frames: Iterable[int] | None = None
+) -> None:
+    """Cut the unaligned crops of `frames` (increasing; None: every frame) once into `folder`
+    (a `FrameDir`, by frame index, resumable: frames already there are kept), for a reader that
+    comes back to them many times in random order (PTI)."""
     from ganvid.ui import stage_bar
 
-    todo = folder.missing(len(cutter))
-    with stage_bar(label, len(cutter), len(cutter) - len(todo)) as update:
+    wanted = range(len(cutter)) if frames is None else [int(i) for i in frames]
+    missing = set(folder.missing(len(cutter)))
+    todo = [i for i in wanted if i in missing]
+    with stage_bar(label, len(wanted), len(wanted) - len(todo)) as update:
         for index, crop in cutter.stream(todo, aligned=False):
             folder.write(index, crop)
             update()

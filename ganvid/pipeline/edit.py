@@ -1,7 +1,9 @@
 """`ganvid edit` and `ganvid expand-fov`: re-render a stored inversion, edited, without inverting.
 
 Both build on a finished `ganvid invert` work dir (`ganvid.pipeline.invert.load_inversion`): the
-raw per-frame W+ (invert/ws.npy), the smoothed transforms and the PTI-tuned generator.
+raw per-frame W+ (invert/ws.npy), the smoothed transforms and the PTI-tuned generator (one per
+shot when the inversion ran `--pti-per-shot`: every render goes through
+`ganvid.pipeline.pti.TunedWeights`, which switches the weights at shot boundaries).
 
 Stages (per edit, under `edits/<tag>/`, `Layout.edit`; `tag` names the edit, e.g. `age3_smile1`;
 each gets its frozen options dataclass, hashed, and what it needs, never the job):
@@ -296,17 +298,17 @@ def stage_render(workdir: Workdir, inputs: dict, options: RenderStageOptions) ->
     <stage>/segments/<output>/*.mp4 (`ganvid.pipeline.segments`); --keep-frames also keeps
     <stage>/frames/*.png.
 
-    inputs: generator (tuned), render (RenderJob), device, batch, label, clip.
+    inputs: tuned (`ganvid.pipeline.pti.TunedWeights`: the generator with the PTI weights of
+    each frame's shot), render (RenderJob), device, batch, label, clip.
     """
-    from ganvid.pipeline.render import render_frames
     from ganvid.pipeline.segments import encode_segments
 
     render = inputs["render"]
     info = encode_segments(
         workdir.stage_dir(options.stage),
         ComposeSources(inputs["clip"], workdir.root, None),
-        lambda frames: render_frames(
-            inputs["generator"], render, inputs["device"], inputs["batch"], frames
+        lambda frames: inputs["tuned"].render_frames(
+            render, inputs["device"], inputs["batch"], frames
         ),
         options.layouts,
         options.compose,
@@ -357,9 +359,14 @@ class EditJob(Job):
     # -- lazily loaded -----------------------------------------------------------------------
 
     @cached_property
+    def tuned(self):
+        """The PTI-tuned generator of the inversion (per shot: its weights follow the shot of
+        the frames it renders), `ganvid.pipeline.pti.TunedWeights`."""
+        return self.inversion.tuned(self.device)
+
+    @property
     def generator(self):
-        """The PTI-tuned generator of the inversion."""
-        return self.inversion.generator(self.device, tuned=True)
+        return self.tuned.generator
 
     @cached_property
     def w_edits(self) -> list:
@@ -530,7 +537,7 @@ class EditJob(Job):
             paths.render,
             stage_render,
             inputs={
-                "generator": self.generator,
+                "tuned": self.tuned,
                 "render": self.render_job(*extra),
                 "device": self.device,
                 "batch": o.batch,
@@ -627,8 +634,6 @@ class EditJob(Job):
     def run_preview(self, count: int) -> Path:
         """Render `count` evenly spaced frames and save a contact sheet PNG (input crop | edited
         per tile) beside the output; the full render is not started."""
-        from ganvid.pipeline.render import render_frames
-
         o = self.options
         main = absolute(o.output) if o.output is not None else self.default_output()
         path = sibling(main, "preview").with_suffix(".png")
@@ -639,8 +644,8 @@ class EditJob(Job):
         crops = self.inversion.crops(self.clip)
         tiles = [
             np.concatenate([_fit(crops.read(i), image.shape[:2]), image], axis=1)
-            for i, image in render_frames(
-                self.generator, self.render_job(), self.device, o.batch, indices
+            for i, image in self.tuned.render_frames(
+                self.render_job(), self.device, o.batch, indices
             )
         ]
         write_image(path, contact_sheet(tiles), ".png")

@@ -2,6 +2,10 @@
 `load_inversion(workdir)` checks that `ganvid invert` completed there and returns an `Inversion`
 (its latents, transforms, shots, pts, crops cut on demand and the tuned generator). The
 inversion job (`ganvid.pipeline.invert`) writes `inversion.json` with INVERSION_VERSION last.
+
+`inversion.json` says `"pti_per_shot": true` when PTI tuned one generator per shot; without it
+(every work dir made before the option) PTI tuned one for the clip. An optional key rather than
+a new INVERSION_VERSION: finished work dirs of either kind stay readable.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ class Inversion:
       geometry    geometry/geometry.npz raw params, shot_ids, detected, interpolated
     plus geometry/geometry.json (quads and windows per frame, for paste-back), the unaligned
     crops (`crops()`, cut from the clip on demand), pts in decode/video.json and the tuned
-    weights pti/generator.pt.
+    weights pti/generator.pt (per shot: pti/shots/<shot>.pt), drawn through `tuned()`.
     """
 
     workdir: Path
@@ -41,6 +45,7 @@ class Inversion:
     generator_path: Path
     smooth: bool
     fine_layer_mean: bool
+    pti_per_shot: bool = False
 
     @property
     def layout(self) -> Layout:
@@ -73,14 +78,23 @@ class Inversion:
         return CropCutter.load(self.layout.geometry_npz, source).unaligned_crops
 
     def generator(self, device, tuned: bool = True):
-        """The generator the inversion used; with `tuned`, its PTI weights loaded."""
+        """The generator the inversion used; with `tuned`, its PTI weights loaded (per clip
+        only: per-shot weights depend on the frame, draw them through `tuned()`)."""
         from ganvid.nn.checkpoints import load_generator
-        from ganvid.pipeline.pti import load_tuned
 
-        generator = load_generator(self.generator_path, device=device).eval()
         if tuned:
-            load_tuned(generator, self.layout.pti_generator)
-        return generator.requires_grad_(False)
+            if self.pti_per_shot:
+                raise ValueError(f"{self.workdir}: PTI ran per shot; render through tuned()")
+            return self.tuned(device).generator
+        return load_generator(self.generator_path, device=device).eval().requires_grad_(False)
+
+    def tuned(self, device):
+        """The generator with the PTI weights, switched at shot boundaries when PTI ran per
+        shot (`ganvid.pipeline.pti.TunedWeights`: render with its `render_frames`)."""
+        from ganvid.pipeline.pti import TunedWeights
+
+        generator = self.generator(device, tuned=False)
+        return TunedWeights(generator, self.layout, self.pti_per_shot)
 
     def render_job(self, ws: np.ndarray | None = None, modifier=None):
         """A RenderJob over the smoothed transforms (and `ws`, default the smoothed pivots)."""
@@ -106,4 +120,5 @@ def load_inversion(workdir: str | Path) -> Inversion:
         generator_path=Path(record["generator"]),
         smooth=bool(record["smooth"]),
         fine_layer_mean=bool(record["fine_layer_mean"]),
+        pti_per_shot=bool(record.get("pti_per_shot", False)),
     )

@@ -18,6 +18,8 @@ skips what is done and a killed run resumes):
     pti       pti/generator.pt           tuned synthesis weights (+ checkpoint.pt and the
                                          targets/*.png crops while running)
               pti/log.json               loss per step
+              (--pti-per-shot: pti/shots/<shot>.pt, one generator tuned per shot, and the
+              log per shot; every consumer draws through `ganvid.pipeline.pti.TunedWeights`)
     render    render/segments/<output>/*.mp4  the reconstruction (tuned G, smoothed pivots)
                                          composed into every output and encoded in resumable
                                          segments (`ganvid.pipeline.segments`), with each
@@ -109,6 +111,9 @@ class InvertOptions:
     pti_checkpoint_every: int = 100
     pti_lr: float = 3e-4
     pti_early_stop_lpips: float | None = 0.06
+    pti_per_shot: bool = False
+    """Tune one copy of the generator per shot, each on its shot's frames (one tuning per
+    shot), instead of one for the whole clip."""
     seed: int = 0
     max_memory_bytes: int | None = None
     smooth: bool = True
@@ -239,6 +244,8 @@ class SmoothOptions:
 class PtiOptions:
     pti: Any
     """A `ganvid.pipeline.pti.PTIConfig` (that module imports torch)."""
+    per_shot: bool = field(default=False, metadata=OMIT_DEFAULT)
+    """One generator tuned per shot (`ganvid.pipeline.pti.tune_shots`)."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +256,17 @@ class RenderOptions:
     """A `ganvid.pipeline.compose.ComposeConfig`."""
     segment_frames: int
     keep_frames: bool = field(default=False, metadata=OMIT_DEFAULT)
+    pti_per_shot: bool = field(default=False, metadata=OMIT_DEFAULT)
+    """Draw each shot with its own tuned weights (`ganvid.pipeline.pti.TunedWeights`)."""
+
+
+def pti_outputs(layout: Layout, per_shot: bool) -> list[Path]:
+    """The files whose presence means the PTI stage is done: the tuned generator, or (per shot)
+    every shot's weights and the log."""
+    if not per_shot:
+        return [layout.pti_generator]
+    shots = np.unique(np.load(layout.geometry_npz)["shot_ids"])
+    return [layout.pti_log, *(layout.pti_shot(shot) for shot in shots)]
 
 
 @dataclass(frozen=True)
@@ -377,41 +395,46 @@ def stage_smooth(workdir: Workdir, inputs: dict, options: SmoothOptions) -> dict
 
 
 def stage_pti(workdir: Workdir, inputs: dict, options: PtiOptions) -> dict:
-    """Tune the generator on the unaligned crops -> pti/generator.pt, pti/log.json.
+    """Tune the generator on the unaligned crops -> pti/generator.pt, pti/log.json (per shot:
+    one copy per shot on its frames -> pti/shots/<shot>.pt, `ganvid.pipeline.pti.tune_shots`).
 
     PTI reads its targets many times in random order, so they are cut from the clip once into
-    pti/targets/*.png (resumable) and deleted when the tuned weights are written."""
-    from ganvid.pipeline.crops import cache_unaligned
-    from ganvid.pipeline.pti import PivotalTuner, TargetFrames, save_tuned
+    pti/targets/*.png (resumable; per shot, one shot's at a time) and deleted when the tuned
+    weights are written."""
+    from ganvid.pipeline.pti import save_tuned, tune_frames, tune_shots
 
     models: Models = inputs["models"]
     config = options.pti
     layout = workdir.layout
-    count = frame_count(workdir)
+    cutter = crop_cutter(layout, Path(inputs["clip"]))
+    pivots = np.load(layout.smooth_ws, mmap_mode="r")
+    transforms = np.load(layout.smooth_transforms)
+    if options.per_shot:
+        shot_ids = np.load(layout.geometry_npz)["shot_ids"]
+        return tune_shots(
+            models.generator,
+            models.lpips,
+            pivots,
+            transforms,
+            shot_ids,
+            cutter,
+            layout,
+            config,
+            models.device,
+        )
     generator = models.generator()
     cache = FrameDir(layout.pti_targets)
-    if config.steps > 0:
-        cache_unaligned(crop_cutter(layout, Path(inputs["clip"])), cache, "pti targets")
-    targets = TargetFrames(
-        cache,
-        count,
-        generator.img_resolution,
-        config.cache_frames,
-    )
-    tuner = PivotalTuner(
+    result = tune_frames(
         generator,
         models.lpips,
-        np.load(layout.smooth_ws, mmap_mode="r"),
-        np.load(layout.smooth_transforms),
-        targets,
+        pivots,
+        transforms,
+        cutter,
+        cache,
         config,
         models.device,
         layout.pti_checkpoint,
     )
-    with stage_bar("pti", config.steps) as update:
-        for step in tuner.steps():
-            update(completed=step)
-    result = tuner.result()
     save_tuned(generator, layout.pti_generator)
     atomic_write_json(layout.pti_log, asdict(result))
     layout.pti_checkpoint.unlink(missing_ok=True)
@@ -427,14 +450,14 @@ def stage_render(workdir: Workdir, inputs: dict, options: RenderOptions) -> dict
     PSNR against the crops in render/segments/metrics/*.json; --keep-frames also keeps
     render/frames/*.png."""
     from ganvid.pipeline.compose import ComposeSources
-    from ganvid.pipeline.pti import load_tuned
-    from ganvid.pipeline.render import RenderJob, render_frames
+    from ganvid.pipeline.pti import TunedWeights
+    from ganvid.pipeline.render import RenderJob
     from ganvid.pipeline.segments import encode_segments
 
     models: Models = inputs["models"]
     generator = models.generator()
     layout = workdir.layout
-    load_tuned(generator, layout.pti_generator)
+    tuned = TunedWeights(generator, layout, options.pti_per_shot)
     job = RenderJob(np.load(layout.smooth_ws, mmap_mode="r"), np.load(layout.smooth_transforms))
     out = workdir.stage_dir(names.RENDER)
     sources = ComposeSources(Path(inputs["clip"]), workdir.root, None)
@@ -450,7 +473,7 @@ def stage_render(workdir: Workdir, inputs: dict, options: RenderOptions) -> dict
     info = encode_segments(
         out,
         sources,
-        lambda frames: render_frames(generator, job, models.device, inputs["batch"], frames),
+        lambda frames: tuned.render_frames(job, models.device, inputs["batch"], frames),
         options.layouts,
         options.compose,
         options.segment_frames,
@@ -589,6 +612,8 @@ class InvertJob(Job):
             "fine_layer_mean": self.options.fine_layer_mean,
             "outputs": {k: str(v.resolve()) for k, v in self.outputs.items()},
         }
+        if self.options.pti_per_shot:  # absent: per clip (and work dirs made before the option)
+            record["pti_per_shot"] = True
         atomic_write_json(Layout(self.workdir_path).inversion_json, record)
 
     def _limit_cuda_memory(self) -> None:
@@ -715,10 +740,10 @@ class InvertJob(Job):
         return self.stage(
             names.PTI,
             stage_pti,
-            options=PtiOptions(self.pti_config()),
+            options=PtiOptions(self.pti_config(), per_shot=o.pti_per_shot),
             files={"generator": weights["generator"], "lpips": weights["lpips"]},
             upstream=[names.SMOOTH, names.GEOMETRY],
-            outputs=[layout.pti_generator],
+            outputs=pti_outputs(layout, o.pti_per_shot),
         )
 
     def _render(self, wd: Workdir, part: bool = False) -> StageRecord:
@@ -743,6 +768,7 @@ class InvertJob(Job):
             compose=compose,
             segment_frames=o.segment_frames,
             keep_frames=o.keep_frames,
+            pti_per_shot=o.pti_per_shot,
         )
         kept = [FrameDir(layout.render_frames).file(last)] if o.keep_frames else []
         segments = last_segments(frame_count(wd), o.segment_frames, list(self.outputs))

@@ -9,7 +9,8 @@ must not change. Every job reads and writes work-dir paths through `Layout(root)
     decode/video.json                              frame count, pts, size (every video job)
     geometry/{geometry.json,geometry.npz}         `ganvid invert` (crops are cut on demand)
     invert/{ws/,ws.npy}  smooth/{ws,params,transforms}.npy  pti/{generator.pt,checkpoint.pt,
-    targets/,log.json}  render/segments/<output>/  render/frames/ (--keep-frames)
+    targets/,log.json} (--pti-per-shot: pti/shots/<shot>.pt instead of generator.pt)
+    render/segments/<output>/  render/frames/ (--keep-frames)
     encode/metrics.json
     edits/<tag>/{latents,render,encode}            `ganvid edit` (`Layout.edit`)
     fov/<tag>_<amounts>/{render,encode}            `ganvid expand-fov` (`Layout.fov`)
@@ -218,6 +219,14 @@ class Layout:
     @property
     def pti_log(self) -> Path:
         return self.root / PTI / "log.json"
+
+    def pti_shot(self, shot: int) -> Path:
+        """`--pti-per-shot`: the tuned synthesis weights of shot `shot`."""
+        return self.root / PTI / "shots" / f"{int(shot):04d}.pt"
+
+    def pti_shot_checkpoint(self, shot: int) -> Path:
+        """`--pti-per-shot`: shot `shot`'s resumable PTI checkpoint (deleted once it is tuned)."""
+        return self.root / PTI / "shots" / f"{int(shot):04d}_checkpoint.pt"
 
     @property
     def pti_targets(self) -> Path:

@@ -1,4 +1,5 @@
-"""Pivotal Tuning (Roich et al. 2022) over a whole clip, as stylegan3-editing does for video.
+"""Pivotal Tuning (Roich et al. 2022) over a whole clip, as stylegan3-editing does for video, or
+over each shot of it (`--pti-per-shot`).
 
 The generator's synthesis layers are tuned so that each frame's pivot latent, rendered with
 that frame's input transform, reproduces the frame's unaligned crop. Frozen: the mapping network
@@ -17,13 +18,20 @@ What ganvid adds to the anchor:
   clip.
 - A memory budget picks the batch from a measured per-sample cost; on CUDA an out-of-memory
   error halves the batch and retries the same step.
+- Per shot (`tune_shots`): a shot may show another person than the one before it, and one
+  generator tuned on every shot has to compromise between them. Each shot then gets its own copy
+  of the pretrained generator, tuned on that shot's frames only with the full step count (one
+  tuning per shot: a short shot needs as many steps to converge as a clip does), and
+  `TunedWeights` gives every consumer (the invert render, `ganvid edit`, expand-fov, previews)
+  the right weights at each shot boundary.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganvid.errors import InputError
-from ganvid.pipeline.render import synthesize, to_float, to_tensor
-from ganvid.pipeline.workdir import FrameDir, atomic_path
+from ganvid.errors import InputError, WorkdirError
+from ganvid.pipeline.layout import Layout
+from ganvid.pipeline.render import RenderJob, render_frames, synthesize, to_float, to_tensor
+from ganvid.pipeline.workdir import FrameDir, atomic_path, atomic_write_json, read_json
 
 CHECKPOINT_VERSION = 1
 GPU_DEFAULT_STEPS = 8000
@@ -114,11 +123,22 @@ class TargetFrames:
     """Unaligned crops read from a FrameDir per batch, with a small LRU cache.
 
     Returns float32 [B,3,R,R] in [-1, 1] at the generator's resolution R (resized if the
-    stored crops have another size).
+    stored crops have another size). `frame_of`: the clip frame of each sample (one shot's), so
+    sample k is the file of frame frames[k] (None: sample k is frame k).
     """
 
-    def __init__(self, frames: FrameDir, count: int, resolution: int, cache: int = 32) -> None:
+    def __init__(
+        self,
+        frames: FrameDir,
+        count: int,
+        resolution: int,
+        cache: int = 32,
+        frame_of: Sequence[int] | None = None,
+    ) -> None:
+        if frame_of is not None and len(frame_of) != count:
+            raise ValueError(f"{count} samples but {len(frame_of)} frames")
         self.frames, self.count, self.resolution, self.cache_size = frames, count, resolution, cache
+        self.frame_of = frame_of
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
@@ -128,7 +148,7 @@ class TargetFrames:
         if index in self._cache:
             self._cache.move_to_end(index)
             return self._cache[index]
-        image = self.frames.read(index)
+        image = self.frames.read(index if self.frame_of is None else int(self.frame_of[index]))
         self._cache[index] = image
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -140,6 +160,20 @@ class TargetFrames:
             size = (self.resolution, self.resolution)
             images = F.interpolate(images, size, mode="bilinear", antialias=True)
         return images
+
+
+class FrameRows:
+    """Rows `frames` of a per-frame array, read on indexing (a memmap stays on disk): one shot's
+    pivots or transforms, indexed by the shot's sample numbers 0..len(frames)-1."""
+
+    def __init__(self, array: np.ndarray, frames: np.ndarray) -> None:
+        self.array, self.frames = array, np.asarray(frames, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, samples: np.ndarray) -> np.ndarray:
+        return self.array[self.frames[samples]]
 
 
 def sample_indices(seed: int, count: int, cursor: int, batch: int) -> np.ndarray:
@@ -421,3 +455,189 @@ def load_tuned(generator: nn.Module, path: Path) -> None:
 
 def default_steps(device: torch.device) -> int:
     return GPU_DEFAULT_STEPS if device.type == "cuda" else CPU_DEFAULT_STEPS
+
+
+# ----------------------------------------------------------------------------- clip and shots
+
+
+def tune_frames(
+    generator: nn.Module,
+    perceptual: nn.Module,
+    pivots: np.ndarray,
+    transforms: np.ndarray,
+    cutter,
+    cache: FrameDir,
+    config: PTIConfig,
+    device: torch.device,
+    checkpoint: Path,
+    frames: np.ndarray | None = None,
+    label: str = "pti",
+) -> PTIResult:
+    """Tune `generator` in place on the clip's `frames` (None: every frame), with a progress bar.
+
+    pivots [N,num_ws,512], transforms [N,3,3]: every frame's (only the rows of `frames` are read).
+    cutter: the work dir's `ganvid.pipeline.crops.CropCutter`; the targets are cut from the clip
+    once into `cache` (resumable), which the caller deletes when the weights are saved.
+    checkpoint: where the run resumes from.
+    """
+    from ganvid.pipeline.crops import cache_unaligned
+    from ganvid.ui import stage_bar
+
+    if config.steps > 0:
+        cache_unaligned(cutter, cache, f"{label} targets", frames)
+    resolution = generator.img_resolution
+    if frames is None:
+        targets = TargetFrames(cache, len(transforms), resolution, config.cache_frames)
+    else:
+        pivots, transforms = FrameRows(pivots, frames), FrameRows(transforms, frames)
+        targets = TargetFrames(cache, len(frames), resolution, config.cache_frames, frames)
+    tuner = PivotalTuner(
+        generator, perceptual, pivots, transforms, targets, config, device, checkpoint
+    )
+    with stage_bar(label, config.steps) as update:
+        for step in tuner.steps():
+            update(completed=step)
+    return tuner.result()
+
+
+def tune_shots(
+    new_generator: Callable[[], nn.Module],
+    perceptual: nn.Module,
+    pivots: np.ndarray,
+    transforms: np.ndarray,
+    shot_ids: np.ndarray,
+    cutter,
+    layout: Layout,
+    config: PTIConfig,
+    device: torch.device,
+) -> dict:
+    """PTI per shot: a fresh copy of the pretrained generator (`new_generator()`) per shot,
+    tuned with `config` on that shot's frames only (pivots, transforms, crops) ->
+    pti/shots/<shot>.pt, and pti/log.json ({"per_shot": true, "shots": [each finished shot's
+    PTIResult with its shot id, frame count and first frame]}) rewritten after every shot.
+
+    Resumable: a shot whose weights and log entry are there is skipped; the shot being tuned
+    resumes from its own checkpoint. The targets cache holds one shot's crops at a time.
+    Returns the stage summary (`shots_summary`).
+    """
+    shots = [int(shot) for shot in np.unique(shot_ids)]
+    logged = (read_json(layout.pti_log) or {}).get("shots", [])
+    done = {int(e["shot"]): e for e in logged if layout.pti_shot(e["shot"]).exists()}
+    cache = FrameDir(layout.pti_targets)
+    for number, shot in enumerate(shots, 1):
+        if shot in done:
+            continue
+        frames = np.flatnonzero(shot_ids == shot)
+        generator = new_generator()
+        checkpoint = layout.pti_shot_checkpoint(shot)
+        label = f"pti shot {number}/{len(shots)}"
+        result = tune_frames(
+            generator,
+            perceptual,
+            pivots,
+            transforms,
+            cutter,
+            cache,
+            config,
+            device,
+            checkpoint,
+            frames,
+            label,
+        )
+        entry = {"shot": shot, "frames": len(frames), "first_frame": int(frames[0])}
+        done[shot] = {**entry, **asdict(result)}
+        # the log first: weights on disk always have their entry (a kill in between retunes
+        # the shot from its checkpoint, to the same weights)
+        atomic_write_json(
+            layout.pti_log, {"per_shot": True, "shots": [done[s] for s in sorted(done)]}
+        )
+        save_tuned(generator, layout.pti_shot(shot))
+        checkpoint.unlink(missing_ok=True)
+        shutil.rmtree(cache.path, ignore_errors=True)
+    for shot in shots:  # left by a kill between a shot's weights and its checkpoint's removal
+        layout.pti_shot_checkpoint(shot).unlink(missing_ok=True)
+    return shots_summary([done[shot] for shot in shots])
+
+
+def shots_summary(entries: list[dict]) -> dict:
+    """The PTI stage's summary over shots (the keys of a per-clip PTIResult, without its log):
+    shot count, steps in all, the smallest batch, whether every shot stopped early, and the
+    first and last losses as means over the shots weighted by their frame counts."""
+
+    def mean(key: str) -> float | None:
+        pairs = [(e[key], e["frames"]) for e in entries if e[key] is not None]
+        if not pairs:
+            return None
+        return float(sum(v * n for v, n in pairs) / sum(n for _, n in pairs))
+
+    return {
+        "shots": len(entries),
+        "steps": int(sum(e["steps"] for e in entries)),
+        "batch": int(min(e["batch"] for e in entries)),
+        "stopped_early": all(e["stopped_early"] for e in entries),
+        **{key: mean(key) for key in ("loss_first", "loss_last", "lpips_first", "lpips_last")},
+    }
+
+
+class TunedWeights:
+    """A generator holding a work dir's PTI weights for whatever frames it draws: the one
+    machinery every consumer of the tuned weights renders through.
+
+    Per clip: pti/generator.pt, loaded once. Per shot (`tune_shots`): the weights of the shot
+    being drawn, loaded when the shot changes (one state copy; the current shot is kept, so
+    batches do not reload), and `render_frames` never puts two shots in one batch.
+    """
+
+    def __init__(self, generator: nn.Module, layout: Layout, per_shot: bool) -> None:
+        self.generator, self.layout = generator, layout
+        self.shot_ids = np.load(layout.geometry_npz)["shot_ids"] if per_shot else None
+        self.shot: int | None = None
+        """The shot whose weights are loaded (per shot)."""
+        self.loads = 0
+        """Weight loads so far (per shot: one per change of shot)."""
+        if not per_shot:
+            load_tuned(generator, layout.pti_generator)
+            self.loads = 1
+
+    @property
+    def per_shot(self) -> bool:
+        return self.shot_ids is not None
+
+    def use_shot(self, shot: int) -> None:
+        """Load shot `shot`'s weights unless they are the ones loaded."""
+        if shot == self.shot:
+            return
+        path = self.layout.pti_shot(shot)
+        if not path.exists():
+            raise WorkdirError(
+                f"{path} is missing: the per-shot PTI is incomplete; rerun `ganvid invert` "
+                "with --pti-per-shot"
+            )
+        load_tuned(self.generator, path)
+        self.shot = shot
+        self.loads += 1
+
+    def shot_runs(self, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """(shot, frames) for each run of consecutive `indices` in one shot (per shot)."""
+        indices = np.asarray(list(indices), dtype=np.int64)
+        if len(indices) == 0:
+            return
+        starts = np.flatnonzero(np.diff(self.shot_ids[indices])) + 1
+        for run in np.split(indices, starts):
+            yield int(self.shot_ids[run[0]]), run
+
+    def render_frames(
+        self,
+        job: RenderJob,
+        device: torch.device,
+        batch: int = 4,
+        indices: Sequence[int] | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """`ganvid.pipeline.render.render_frames` through this generator, each batch drawn
+        with its shot's weights (per clip: exactly that function's batches)."""
+        if not self.per_shot:
+            yield from render_frames(self.generator, job, device, batch, indices)
+            return
+        for shot, run in self.shot_runs(range(len(job)) if indices is None else indices):
+            self.use_shot(shot)
+            yield from render_frames(self.generator, job, device, batch, run)
