@@ -11,7 +11,10 @@ numbers and, per face track, its landmarks; no frame is kept beyond the previous
   by the detector's second opinion (`recheck`: dlib's CNN detector on an upright crop), asked
   at most once every `verify_every` frames (doubling); tracks never confirmed are dropped.
   Very weak detections of a confirmed face (under `refit_score`) are refitted in the CNN's
-  box, whose landmarks are far better than those from a weak HOG box.
+  box, whose landmarks are far better than those from a weak HOG box. Every face a confirmed
+  track takes is then settled (`settle`: refitted in the box its own landmarks give), so its
+  landmarks do not depend on which detector's box it came in (carefully, on the median of
+  nearby boxes, for tracks whose detections are weak).
 - **Small faces**: while no face is followed, every `small_every` frames the full-resolution
   frame is searched too (the per-frame search runs on the frame scaled to 640 px); once found,
   a small face is followed by the upright re-detection below, at ~110 px. While faces are
@@ -439,6 +442,10 @@ class ClipTracker:
                 face = better
         elif face.score >= config.sure_score:
             track.confirmed = True
+        settle = getattr(self.helper, "settle", None)
+        if settle is not None and track.confirmed:  # landmarks that do not follow the box
+            careful = float(np.median([*track.scores, face.score])) < config.refit_score
+            face = Face(face.box, face.score, settle(image, face.points, careful))
         track.frames.append(index)
         track.points.append(np.asarray(face.points, dtype=np.float64))
         track.boxes.append(np.asarray(face.box, dtype=np.float64))

@@ -7,11 +7,11 @@ import functools
 import numpy as np
 import pytest
 from support.face_clips import (
-    astronaut_landmarks,
     blank_clip,
     dlib_detector,
     map_points,
     moving_clip,
+    reference_landmarks,
     two_face_clip,
     two_shot_clip,
 )
@@ -54,7 +54,7 @@ def test_recovered_transforms_match_the_known_motion():
     """Truth: the astronaut's landmarks moved by each frame's known similarity give the face's
     true aligned quad; seen through the shot's crop window it gives the true transform."""
     clip, records = moving()
-    reference = astronaut_landmarks()
+    reference = reference_landmarks("astronaut")
     for record, truth in zip(records, clip.truth, strict=True):
         if truth is None:
             continue
@@ -70,7 +70,7 @@ def test_recovered_transforms_match_the_known_motion():
 
 def test_interpolated_frames_stay_on_the_motion():
     clip, records = moving()
-    reference = astronaut_landmarks()
+    reference = reference_landmarks("astronaut")
     for k in (5, 6, 15):  # blank frames: held geometry where the face would have been
         true_points = map_points(clip.extra["motion"][k], reference)
         error = np.hypot(*(records[k].landmarks - true_points).T).mean()
@@ -85,7 +85,7 @@ def test_two_faces_the_chosen_one_is_followed(face_index, side):
     truth = clip.truth if side == "left" else clip.extra["right"]
     config = GeometryConfig(track=TrackConfig(face_index=face_index))
     records = clip_geometry(clip.frames, dlib_detector(), config)
-    reference = astronaut_landmarks()
+    reference = reference_landmarks("astronaut")
     for record, matrix in zip(records, truth, strict=True):
         assert record.detected
         error = np.hypot(*(record.landmarks - map_points(matrix, reference)).T).mean()
@@ -98,7 +98,7 @@ def test_a_cut_starts_a_new_shot_with_its_own_window():
     cut = clip.extra["cut"]
     assert [r.shot for r in records] == [0] * cut + [1] * (len(records) - cut)
     assert not np.allclose(records[0].unaligned_quad, records[-1].unaligned_quad)
-    reference_centre = astronaut_landmarks().mean(axis=0)
+    reference_centre = reference_landmarks("astronaut").mean(axis=0)
     for record, matrix in zip(records, clip.truth, strict=True):  # no smoothing across the cut
         centre = map_points(matrix, reference_centre)
         assert np.hypot(*(record.landmarks.mean(axis=0) - centre)) < 5.0  # a leak: ~70 px

@@ -53,13 +53,14 @@ def assert_on_target(score: dict) -> None:
     assert score["false_cuts"] == [] and score["missed_cuts"] == [], score
 
 
-def assert_on_the_right_person(score: dict, missed: int) -> None:
-    """The cameraman looks down: HOG barely fires on him (scores 0.02-0.2, some frames none)
-    and dlib's 68-point fit scatters by 3-4 px on his half-closed eyes, so the precision
-    targets are not met on him (measured: eye median ~3.5 px, roll ~5 deg). What must hold:
-    never another face or nothing, right cuts, and at most `missed` frames without him."""
+def assert_eyes_on_target(score: dict, missed: int) -> None:
+    """The cameraman looks down: HOG barely fires on him (scores 0.02-0.2, some frames none),
+    so up to `missed` frames may lack him (missed, never another face or nothing invented).
+    Settled landmarks (`DlibDetector.settle`) put his eyes on the targets; his roll is
+    asserted by each test (dlib's fit of his face turns about half as far as the picture)."""
     assert score["wrong"] == 0 and score["missed"] <= missed, score
-    assert score["detected_median"] <= 5.0 and score["interpolated_max"] <= 12.0, score
+    assert score["detected_median"] <= 2.5 and score["detected_p95"] <= 5.0, score
+    assert score["interpolated_max"] <= 8.0, score
     assert score["false_cuts"] == [] and score["missed_cuts"] == [], score
 
 
@@ -113,7 +114,10 @@ def test_two_people_and_a_cat(face, name):
     if name == "astronaut":
         assert_on_target(score)
     else:  # HOG does not fire on him in the first frames (missed, not invented)
-        assert_on_the_right_person(score, missed=3)
+        assert_eyes_on_target(score, missed=3)
+        # turned by 2 deg here, his fitted eye line follows about half of it (measured
+        # 0.97 deg median, 2.37 max; 5.3 / 7.4 before his landmarks were settled)
+        assert score["roll_median"] <= 1.2 and score["roll_max"] <= 3.0, score
         assert len(detections.people[1]["tracks"]) == 2
         assert all(records[k].absent for k in range(6, 14))
 
@@ -127,8 +131,9 @@ def test_cuts_between_people_in_similar_light_and_no_cut_from_motion(face, name)
     score = score_geometry(clip, records, name)
     if name == "astronaut":
         assert_on_target(score)
-    else:
-        assert_on_the_right_person(score, missed=1)
+    else:  # on target but for one frame HOG misses at the end of his shot
+        assert_eyes_on_target(score, missed=1)
+        assert score["roll_median"] <= 0.5 and score["roll_max"] <= 1.5, score
     assert [r.shot for r in records] == [s.shot for s in clip.scenes]
 
 
