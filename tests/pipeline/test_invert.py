@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 import torch
 from support.face_clips import blank_clip, moving_clip
-from support.pipeline_fixtures import invert_args, tiny_assets, video_frames, write_clip
+from support.pipeline_fixtures import (
+    cli_process,
+    invert_args,
+    tiny_assets,
+    video_frames,
+    write_clip,
+)
 from support.videos import audio_packets
 
 from ganvid.errors import WorkdirError
@@ -143,21 +149,11 @@ def test_pti_lowers_the_reconstruction_error(assets, tmp_path, cli):
     assert log["steps"] == 12 and log["loss_last"] < log["loss_first"]
 
 
-def _run_cli(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "ganvid", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-
-
 def test_sigkill_during_pti_then_resume_gives_the_same_video(assets, tmp_path):
     # Many steps between the first checkpoint (step 2) and the end of PTI, so the kill below
     # lands inside PTI even when a loaded machine is slow to schedule this polling loop.
     steps = ["--pti-steps", "30", "--pti-stop-lpips", "0"]
-    straight = _run_cli(
+    straight = cli_process(
         invert_args(assets, assets["clip"], tmp_path / "a", *steps, "-o", str(tmp_path / "a.mp4"))
     )
     _, err = straight.communicate(timeout=300)
@@ -166,7 +162,7 @@ def test_sigkill_during_pti_then_resume_gives_the_same_video(assets, tmp_path):
     args = invert_args(
         assets, assets["clip"], tmp_path / "b", *steps, "-o", str(tmp_path / "b.mp4")
     )
-    killed = _run_cli(args)
+    killed = cli_process(args)
     checkpoint = tmp_path / "b" / "pti" / "checkpoint.pt"
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and killed.poll() is None and time.monotonic() < deadline:
@@ -177,7 +173,7 @@ def test_sigkill_during_pti_then_resume_gives_the_same_video(assets, tmp_path):
     assert not read_json(tmp_path / "b" / "pti.json")["complete"]
     assert not (tmp_path / "b.mp4").exists()
 
-    resumed = _run_cli(args)
+    resumed = cli_process(args)
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err.decode()
     assert read_json(tmp_path / "b" / "pti.json")["info"]["steps"] == 30
@@ -320,7 +316,7 @@ def test_parts_share_detection_encoder_and_render_and_join_to_the_same_video_as_
     # 6 detection units and 6 segments of 2 frames, 6 encoder batches of 2 frames
     common = ["--pti-steps", "2", "--segment-frames", "2", "--batch", "2"]
     whole = tmp_path / "whole.mp4"
-    one = _run_cli(invert_args(assets, clip, tmp_path / "w1", *common, "-o", str(whole)))
+    one = cli_process(invert_args(assets, clip, tmp_path / "w1", *common, "-o", str(whole)))
     _, err = one.communicate(timeout=600)
     assert one.returncode == 0, err.decode()
 
@@ -383,7 +379,7 @@ def test_a_killed_part_leaves_a_stale_claim_that_a_live_part_takes_over(assets, 
     clip, work, out = assets["clip"], tmp_path / "w", tmp_path / "out.mp4"
     args = invert_args(assets, clip, work, "--pti-steps", "2", "--segment-frames", "1")
     args += ["-o", str(out)]
-    killed = _run_cli([*args, "--part", "1/2"])
+    killed = cli_process([*args, "--part", "1/2"])
     _stop_holding_a_claim(killed, work, 2)
     assert killed.returncode == -signal.SIGKILL
     stale = [p.name[:6] for p in (work / "render" / "claims").glob("*.claim")]

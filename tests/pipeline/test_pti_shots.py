@@ -8,10 +8,7 @@ of `cuts_clip`), 4 frames each, on the tiny networks."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from support.face_clips import cuts_clip
-from support.pipeline_fixtures import invert_args, tiny_assets, video_frames
+from support.pipeline_fixtures import cli_process, invert_args, tiny_assets, video_frames
 from support.sg3_fixtures import tiny_generator
 
 from ganvid.nn.checkpoints import load_generator
@@ -35,17 +32,6 @@ STEPS = "30"  # per shot: the kill below must land inside the second shot's tuni
 CPU = torch.device("cpu")
 
 
-def _run_cli(args: list[str]) -> subprocess.Popen:
-    """The CLI in a process of its own, one thread (runs compared bit for bit use the same)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "ganvid", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-
-
 def _args(assets: dict, workdir: Path, output: Path) -> list[str]:
     tuning = ["--pti-steps", STEPS, "--pti-stop-lpips", "0", "--pti-lr", "1e-2"]
     extra = ["--pti-per-shot", *tuning, "--keep-frames", "-o", str(output)]
@@ -58,7 +44,7 @@ def per_shot(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("pti_shots")
     assets = tiny_assets(root, cuts_clip(n_shot=SHOT).frames[:FRAMES])
     workdir = root / "talk.ganvid"
-    run = _run_cli(_args(assets, workdir, root / "inverted.mp4"))
+    run = cli_process(_args(assets, workdir, root / "inverted.mp4"))
     _, err = run.communicate(timeout=600)
     assert run.returncode == 0, err.decode()
     return {"assets": assets, "workdir": workdir, "root": root}
@@ -155,7 +141,7 @@ def test_a_kill_between_shots_resumes_without_retuning_the_finished_shot(per_sho
     assets = per_shot["assets"]
     workdir, output = tmp_path / "w", tmp_path / "out.mp4"
     layout = Layout(workdir)
-    killed = _run_cli(_args(assets, workdir, output))
+    killed = cli_process(_args(assets, workdir, output))
     deadline = time.monotonic() + 300
     while not layout.pti_shot(0).exists() and killed.poll() is None:
         assert time.monotonic() < deadline
@@ -167,7 +153,7 @@ def test_a_kill_between_shots_resumes_without_retuning_the_finished_shot(per_sho
     assert not read_json(workdir / "pti.json")["complete"]
     finished = layout.pti_shot(0).stat().st_mtime_ns
 
-    resumed = _run_cli(_args(assets, workdir, output))
+    resumed = cli_process(_args(assets, workdir, output))
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err.decode()
     assert layout.pti_shot(0).stat().st_mtime_ns == finished  # not tuned again

@@ -8,6 +8,9 @@ that run them on the CPU.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -81,6 +84,18 @@ def invert_args(assets: dict, clip: Path, workdir: Path, *extra: str) -> list[st
         "2",
         *extra,
     ]
+
+
+def cli_process(args: list[str]) -> subprocess.Popen:
+    """`ganvid ARGS` in a process of its own (to kill or to run beside another), one thread,
+    so runs compared bit for bit use the same arithmetic."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ganvid", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
 
 
 def video_frames(path: Path) -> tuple[list[int], list[np.ndarray]]:
