@@ -164,7 +164,7 @@ def share_detections(
         return 0
     cache = detections_dir(layout, clip, configs["detector"])
     store = FrameDir(cache, ".npz")
-    frames = ClipFrames(clip)
+    frames = ClipFrames.for_workdir(layout, clip)
     detector: CachedDetector | None = None
     waiting = f"waiting for other workers' face detection in {layout.root}"
     todo = claims.take(

@@ -212,7 +212,7 @@ def composed_frames(
     paster = sources.paster(config.paste) if layouts & _NEEDS_SOURCE else None
     clip = None
     if paster is not None or need_crop:
-        clip = ClipFrames(sources.clip) if clip_frames is None else clip_frames
+        clip = clip_frames or ClipFrames.for_workdir(sources.paths, sources.clip)
     cutter = sources.crops(clip) if need_crop else None
     pts = sources.pts
     for index in range(len(pts)) if indices is None else indices:

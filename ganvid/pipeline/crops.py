@@ -9,17 +9,21 @@ clip's frames with `face.align.ffhq_crop`, the function that cut the stored PNGs
 the exact (unrounded) quads, so the pixels are the same as those PNGs'.
 
 Frames are decoded forward, one at a time (`ClipFrames`): memory does not grow with the clip.
+A worker that starts far into the clip (its share of a `--part K/N` run) seeks there instead,
+where the work dir's decode stage says the clip's timestamps can be trusted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ganvid.errors import VideoError
+from ganvid.pipeline.layout import Layout
+from ganvid.pipeline.workdir import read_json
 
 
 @dataclass(frozen=True)
@@ -67,14 +71,33 @@ def aligned_batches(
         yield chunk, [cutter.aligned(index) for index in chunk]
 
 
-class ClipFrames:
-    """A clip's decoded frames by index, forward only: one frame is held; asking for an
-    earlier frame than the last one decodes the clip again from its start."""
+SEEK_AHEAD_FRAMES = 250
+"""`ClipFrames` seeks only to a frame more than this many frames past the one it holds (or
+past the clip's start): a seek lands on the keyframe before the target and decodes from
+there, which pays only when that keyframe is past where a forward decode stands. 250 frames
+is libx264's and libx265's default keyframe interval (cameras and phones use 1-2 s), so
+neighbouring segments and batches keep decoding forward."""
 
-    def __init__(self, clip: Path) -> None:
+
+class ClipFrames:
+    """A clip's decoded frames by index, one frame held. Asking for a later frame decodes
+    forward, or seeks when it is more than `SEEK_AHEAD_FRAMES` ahead and `pts` (every frame's
+    pts, none rebuilt: `for_workdir`) is known; asking for an earlier frame starts again (from
+    the clip's start, or by seeking). Frames are the same bits either way (`read_frames`)."""
+
+    def __init__(self, clip: Path, pts: Sequence[int] | None = None) -> None:
         self.clip = Path(clip)
+        self.pts = None if pts is None else list(pts)
         self._reader: Iterator | None = None
         self._frame = None
+
+    @classmethod
+    def for_workdir(cls, layout: Layout, clip: Path) -> ClipFrames:
+        """The frames of `clip`, seeking by the pts of the work dir's decode stage when it
+        rebuilt none (decode/video.json "rebuilt": 0; a work dir from before that field was
+        written never seeks)."""
+        video = read_json(layout.decode_json) or {}
+        return cls(clip, video["pts"] if video.get("rebuilt") == 0 else None)
 
     def get(self, index: int):
         """The `ganvid.io.video.Frame` at `index` (VideoError if the clip is shorter)."""
@@ -82,8 +105,14 @@ class ClipFrames:
 
         if self._frame is not None and self._frame.index == index:
             return self._frame
-        if self._reader is None or (self._frame is not None and index < self._frame.index):
-            self._reader, self._frame = read_frames(self.clip), None
+        held = -1 if self._frame is None else self._frame.index
+        restart = self._reader is None or index < held
+        if restart:
+            held = -1
+        seek = self.pts is not None and index - held > SEEK_AHEAD_FRAMES
+        if restart or seek:
+            pts = self.pts if seek else None
+            self._reader, self._frame = read_frames(self.clip, start=index, pts=pts), None
         for frame in self._reader:
             self._frame = frame
             if frame.index == index:

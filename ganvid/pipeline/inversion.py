@@ -17,7 +17,7 @@ import numpy as np
 
 from ganvid.errors import WorkdirError
 from ganvid.pipeline import layout as names
-from ganvid.pipeline.crops import CropCutter
+from ganvid.pipeline.crops import ClipFrames, CropCutter
 from ganvid.pipeline.layout import Layout
 from ganvid.pipeline.workdir import completed_manifest, read_json
 
@@ -75,7 +75,8 @@ class Inversion:
         """The unaligned crops, cut on demand from `clip` (default: the inverted clip), with
         `read(index)`."""
         source = self.clip if clip is None else clip
-        return CropCutter.load(self.layout.geometry_npz, source).unaligned_crops
+        frames = ClipFrames.for_workdir(self.layout, source)
+        return CropCutter.load(self.layout.geometry_npz, source, frames).unaligned_crops
 
     def generator(self, device, tuned: bool = True):
         """The generator the inversion used; with `tuned`, its PTI weights loaded (per clip

@@ -293,13 +293,16 @@ def stage_decode(workdir: Workdir, inputs: dict, options: dict) -> dict:
     clip = Path(inputs["clip"])
     info = probe(clip)
     pts: list[int] = []
+    rebuilt = 0
     with stage_bar("decode", info.frame_count) as update:
         for frame in read_frames(clip):
             pts.append(frame.pts)
+            rebuilt += frame.rebuilt
             update()
     video = {
         "frame_count": len(pts),
         "pts": pts,
+        "rebuilt": rebuilt,  # 0: the stored pts are these, a reader may seek by them
         "time_base": [info.time_base.numerator, info.time_base.denominator],
         "fps": float(info.fps),
         "width": info.width,
@@ -360,9 +363,9 @@ def stage_geometry(workdir: Workdir, inputs: dict, options: GeometryOptions) -> 
 
 def crop_cutter(layout, clip: Path):
     """The crops of the work dir (its `Layout`), cut from `clip` on demand (`CropCutter`)."""
-    from ganvid.pipeline.crops import CropCutter
+    from ganvid.pipeline.crops import ClipFrames, CropCutter
 
-    return CropCutter.load(layout.geometry_npz, clip)
+    return CropCutter.load(layout.geometry_npz, clip, ClipFrames.for_workdir(layout, clip))
 
 
 def stage_invert(workdir: Workdir, inputs: dict, options: EncoderOptions) -> dict:

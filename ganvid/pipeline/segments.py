@@ -109,7 +109,8 @@ def encode_segments(
     from ganvid.pipeline.crops import ClipFrames
     from ganvid.ui import stage_bar
 
-    clip_frames = ClipFrames(sources.clip)  # forward through the segments: one decode in all
+    # forward through the segments: one decode in all (a worker's first segment may seek)
+    clip_frames = ClipFrames.for_workdir(sources.paths, sources.clip)
     info = probe(sources.clip)
     pts = sources.checked_pts(info)
     ranges = segment_ranges(len(pts), segment_frames)

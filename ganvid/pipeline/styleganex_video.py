@@ -81,7 +81,7 @@ from ganvid.pipeline import layout as names
 from ganvid.pipeline.align import track_geometry
 from ganvid.pipeline.compose import ComposeConfig, ComposeSources
 from ganvid.pipeline.compose import Layout as VideoLayout
-from ganvid.pipeline.crops import CropCutter, aligned_arrays, aligned_batches
+from ganvid.pipeline.crops import ClipFrames, CropCutter, aligned_arrays, aligned_batches
 from ganvid.pipeline.edit import EncodeStageOptions, stage_encode
 from ganvid.pipeline.invert import (
     ALIGNED_SIZE,
@@ -313,7 +313,8 @@ def stage_wplus(workdir: Workdir, inputs: dict, options: WplusOptions) -> dict:
     paths: Tagged = inputs["paths"]
     track = load_track(workdir.root)
     samples = wplus_samples(track["shot_ids"], track["detected"], options.mode)
-    cutter = CropCutter.load(workdir.layout.sgx_track, Path(inputs["clip"]))
+    layout, clip = workdir.layout, Path(inputs["clip"])
+    cutter = CropCutter.load(layout.sgx_track, clip, ClipFrames.for_workdir(layout, clip))
     per_frame = FrameDir(paths.wplus_frames, ".npy")
     todo = [i for i in samples if not per_frame.has(i)]
     with stage_bar("w+ (encoder)", len(samples), len(samples) - len(todo)) as update:
@@ -337,7 +338,6 @@ def stage_render(workdir: Workdir, inputs: dict, options: RenderStageOptions) ->
 
     inputs: networks, strengths (edit strength per frame, or None), clip, batch.
     """
-    from ganvid.pipeline.crops import ClipFrames
     from ganvid.pipeline.segments import encode_segments
 
     networks: StyleganexNetworks = inputs["networks"]
@@ -345,7 +345,7 @@ def stage_render(workdir: Workdir, inputs: dict, options: RenderStageOptions) ->
     windows = load_windows(workdir.root)
     wplus = np.load(workdir.root / options.wplus, mmap_mode="r")
     render = networks.renderer(wplus, inputs["strengths"])
-    frames = ClipFrames(clip)  # forward through the clip, segment after segment
+    frames = ClipFrames.for_workdir(workdir.layout, clip)  # forward, segment after segment
     boxes = windows.boxes
 
     def render_range(indices: range):

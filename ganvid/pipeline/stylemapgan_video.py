@@ -49,7 +49,7 @@ from ganvid.files import absolute
 from ganvid.pipeline import layout as names
 from ganvid.pipeline.align import track_geometry
 from ganvid.pipeline.compose import ComposeConfig, ComposeSources
-from ganvid.pipeline.crops import CropCutter, aligned_arrays, aligned_batches
+from ganvid.pipeline.crops import ClipFrames, CropCutter, aligned_arrays, aligned_batches
 from ganvid.pipeline.edit import EncodeStageOptions
 from ganvid.pipeline.edit import stage_encode as stage_join
 from ganvid.pipeline.invert import batches, frame_count, run_decode
@@ -208,7 +208,8 @@ def stage_encode(workdir: Workdir, inputs: dict, options: dict) -> dict:
     networks: StylemapNetworks = inputs["networks"]
     layout = workdir.layout
     count = frame_count(workdir)
-    cutter = CropCutter.load(layout.smgan_geometry_npz, Path(inputs["clip"]))
+    clip = Path(inputs["clip"])
+    cutter = CropCutter.load(layout.smgan_geometry_npz, clip, ClipFrames.for_workdir(layout, clip))
     per_frame = FrameDir(layout.smgan_encode_frames, ".npy")
     todo = per_frame.missing(count)
     with stage_bar("stylemaps (encoder)", count, count - len(todo)) as update:
@@ -243,7 +244,8 @@ def stage_masks(workdir: Workdir, inputs: dict, options: MasksOptions) -> dict:
 
     networks: StylemapNetworks = inputs["networks"]
     count = frame_count(workdir)
-    cutter = CropCutter.load(workdir.layout.smgan_geometry_npz, Path(inputs["clip"]))
+    layout, clip = workdir.layout, Path(inputs["clip"])
+    cutter = CropCutter.load(layout.smgan_geometry_npz, clip, ClipFrames.for_workdir(layout, clip))
     masks = FrameDir(workdir.layout.smgan_masks(options.part))
     todo = masks.missing(count)
     with stage_bar(f"{options.part} masks", count, count - len(todo)) as update:

@@ -6,9 +6,11 @@ container labels them out of order). Conventions: `ganvid.io.video`.
 from __future__ import annotations
 
 import collections
+import functools
 import heapq
+import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -60,12 +62,14 @@ class VideoInfo:
 @dataclass(frozen=True)
 class Frame:
     """One decoded frame: `image` HxWx3 uint8 RGB, `pts` in the clip's time_base,
-    `time_s` = pts * time_base in seconds (not shifted to start at 0), `index` from 0."""
+    `time_s` = pts * time_base in seconds (not shifted to start at 0), `index` from 0.
+    `rebuilt`: its pts is not the one the file stores (`TimestampRepair` made it)."""
 
     index: int
     pts: int
     time_s: float
     image: np.ndarray
+    rebuilt: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,43 +121,148 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     )
 
 
-def read_frames(path: str | os.PathLike, upright: bool = True) -> Iterator[Frame]:
-    """Yield every frame of the clip in display order, one at a time (memory does not grow
-    with the clip's length: a few frames are held to put their timestamps in order). With
-    `upright`, images are turned to display orientation (what a player shows, so faces are
-    upright); otherwise they are the coded pictures.
+def read_frames(
+    path: str | os.PathLike,
+    upright: bool = True,
+    start: int = 0,
+    pts: Sequence[int] | None = None,
+) -> Iterator[Frame]:
+    """Yield the frames of the clip in display order from index `start` on, one at a time
+    (memory does not grow with the clip's length: a few frames are held to put their
+    timestamps in order). With `upright`, images are turned to display orientation (what a
+    player shows, so faces are upright); otherwise they are the coded pictures.
 
     Timestamps strictly increase whatever the file stores (see `TimestampRepair`); when some
     had to be rebuilt, one warning line says so (once per file and process). HDR video (PQ,
     HLG or BT.2020, e.g. a phone's 10-bit HEVC) is converted to 8-bit RGB without tone
     mapping, which one warning line says.
 
+    Frames before `start` are decoded from the clip's first frame but not converted, unless
+    `pts` is given: the pts of every frame as a read from the start gave them, none rebuilt
+    (`Frame.rebuilt`). Then the reader seeks to the keyframe shown at or before frame `start`
+    and knows each later frame by its pts (`_frames_after_seek`); where a decoded pts is not
+    the next one of `pts`, it goes on from the clip's first frame instead, so it yields the
+    same frames, bit for bit, as a read from the start.
+
     Raises InputError / VideoError like `probe`, and VideoError when decoding fails midway.
     """
     path = _existing_file(path)
+    if pts is not None and 0 < start < len(pts):
+        seek = functools.partial(_frames_after_seek, start=start, known=pts)
+        try:
+            for frame in _converted(path, upright, start, seek):
+                yield frame
+                start = frame.index + 1
+        except _LostTrack:
+            pass
+        if start == len(pts):
+            return
+    yield from _converted(path, upright, start, _frames_in_order)
+
+
+_Decoded = tuple[av.VideoFrame, int, int, bool]
+"""(decoded frame, index, pts, pts rebuilt) from a source of `_converted`."""
+
+
+def _converted(
+    path: Path,
+    upright: bool,
+    start: int,
+    source: Callable[[av.container.InputContainer, av.VideoStream, Path], Iterator[_Decoded]],
+) -> Iterator[Frame]:
+    """`Frame`s of the decoded frames `source` gives, from index `start` on: the one place
+    that opens the clip for decoding, turns pictures upright and converts them to RGB."""
     with open_input(path) as container:
         stream = video_stream(container, path)
         stream.thread_type = "AUTO"
         time_base = stream.time_base or _DEFAULT_TIME_BASE
-        repair = TimestampRepair(_frame_step(stream, time_base))
         reformatter = VideoReformatter()
         quarter_turns = None
-        index = 0
-        decoded = ((frame, frame.pts, frame.dts) for frame in _decode(container, stream, path))
-        for frame, pts in repair.run(decoded):
+        for frame, index, pts, rebuilt in source(container, stream, path):
             if quarter_turns is None:
                 quarter_turns = _rotation_deg(frame) // 90 if upright else 0
                 _note_hdr(frame, path)
-            if repair.changed:
-                _warn_once(path, "timestamps", _REBUILT_MESSAGE)
+            if index < start:
+                continue
             image = _to_rgb(frame, reformatter)
             del frame
             if quarter_turns:
                 image = np.ascontiguousarray(np.rot90(image, k=quarter_turns))
-            yield Frame(index=index, pts=pts, time_s=float(pts * time_base), image=image)
-            index += 1
-        if index == 0:
+            time_s = float(pts * time_base)
+            yield Frame(index=index, pts=pts, time_s=time_s, image=image, rebuilt=rebuilt)
+        if quarter_turns is None:
             raise VideoError(f"{path}: the video stream has no frames")
+
+
+def _frames_in_order(
+    container: av.container.InputContainer, stream: av.VideoStream, path: Path
+) -> Iterator[_Decoded]:
+    """Every frame from the first, with repaired timestamps (`TimestampRepair`)."""
+    time_base = stream.time_base or _DEFAULT_TIME_BASE
+    repair = TimestampRepair(_frame_step(stream, time_base))
+    decoded = ((frame, frame.pts, frame.dts) for frame in _decode(container, stream, path))
+    changed = 0
+    for index, (frame, pts) in enumerate(repair.run(decoded)):
+        rebuilt, changed = repair.changed > changed, repair.changed
+        if repair.changed:
+            _warn_once(path, "timestamps", _REBUILT_MESSAGE)
+        yield frame, index, pts, rebuilt
+
+
+class _LostTrack(Exception):
+    """After a seek, a decoded frame is not the one a read from the start gives next."""
+
+
+def _frames_after_seek(
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    path: Path,
+    start: int,
+    known: Sequence[int],
+) -> Iterator[_Decoded]:
+    """Frames `start`, `start + 1`, ... decoded from the keyframe shown at or before frame
+    `start`. A frame shown at or after a keyframe decodes to the same bits as in a read from
+    the start; those shown before it (the leading pictures of an open GOP, which refer to
+    the previous GOP) are dropped. Frame k must carry `known[k]`, else `_LostTrack`."""
+    packets = _packets_from_keyframe(container, stream, known[start])
+    if packets is None:
+        raise _LostTrack
+    index = start
+    for frame in _decode(container, stream, path, packets):
+        if frame.pts is None:
+            raise _LostTrack
+        if frame.pts < known[start]:
+            continue
+        if index >= len(known) or frame.pts != known[index]:
+            raise _LostTrack
+        yield frame, index, frame.pts, False
+        index += 1
+
+
+def _packets_from_keyframe(
+    container: av.container.InputContainer, stream: av.VideoStream, target: int
+) -> Iterator[av.Packet] | None:
+    """The video packets from the keyframe shown at or before pts `target` on, or None if
+    the container does not seek there. Containers that index by decoding time (MP4, AVI)
+    land on the next keyframe when the target is shown after that keyframe is decoded but
+    before it is shown (B-frames); seeking again to just before its decoding time lands on
+    the keyframe before it."""
+    position = target
+    for _ in range(2):
+        try:
+            container.seek(position, stream=stream, backward=True, any_frame=False)
+            packets = container.demux(stream)  # ends with an empty packet: flush
+            first = next(packets, None)
+        except av.FFmpegError:
+            return None
+        if first is None or first.pts is None or not first.size or not first.is_keyframe:
+            return None
+        if first.pts <= target:
+            return itertools.chain([first], packets)
+        if first.dts is None or first.dts > position:
+            return None
+        position = first.dts - 1
+    return None
 
 
 _REBUILT_MESSAGE = (
@@ -271,11 +380,20 @@ def video_stream(container: av.container.InputContainer, path: Path) -> av.Video
 
 
 def _decode(
-    container: av.container.InputContainer, stream: av.VideoStream, path: Path
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    path: Path,
+    packets: Iterable[av.Packet] | None = None,
 ) -> Iterator[av.VideoFrame]:
-    """Decoded frames of `stream`; FFmpeg errors become one-line VideoErrors."""
+    """Decoded frames of `stream` (of its `packets` when given, as `container.demux` gives
+    them: ending with the empty packet that flushes the decoder); FFmpeg errors become
+    one-line VideoErrors."""
     try:
-        yield from container.decode(stream)
+        if packets is None:
+            yield from container.decode(stream)
+        else:
+            for packet in packets:
+                yield from packet.decode()
     except av.FFmpegError as error:
         raise VideoError(f"{path}: video could not be decoded ({cause(error)})") from error
 
