@@ -38,7 +38,7 @@ import pytest
 from support.face_clips import moving_clip
 from support.pipeline_fixtures import tiny_assets
 from support.styleganex_fixtures import write_checkpoint
-from support.videos import FOOTAGE, audio_seconds, box_order, make_footage
+from support.videos import FOOTAGE, audio_seconds, box_order, make_footage, relabel_as_packed
 
 from ganvid.io.video import TimestampRepair, VideoWriter, probe, read_frames
 from ganvid.pipeline.workdir import read_json
@@ -276,19 +276,7 @@ def test_timestamp_repair_keeps_good_stamps_and_rebuilds_missing_or_repeated_one
 def packed_b_frames(monkeypatch):
     """Make every decoded frame of every clip arrive labelled like a packed B-frame AVI:
     pts 1,2,3,5,4,6,8,7 (in 1/25 s of the stream's time base) and no dts."""
-    from ganvid.io.video import reader as video
-
-    real = video._decode
-    order = [1, 2, 3, 5, 4, 6, 8, 7]
-
-    def relabelled(container, stream, path):
-        step = round(1 / (Fraction(25) * stream.time_base))
-        for k, frame in enumerate(real(container, stream, path)):
-            frame.pts = order[k] * step if k < len(order) else (k + 1) * step
-            frame.dts = None
-            yield frame
-
-    monkeypatch.setattr(video, "_decode", relabelled)
+    relabel_as_packed(monkeypatch)
 
 
 def test_out_of_order_pts_are_repaired_for_align_and_invert(

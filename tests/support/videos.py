@@ -358,3 +358,81 @@ def audio_seconds(path: Path) -> tuple[str, float, float] | None:
             start = begin if start is None else min(start, begin)
             end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
         return stream.codec_context.name, start or 0.0, end
+
+
+# ---------------------------------------------------------------------------------------------
+# keyframes and timestamps, for seeking (tests/io/test_video_seek.py, tests/pipeline/test_crops.py)
+
+GOP_CODECS = {
+    # B-frames stored by decoding time with an edit list; open GOPs (leading B-frames)
+    ".mp4": ("libx264", "yuv420p", {"crf": "12", "preset": "fast"}),
+    ".mkv": ("libvpx-vp9", "yuv420p", {}),
+    ".avi": ("mjpeg", "yuvj420p", {}),  # every frame a keyframe
+}
+
+
+def make_gop_clip(
+    path: Path, n_frames: int = 60, gop: int = 12, rotation_deg: int = 0, size=(64, 48)
+) -> Path:
+    """A 25 fps clip with a keyframe every `gop` frames, codec by the extension (GOP_CODECS),
+    so a seek lands on a keyframe well after the clip's start. H.264 gets 3 B-frames and open
+    GOPs: the frames just before each keyframe are decoded after it."""
+    codec, pix_fmt, options = GOP_CODECS[path.suffix]
+    width, height = size
+    time_base = Fraction(1, 25) if path.suffix == ".avi" else Fraction(1, 1000)
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream(codec, rate=25)
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        video.time_base = video.codec_context.time_base = time_base
+        video.options = dict(options)
+        if codec == "libx264":
+            video.options["x264-params"] = f"keyint={gop}:min-keyint={gop}:bframes=3:open-gop=1"
+        else:
+            video.codec_context.gop_size = gop
+        if rotation_deg:
+            video.set_display_rotation(rotation_deg)
+        for index, stamp in enumerate(cfr_pts(n_frames, 25, time_base)):
+            image = synthetic_image(index, width, height)
+            frame = av.VideoFrame.from_ndarray(image).reformat(format=pix_fmt)
+            frame.pts, frame.time_base = stamp, time_base
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+    return path
+
+
+PACKED_ORDER = [1, 2, 3, 5, 4, 6, 8, 7]
+"""How the frames of an AVI with packed B-frames arrive (in frames of 1/25 s)."""
+
+
+def relabel_as_packed(monkeypatch) -> None:
+    """Make every decoded frame of every clip arrive labelled like a packed B-frame AVI:
+    pts 1,2,3,5,4,6,8,7,9,10,... (in 1/25 s of the stream's time base) and no dts. The
+    bundled FFmpeg cannot write such a file; its decoder gives these labels."""
+    from ganvid.io.video import reader
+
+    real = reader._decode
+
+    def relabelled(container, stream, path, *args):
+        step = round(1 / (Fraction(25) * stream.time_base))
+        for k, frame in enumerate(real(container, stream, path, *args)):
+            frame.pts = (PACKED_ORDER[k] if k < len(PACKED_ORDER) else k + 1) * step
+            frame.dts = None
+            yield frame
+
+    monkeypatch.setattr(reader, "_decode", relabelled)
+
+
+def count_decoded(monkeypatch) -> list[int]:
+    """Count the frames every clip read decodes from now on: a one-item list whose item
+    grows (reset it to 0 between reads)."""
+    from ganvid.io.video import reader
+
+    real, count = reader._decode, [0]
+
+    def counting(*args):
+        for frame in real(*args):
+            count[0] += 1
+            yield frame
+
+    monkeypatch.setattr(reader, "_decode", counting)
+    return count

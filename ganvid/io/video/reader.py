@@ -153,10 +153,10 @@ def read_frames(
             for frame in _converted(path, upright, start, seek):
                 yield frame
                 start = frame.index + 1
+            if start == len(pts):  # the clip ended after its last known frame
+                return
         except _LostTrack:
             pass
-        if start == len(pts):
-            return
     yield from _converted(path, upright, start, _frames_in_order)
 
 
