@@ -141,8 +141,8 @@ def read_frames(
     `pts` is given: the pts of every frame as a read from the start gave them, none rebuilt
     (`Frame.rebuilt`). Then the reader seeks to the keyframe shown at or before frame `start`
     and knows each later frame by its pts (`_frames_after_seek`); where a decoded pts is not
-    the next one of `pts`, it goes on from the clip's first frame instead, so it yields the
-    same frames, bit for bit, as a read from the start.
+    the next one of `pts` (or decoding fails), it goes on from the clip's first frame instead,
+    so it yields the same frames, bit for bit, as a read from the start.
 
     Raises InputError / VideoError like `probe`, and VideoError when decoding fails midway.
     """
@@ -155,7 +155,7 @@ def read_frames(
                 start = frame.index + 1
             if start == len(pts):  # the clip ended after its last known frame
                 return
-        except _LostTrack:
+        except (_LostTrack, VideoError):  # a real decoding error comes again from the start
             pass
     yield from _converted(path, upright, start, _frames_in_order)
 
