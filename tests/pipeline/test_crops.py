@@ -7,14 +7,24 @@ import json
 
 import numpy as np
 import pytest
+from support.face_clips import moving_clip
 from support.videos import count_decoded, make_gop_clip, relabel_as_packed
 
 from ganvid.io.video import read_frames
+from ganvid.io.video import reader as video_reader
 from ganvid.pipeline import crops
+from ganvid.pipeline.compose import ComposeConfig, ComposeSources
 from ganvid.pipeline.crops import ClipFrames
-from ganvid.pipeline.invert import stage_decode
+from ganvid.pipeline.invert import (
+    ALIGNED_SIZE,
+    GeometryOptions,
+    crop_cutter,
+    stage_decode,
+    stage_geometry,
+)
 from ganvid.pipeline.layout import Layout
-from ganvid.pipeline.workdir import Workdir, read_json
+from ganvid.pipeline.segments import encode_segments
+from ganvid.pipeline.workdir import Workdir, read_json, run_stage
 
 FRAMES, GOP = 60, 12
 
@@ -98,3 +108,45 @@ def test_a_work_dir_from_before_the_rebuilt_field_never_seeks(tmp_path):
     layout.decode_json.write_text(json.dumps(video))
     assert ClipFrames.for_workdir(layout, clip).pts is None
     assert ClipFrames.for_workdir(Layout(tmp_path / "none"), clip).pts is None
+
+
+def test_a_part_that_seeks_renders_the_segments_of_a_whole_run(tmp_path, monkeypatch):
+    """The render of part 2 of 2 (its segments first, then the others: jumps ahead and back)
+    cuts its crops and pastes them back into frames found by seeking: the same segment files,
+    byte for byte, as a run that decodes the clip forward once."""
+    clip = make_gop_clip(
+        tmp_path / "talk.mp4", gop=6, images=moving_clip(24, (160, 120), blank=()).frames
+    )
+    work = tmp_path / "talk.ganvid"
+    options = GeometryOptions(
+        face={}, aligned_size=ALIGNED_SIZE, crop_size=64, unaligned_fill="ffhq"
+    )
+    with Workdir(work) as wd:
+        run_stage(wd, "decode", stage_decode, inputs={"clip": clip}, options={})
+        run_stage(wd, "geometry", stage_geometry, inputs={"clip": clip}, options=options)
+    sources = ComposeSources(clip, work, None)
+    layouts = {"video": "frame", "side_by_side": "sbs_frame"}
+
+    def render_segments(stage: str, part) -> dict[str, bytes]:
+        cutter = crop_cutter(Layout(work), clip)
+        render = lambda indices: cutter.stream(indices, aligned=False)  # noqa: E731
+        info = encode_segments(
+            work / stage, sources, render, layouts, ComposeConfig(), 4, part=part
+        )
+        assert info["segments"] == 6
+        return {
+            p.relative_to(work / stage).as_posix(): p.read_bytes()
+            for p in sorted((work / stage).rglob("*.mp4"))
+        }
+
+    whole = render_segments("whole", None)
+    seeks = []
+    seek = video_reader._frames_after_seek
+    monkeypatch.setattr(crops, "SEEK_AHEAD_FRAMES", 3)
+    monkeypatch.setattr(
+        video_reader,
+        "_frames_after_seek",
+        lambda *a, **k: seeks.append(k["start"]) or seek(*a, **k),
+    )
+    assert render_segments("part", (2, 2)) == whole and len(whole) == 12
+    assert 12 in seeks  # part 2 starts at segment 3, frame 12

@@ -372,12 +372,20 @@ GOP_CODECS = {
 
 
 def make_gop_clip(
-    path: Path, n_frames: int = 60, gop: int = 12, rotation_deg: int = 0, size=(64, 48)
+    path: Path,
+    n_frames: int = 60,
+    gop: int = 12,
+    rotation_deg: int = 0,
+    size=(64, 48),
+    images: Sequence[np.ndarray] | None = None,
 ) -> Path:
     """A 25 fps clip with a keyframe every `gop` frames, codec by the extension (GOP_CODECS),
     so a seek lands on a keyframe well after the clip's start. H.264 gets 3 B-frames and open
-    GOPs: the frames just before each keyframe are decoded after it."""
+    GOPs: the frames just before each keyframe are decoded after it. Pictures: `images` (RGB,
+    their size and count), else `synthetic_image`s."""
     codec, pix_fmt, options = GOP_CODECS[path.suffix]
+    if images is not None:
+        n_frames, size = len(images), (images[0].shape[1], images[0].shape[0])
     width, height = size
     time_base = Fraction(1, 25) if path.suffix == ".avi" else Fraction(1, 1000)
     with av.open(str(path), mode="w") as container:
@@ -392,7 +400,7 @@ def make_gop_clip(
         if rotation_deg:
             video.set_display_rotation(rotation_deg)
         for index, stamp in enumerate(cfr_pts(n_frames, 25, time_base)):
-            image = synthetic_image(index, width, height)
+            image = synthetic_image(index, width, height) if images is None else images[index]
             frame = av.VideoFrame.from_ndarray(image).reformat(format=pix_fmt)
             frame.pts, frame.time_base = stamp, time_base
             container.mux(video.encode(frame))
