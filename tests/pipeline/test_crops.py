@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from support.face_clips import moving_clip
+from support.pipeline_fixtures import tracked_workdir
 from support.videos import count_decoded, make_gop_clip, relabel_as_packed
 
 from ganvid.io.video import read_frames
@@ -15,16 +16,10 @@ from ganvid.io.video import reader as video_reader
 from ganvid.pipeline import crops
 from ganvid.pipeline.compose import ComposeConfig, ComposeSources
 from ganvid.pipeline.crops import ClipFrames
-from ganvid.pipeline.invert import (
-    ALIGNED_SIZE,
-    GeometryOptions,
-    crop_cutter,
-    stage_decode,
-    stage_geometry,
-)
+from ganvid.pipeline.invert import crop_cutter, stage_decode
 from ganvid.pipeline.layout import Layout
 from ganvid.pipeline.segments import encode_segments
-from ganvid.pipeline.workdir import Workdir, read_json, run_stage
+from ganvid.pipeline.workdir import Workdir, read_json
 
 FRAMES, GOP = 60, 12
 
@@ -117,13 +112,7 @@ def test_a_part_that_seeks_renders_the_segments_of_a_whole_run(tmp_path, monkeyp
     clip = make_gop_clip(
         tmp_path / "talk.mp4", gop=6, images=moving_clip(24, (160, 120), blank=()).frames
     )
-    work = tmp_path / "talk.ganvid"
-    options = GeometryOptions(
-        face={}, aligned_size=ALIGNED_SIZE, crop_size=64, unaligned_fill="ffhq"
-    )
-    with Workdir(work) as wd:
-        run_stage(wd, "decode", stage_decode, inputs={"clip": clip}, options={})
-        run_stage(wd, "geometry", stage_geometry, inputs={"clip": clip}, options=options)
+    work = tracked_workdir(clip, tmp_path / "talk.ganvid", crop_size=64)
     sources = ComposeSources(clip, work, None)
     layouts = {"video": "frame", "side_by_side": "sbs_frame"}
 

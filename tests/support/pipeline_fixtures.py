@@ -45,6 +45,26 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25, audio: bool 
     return path
 
 
+def tracked_workdir(clip: Path, work: Path, crop_size: int) -> Path:
+    """`work` after the decode and geometry stages of `ganvid invert` over `clip` (default face
+    options, unaligned crops of `crop_size`): what crops are cut and pasted back by."""
+    from ganvid.pipeline.invert import (
+        ALIGNED_SIZE,
+        GeometryOptions,
+        stage_decode,
+        stage_geometry,
+    )
+    from ganvid.pipeline.workdir import Workdir, run_stage
+
+    options = GeometryOptions(
+        face={}, aligned_size=ALIGNED_SIZE, crop_size=crop_size, unaligned_fill="ffhq"
+    )
+    with Workdir(work) as wd:
+        run_stage(wd, "decode", stage_decode, inputs={"clip": clip}, options={})
+        run_stage(wd, "geometry", stage_geometry, inputs={"clip": clip}, options=options)
+    return work
+
+
 def tiny_assets(root: Path, frames: list[np.ndarray]) -> dict[str, Path]:
     """A 32-px, 4-layer generator (CPU time drops 5x against 14 layers; the pipeline does not
     care), its encoder, an LPIPS trunk and the clip, all under `root`."""
