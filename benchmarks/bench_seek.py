@@ -10,6 +10,8 @@ default, phones use 30-60) of the astronaut photo drifting across a 1920x1080 fr
 once into --clip (kept for reruns). Each timing is a fresh ClipFrames in this process, best of
 --repeat: "reach" is the time to the first frame of the share (what seeking saves), "share" the
 time to decode the whole share after it. Frames are compared bit for bit (np.array_equal).
+Three ways: ClipFrames before this change (every frame from 0 converted to RGB), forward from
+0 converting only the share (what ClipFrames does now without trusted pts), and seeking.
 """
 
 from __future__ import annotations
@@ -46,11 +48,23 @@ def make_clip(path: Path, seconds: float, fps: int, gop: int, preset: str) -> Pa
     return path
 
 
-def timed(clip: Path, pts: list[int] | None, share: range) -> tuple[float, float, list]:
-    """(s to the share's first frame, s for the rest of the share, a few of its images)."""
-    from ganvid.pipeline.crops import ClipFrames
+class ConvertingEveryFrame:
+    """`ClipFrames.get` before issue 18: forward from frame 0, every frame converted to RGB."""
 
-    frames = ClipFrames(clip, pts)
+    def __init__(self, clip: Path) -> None:
+        from ganvid.io.video import read_frames
+
+        self.reader = read_frames(clip)
+
+    def get(self, index: int):
+        for frame in self.reader:
+            if frame.index == index:
+                return frame
+        raise IndexError(index)
+
+
+def timed(frames, share: range) -> tuple[float, float, list]:
+    """(s to the share's first frame, s for the rest of the share, a few of its images)."""
     begin = time.perf_counter()
     images = [frames.get(share.start).image]
     reached = time.perf_counter()
@@ -73,6 +87,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ganvid.io.video import read_frames
+    from ganvid.pipeline.crops import ClipFrames
 
     clip = args.clip
     if not clip.exists():
@@ -80,33 +95,40 @@ def main() -> None:
         make_clip(clip, args.seconds, args.fps, args.gop, args.preset)
         print(f"wrote {clip} in {time.perf_counter() - start:.1f} s")
     start = time.perf_counter()
-    decoded = list(read_frames(clip, upright=True))  # what the decode stage stores
-    pts, rebuilt = [f.pts for f in decoded], sum(f.rebuilt for f in decoded)
+    pts, rebuilt = [], 0
+    for frame in read_frames(clip):  # what the decode stage stores
+        pts.append(frame.pts)
+        rebuilt += frame.rebuilt
     whole = time.perf_counter() - start
-    del decoded
     count = len(pts)
     share = range(count - max(1, round(args.share * count)), count)
     print(
         f"{count} frames, {clip.stat().st_size / 1e6:.1f} MB, gop {args.gop}, rebuilt pts "
         f"{rebuilt}; a whole decode (RGB) {whole:.2f} s; share frames {share.start}..{share[-1]}"
     )
+    ways = {
+        "forward, converting every frame (before)": lambda: ConvertingEveryFrame(clip),
+        "forward, converting the share only": lambda: ClipFrames(clip),
+        "seek": lambda: ClipFrames(clip, pts),
+    }
     best: dict[str, tuple[float, float]] = {}
     images: dict[str, list] = {}
     for _ in range(args.repeat):
-        for name, known in (("forward", None), ("seek", pts)):
-            reach, rest, images[name] = timed(clip, known, share)
+        for name, frames in ways.items():
+            reach, rest, images[name] = timed(frames(), share)
             old = best.get(name, (float("inf"), float("inf")))
             best[name] = (min(old[0], reach), min(old[1], rest))
+    reference = images[next(iter(ways))]
     same = all(
-        np.array_equal(a, b) for a, b in zip(images["forward"], images["seek"], strict=True)
+        np.array_equal(a, b) for name in ways for a, b in zip(reference, images[name], strict=True)
     )
+    seek = best["seek"]
     for name, (reach, rest) in best.items():
-        print(f"{name:8s} reach {reach:7.3f} s  share {rest:7.3f} s  total {reach + rest:7.3f} s")
-    forward, seek = (sum(best[k]) for k in ("forward", "seek"))
-    print(
-        f"reach speed-up {best['forward'][0] / best['seek'][0]:.1f}x, "
-        f"total {forward / seek:.1f}x; frames identical: {same}"
-    )
+        print(
+            f"{name:42s} reach {reach:7.3f} s ({reach / seek[0]:5.1f}x seek)  "
+            f"share {rest:6.3f} s  total {reach + rest:7.3f} s ({(reach + rest) / sum(seek):4.1f}x)"
+        )
+    print(f"frames identical: {same}")
 
 
 if __name__ == "__main__":
