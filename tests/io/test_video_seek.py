@@ -8,7 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.videos import count_decoded, make_gop_clip, relabel_as_packed
+from support.videos import (
+    FOOTAGE,
+    count_decoded,
+    make_footage,
+    make_gop_clip,
+    relabel_as_packed,
+    synthetic_image,
+)
 
 from ganvid.io.video import read_frames
 
@@ -108,3 +115,17 @@ def test_a_start_past_the_end_gives_nothing(tmp_path):
     pts = [f.pts for f in read_frames(clip)]
     assert list(read_frames(clip, start=10, pts=pts)) == []
     assert list(read_frames(clip, start=12)) == []
+
+
+def test_hdr_is_noted_after_a_seek(tmp_path, capsys):
+    """The HDR note comes from the first frame a read decodes, sought or not."""
+    from ganvid.io.video import reader
+
+    clip = tmp_path / "hdr.mov"
+    make_footage(clip, FOOTAGE["hevc10_hdr_mov"], [synthetic_image(k, 64, 48) for k in range(8)])
+    reference = list(read_frames(clip))
+    reader._warned.clear()
+    capsys.readouterr()
+    sought = list(read_frames(clip, start=5, pts=[f.pts for f in reference]))
+    assert_same(sought, reference[5:])
+    assert capsys.readouterr().err.count("without tone mapping") == 1
